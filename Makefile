@@ -1,0 +1,49 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8080
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-postgres lint format migrate demo sweep clean bench
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# DJANGO_DEBUG=1 lets the local server run without a DJANGO_SECRET_KEY.
+run: export DJANGO_DEBUG ?= 1
+run: $(STAMP)
+	$(PY) manage.py migrate --no-input -v0
+	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
+	@$(PY) manage.py sweep_leases > var/sweep.log 2>&1 & echo $$! > var/sweep.pid; \
+	trap 'kill $$(cat var/sweep.pid) 2>/dev/null' EXIT INT TERM; \
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) --http-timeout 120 --websocket_timeout 86400 \
+	  --no-server-name ether_site.asgi:application
+
+test: export DJANGO_DEBUG ?= 1
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run -v0
+	$(VENV)/bin/pytest
+
+# The same suite against the Postgres and Redis of this machine (see README).
+test-postgres: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ether
+test-postgres: export REDIS_URL ?= redis://127.0.0.1:6379/0
+test-postgres: test
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) var staticfiles

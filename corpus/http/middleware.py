@@ -1,0 +1,78 @@
+"""Middleware that turns transport-level failures into problem documents."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+
+from corpus.http.problems import DB_RETRY_AFTER_SECONDS, json_problem
+
+log = logging.getLogger(__name__)
+
+
+def _too_large(limit: int) -> HttpResponse:
+    return json_problem(
+        413,
+        "payload_too_large",
+        "Payload too large",
+        f"Request bodies are limited to {limit} bytes (ETHER_MAX_BODY_BYTES).",
+    )
+
+
+class BodyLimitMiddleware:
+    """Answers 413 before any view parses a body over ``ETHER_MAX_BODY_BYTES``.
+
+    The declared Content-Length is checked first so a huge body is refused unread; a body
+    sent without one (chunked) is measured after it has been read.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.ETHER_MAX_BODY_BYTES
+        raw_length = request.META.get("CONTENT_LENGTH") or "0"
+        try:
+            declared = int(raw_length)
+        except ValueError:
+            return json_problem(
+                400, "bad_request", "Bad request", "Content-Length is not a number."
+            )
+        if declared > limit:
+            return _too_large(limit)
+        if request.method in {"POST", "PUT", "PATCH"}:
+            try:
+                body = request.body
+            except RequestDataTooBig:
+                return _too_large(limit)
+            if len(body) > limit:
+                return _too_large(limit)
+        return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """A locked or unreachable database outside DRF views is a 503, never a 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, OperationalError | InterfaceError):
+            log.warning("database unavailable: %s", exception)
+            response = json_problem(
+                503,
+                "database_unavailable",
+                "Database unavailable",
+                "The database stayed locked or unreachable past its timeout; nothing was changed.",
+            )
+            response["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
+            return response
+        return None

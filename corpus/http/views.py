@@ -1,0 +1,72 @@
+"""Base views shared by every API: authentication, the caller's org, documented errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from corpus.http.auth import USER_AUTHENTICATION, IsOrgMember
+from corpus.models import Org
+
+
+class ProblemSchema(serializers.Serializer):
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+ERROR_TEXT = {
+    400: "Validation error, malformed JSON or bad query parameter",
+    401: "Missing, unknown, revoked or expired credentials",
+    403: "The credentials may not do this",
+    404: "No such object in the caller's org (or a malformed id)",
+    405: "Method not allowed",
+    409: "Conflict with the current state",
+    412: "If-Match does not match the current ETag",
+    413: "Body over ETHER_MAX_BODY_BYTES",
+    415: "Body is not application/json",
+    422: "Idempotency-Key reused with another body, or artifact out of scope",
+    503: "Database locked or unreachable past its timeout; see Retry-After",
+}
+
+
+def problems(*statuses: int, **described: str) -> dict[int, OpenApiResponse]:
+    """OpenAPI responses for the problem documents a route can answer."""
+    out: dict[int, OpenApiResponse] = {}
+    for status in (*statuses, 401, 503):
+        text = described.get(f"s{status}", ERROR_TEXT.get(status, "Error"))
+        out[status] = OpenApiResponse(ProblemSchema, description=text)
+    return out
+
+
+POST_PROBLEMS = (400, 404, 405, 409, 413, 415, 422)
+
+
+class UserAPIView(APIView):
+    """Product routes: a person, by session or personal access token, acting in their org."""
+
+    authentication_classes = USER_AUTHENTICATION
+    permission_classes = [IsOrgMember]
+
+    def org(self, request: Request) -> Org:
+        return request.org
+
+
+def base_url(request: Request) -> str:
+    """Scheme and host as the client reached us (honours the proxy settings)."""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def body(request: Request) -> Any:
+    """The parsed JSON body; an empty body is an empty object."""
+    data = request.data
+    return {} if data is None else data

@@ -1,0 +1,246 @@
+"""Ether settings: one module, read from the environment through small typed helpers.
+
+The defaults run with nothing installed (SQLite in WAL mode, the in-memory channel
+layer). ``DATABASE_URL`` switches to Postgres and ``REDIS_URL`` to channels-redis.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false)")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "
+            "(for local development, set DJANGO_DEBUG=1; `make run` does)."
+        )
+    SECRET_KEY = "insecure-development-key-only-used-with-DJANGO_DEBUG-on"
+
+ALLOWED_HOSTS = [h for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+if DEBUG:
+    ALLOWED_HOSTS += ["testserver"]
+CSRF_TRUSTED_ORIGINS = [o for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS").split(",") if o]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "corpus",
+    "tasks",
+    "delivery",
+]
+
+MIDDLEWARE = [
+    "corpus.http.middleware.BodyLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "corpus.http.middleware.DatabaseUnavailableMiddleware",
+]
+
+ROOT_URLCONF = "ether_site.urls"
+ASGI_APPLICATION = "ether_site.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------------------
+# How long a statement may wait for a lock before the request answers 503.
+DB_LOCK_TIMEOUT_SECONDS = env_float("ETHER_DB_LOCK_TIMEOUT", 5.0, minimum=0.01)
+DATA_DIR = Path(env_str("ETHER_DATA_DIR", str(BASE_DIR / "var")))
+DATABASE_URL = env_str("DATABASE_URL")
+
+if DATABASE_URL:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        lock_ms = int(DB_LOCK_TIMEOUT_SECONDS * 1000)
+        _db.setdefault("OPTIONS", {})
+        # A locked row must not hang a request forever: past the timeout it is a 503.
+        _db["OPTIONS"]["options"] = f"-c lock_timeout={lock_ms}"
+        _db["OPTIONS"].setdefault("connect_timeout", 5)
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    _db = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "ether.sqlite3",
+        "OPTIONS": {
+            # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the busy
+            # timeout instead of one failing with "database is locked" at its first write.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": DB_LOCK_TIMEOUT_SECONDS,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # Concurrency tests need real connections from several threads: a file, not memory.
+        "TEST": {"NAME": str(DATA_DIR / "test-ether.sqlite3")},
+    }
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channels -------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                # Events are persisted first; the layer only carries live copies, so a
+                # short expiry and a bounded capacity keep Redis small under slow readers.
+                "capacity": env_int("ETHER_CHANNEL_CAPACITY", 1000, minimum=10),
+                "expiry": env_int("ETHER_CHANNEL_EXPIRY", 30, minimum=1),
+                "group_expiry": env_int("ETHER_GROUP_EXPIRY", 86400, minimum=60),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": env_int("ETHER_CHANNEL_CAPACITY", 1000, minimum=10)},
+        }
+    }
+
+# --- Auth, i18n, static ---------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Served straight from the finders: no collectstatic step for a new user.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGIN_URL = "/admin/login/"
+
+# --- Ether ----------------------------------------------------------------------------
+ETHER_LEASE_SECONDS = env_int("ETHER_LEASE_SECONDS", 300, minimum=1)
+ETHER_MAX_BODY_BYTES = env_int("ETHER_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+ETHER_IDEMPOTENCY_TTL_SECONDS = env_int("ETHER_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60)
+# A key whose first request never finished (a crashed process) may be retried after this:
+# its write rolled back with it, because the stored answer commits with the write.
+ETHER_IDEMPOTENCY_LOCK_SECONDS = env_int("ETHER_IDEMPOTENCY_LOCK_SECONDS", 60, minimum=1)
+ETHER_SWEEP_INTERVAL_SECONDS = env_float("ETHER_SWEEP_INTERVAL", 5.0, minimum=0.1)
+ETHER_REPLAY_MAX = env_int("ETHER_REPLAY_MAX", 1000, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = ETHER_MAX_BODY_BYTES
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "corpus.http.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "DATETIME_FORMAT": "iso-8601",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Ether API",
+    "DESCRIPTION": (
+        "Coordinates external AI coding-agent harnesses: tasks, leases, steps, "
+        "interrupts, results, context and delivery. Errors are RFC 9457 problem documents."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("ETHER_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Django logs every 4xx with the full path; our API answers are problem documents.
+        "django.request": {"level": "ERROR"},
+    },
+}

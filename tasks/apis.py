@@ -1,0 +1,321 @@
+"""Harness routes (CONTRACT §3) and product task routes (CONTRACT §2). Thin: parse, call one
+service or selector, render. The result route lives in ``delivery.apis``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from corpus.errors import Forbidden, ValidationFailed
+from corpus.http.fields import validated
+from corpus.http.idempotency import idempotent
+from corpus.http.pagination import paginate
+from corpus.http.views import POST_PROBLEMS, UserAPIView, base_url, body, problems
+from tasks import selectors, services
+from tasks import serializers as s
+from tasks.auth import HarnessKeyAuthentication, IsHarnessApp
+from tasks.events import frame, iso
+from tasks.models import HarnessApp, Task, TaskStatus
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry-safe POST: the same key and body get the stored answer (24 h).",
+)
+
+
+class HarnessAPIView(APIView):
+    """Harness routes: an app key, acting on tasks of the app's own org."""
+
+    authentication_classes = [HarnessKeyAuthentication]
+    permission_classes = [IsHarnessApp]
+
+    def app(self, request: Request) -> HarnessApp:
+        return request.auth
+
+    def task(self, request: Request, task_id: str) -> Task:
+        return selectors.task_get(org=self.app(request).org, task_id=task_id)
+
+
+def claim_body(request: Request, claim: services.leases.Claim) -> dict[str, Any]:
+    return {
+        "run_id": claim.run.public_id,
+        "lease_epoch": claim.run.lease_epoch,
+        "lease_expires_at": iso(claim.run.lease_expires_at),
+        "bundle": selectors.execution_bundle(
+            task=claim.task, app=claim.run.app, base_url=base_url(request)
+        ),
+    }
+
+
+class ExecutionPreviewAPI(HarnessAPIView):
+    @extend_schema(
+        tags=["harness"],
+        summary="Preview the execution bundle without claiming",
+        responses={200: s.BundleOut, **problems(404)},
+    )
+    def get(self, request: Request, task_id: str) -> Response:
+        task = self.task(request, task_id)
+        services.lease_settle(task_pk=task.pk)
+        task.refresh_from_db()
+        bundle = selectors.execution_bundle(
+            task=task, app=self.app(request), base_url=base_url(request)
+        )
+        return Response(bundle)
+
+
+class ClaimAPI(HarnessAPIView):
+    @extend_schema(
+        tags=["harness"],
+        summary="Claim the task's lease",
+        description=(
+            "Another app's live lease is 409 lease_held (with holder_app_id, lease_expires_at "
+            "and Retry-After). The same app gets its own run back with a bumped lease_epoch. "
+            "An expired lease is no lease. Paused: 409 task_paused; closed: 409 task_closed."
+        ),
+        request=s.ClaimIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.ClaimOut, 403: problems(403)[403], **problems(*POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request, task_id: str) -> Response:
+        task = self.task(request, task_id)
+        data = validated(s.ClaimIn, body(request))
+        app = self.app(request)
+        if data["app_id"] != app.app_id:
+            raise Forbidden(
+                f"app_id {data['app_id']!r} is not the app of this key ({app.app_id!r})."
+            )
+        claim = services.lease_claim(app=app, task=task)
+        return Response(claim_body(request, claim))
+
+
+class HeartbeatAPI(HarnessAPIView):
+    @extend_schema(
+        tags=["harness"],
+        summary="Extend the lease",
+        request=s.HeartbeatIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.HeartbeatOut, **problems(403, *POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request, task_id: str) -> Response:
+        task = self.task(request, task_id)
+        data = validated(s.HeartbeatIn, body(request))
+        beat = services.lease_heartbeat(
+            app=self.app(request),
+            task=task,
+            run_id=data["run_id"],
+            lease_epoch=data.get("lease_epoch"),
+            checkpoint=data.get("checkpoint"),
+        )
+        left = (beat.run.lease_expires_at - timezone.now()).total_seconds()
+        if beat.run.status != "live":
+            left = 0
+        return Response(
+            {
+                "run_id": beat.run.public_id,
+                "lease_epoch": beat.run.lease_epoch,
+                "lease_expires_at": iso(beat.run.lease_expires_at),
+                "lease_seconds_left": max(0, math.floor(left)),
+                "task_status": beat.task.status,
+                "cancel_requested": beat.cancel_requested,
+                "answers": selectors.task_answers(beat.task),
+            }
+        )
+
+
+class StepsAPI(HarnessAPIView):
+    @extend_schema(
+        tags=["harness"],
+        summary="Report a user-visible step",
+        description="Emits os.harness.step. A repeated client_step_id returns the first step.",
+        request=s.StepIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: s.StepOut, **problems(403, *POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request, task_id: str) -> Response:
+        task = self.task(request, task_id)
+        data = validated(s.StepIn, body(request))
+        recorded = services.step_record(
+            app=self.app(request),
+            task=task,
+            run_id=data["run_id"],
+            lease_epoch=data.get("lease_epoch"),
+            phase=data["phase"],
+            user_message=data["user_message"],
+            internal_label=data.get("internal_label", ""),
+            client_step_id=data.get("client_step_id"),
+        )
+        headers = {"Idempotent-Replayed": "true"} if recorded.replayed else None
+        return Response(
+            {"step_id": recorded.step.public_id, "seq": recorded.step.seq},
+            status=201,
+            headers=headers,
+        )
+
+
+class InterruptAPI(HarnessAPIView):
+    @extend_schema(
+        tags=["harness"],
+        summary="Pause the task and ask the user a question",
+        request=s.InterruptIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.InterruptOut, **problems(403, *POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request, task_id: str) -> Response:
+        task = self.task(request, task_id)
+        data = validated(s.InterruptIn, body(request))
+        interrupt = services.interrupt_raise(
+            app=self.app(request),
+            task=task,
+            run_id=data["run_id"],
+            lease_epoch=data.get("lease_epoch"),
+            question=data["question"],
+            choices=data.get("choices", []),
+        )
+        return Response(
+            {
+                "interrupt_id": interrupt.public_id,
+                "run_id": data["run_id"],
+                "task_status": TaskStatus.PAUSED,
+                "question": interrupt.question,
+                "choices": interrupt.choices,
+            }
+        )
+
+
+# --- Product --------------------------------------------------------------------------
+
+
+def task_body(task: Task) -> dict[str, Any]:
+    return selectors.task_detail(task)
+
+
+class TaskListAPI(UserAPIView):
+    @extend_schema(
+        tags=["tasks"],
+        summary="List the org's tasks, newest first",
+        parameters=[
+            OpenApiParameter("status", str, enum=TaskStatus.values, required=False),
+            OpenApiParameter("limit", int, required=False),
+            OpenApiParameter("cursor", str, required=False),
+        ],
+        responses={200: s.TaskPageOut, **problems(400)},
+    )
+    def get(self, request: Request) -> Response:
+        status = request.query_params.get("status")
+        if status is not None and status not in TaskStatus.values:
+            raise ValidationFailed({"status": [f"Must be one of {', '.join(TaskStatus.values)}."]})
+        queryset = selectors.tasks_for_org(org=self.org(request), status=status)
+        rows, cursor = paginate(queryset, request.query_params, descending=True)
+        return Response({"data": [task_body(t) for t in rows], "next_cursor": cursor})
+
+    @extend_schema(
+        tags=["tasks"],
+        summary="Create a task",
+        request=s.TaskCreateIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: s.TaskOut, **problems(*POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        data = validated(s.TaskCreateIn, body(request))
+        task = services.task_create(org=self.org(request), owner=request.user, **data)
+        return Response(task_body(task), status=201)
+
+
+class TaskDetailAPI(UserAPIView):
+    @extend_schema(tags=["tasks"], summary="One task", responses={200: s.TaskOut, **problems(404)})
+    def get(self, request: Request, task_id: str) -> Response:
+        task = selectors.task_get(org=self.org(request), task_id=task_id)
+        services.lease_settle(task_pk=task.pk)
+        task.refresh_from_db()
+        return Response(task_body(task))
+
+
+class TaskAnswerAPI(UserAPIView):
+    @extend_schema(
+        tags=["tasks"],
+        summary="Answer the paused task's open question",
+        request=s.AnswerIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request, task_id: str) -> Response:
+        task = selectors.task_get(org=self.org(request), task_id=task_id)
+        data = validated(s.AnswerIn, body(request))
+        services.task_answer(task=task, user=request.user, answer=data["answer"])
+        task.refresh_from_db()
+        return Response(task_body(task))
+
+
+def _transition(service_name: str, summary: str, text: str) -> type[UserAPIView]:
+    service = getattr(services, service_name)
+
+    class TransitionAPI(UserAPIView):
+        @extend_schema(
+            tags=["tasks"],
+            summary=summary,
+            description=text,
+            request=s.EmptyIn,
+            parameters=[IDEMPOTENCY_HEADER],
+            responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
+        )
+        @idempotent
+        def post(self, request: Request, task_id: str) -> Response:
+            task = selectors.task_get(org=self.org(request), task_id=task_id)
+            validated(s.EmptyIn, body(request))
+            service(task=task, user=request.user)
+            task.refresh_from_db()
+            return Response(task_body(task))
+
+    TransitionAPI.__name__ = TransitionAPI.__qualname__ = (
+        "Task" + service_name.split("_")[-1].title() + "API"
+    )
+    return TransitionAPI
+
+
+TaskReopenAPI = _transition(
+    "task_reopen",
+    "Reopen a completed or no-changes task",
+    "Back to ready; 409 invalid_transition from any other status.",
+)
+TaskCancelAPI = _transition(
+    "task_cancel",
+    "Cancel a task",
+    "Its live run sees cancel_requested on its next heartbeat, then task_closed on writes.",
+)
+TaskReleaseAPI = _transition(
+    "lease_release",
+    "Release a stuck live run",
+    "The run is marked released and fenced like an expired one; 409 no_live_run without one.",
+)
+
+
+class TaskTimelineAPI(UserAPIView):
+    @extend_schema(
+        tags=["tasks"],
+        summary="The task's timeline entries, oldest first",
+        parameters=[
+            OpenApiParameter("limit", int, required=False),
+            OpenApiParameter("cursor", str, required=False),
+        ],
+        responses={200: s.EventPageOut, **problems(400, 404)},
+    )
+    def get(self, request: Request, task_id: str) -> Response:
+        task = selectors.task_get(org=self.org(request), task_id=task_id)
+        services.lease_settle(task_pk=task.pk)
+        rows, cursor = paginate(selectors.timeline_events(task), request.query_params, field="seq")
+        return Response({"data": [frame(e) for e in rows], "next_cursor": cursor})

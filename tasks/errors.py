@@ -1,0 +1,51 @@
+"""Domain exceptions of the lease protocol and the task lifecycle."""
+
+from __future__ import annotations
+
+from corpus.errors import DomainError
+
+
+class LeaseHeld(DomainError):
+    code = "lease_held"
+    title = "Lease held by another harness"
+
+
+class LeaseLost(DomainError):
+    code = "lease_lost"
+    title = "Lease lost"
+
+
+class TaskPaused(DomainError):
+    code = "task_paused"
+    title = "Task paused"
+
+
+class TaskClosed(DomainError):
+    code = "task_closed"
+    title = "Task closed"
+
+
+class TaskNotPaused(DomainError):
+    code = "task_not_paused"
+    title = "Task not paused"
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+    title = "Invalid status transition"
+
+
+class NoLiveRun(DomainError):
+    code = "no_live_run"
+    title = "No live run"
+
+
+class RunFinished(DomainError):
+    code = "run_finished"
+    title = "Run finished"
+
+
+class OutOfScope(DomainError):
+    kind = "unprocessable"
+    code = "out_of_scope"
+    title = "Artifact out of scope"

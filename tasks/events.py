@@ -1,0 +1,138 @@
+"""The one module that persists and publishes realtime events (CONTRACT §5).
+
+``record`` must run inside the transaction of the change it reports: the event gets the
+next gapless ``seq`` of its topic (one counter row per topic, updated in place, so two
+writers on one topic queue on its row lock) and is published to the channel layer only
+after that transaction commits. A publish failure is logged and never fails the request:
+the event is in the log, and clients catch up from it with ``since``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from corpus.models import Org
+from tasks.models import Event, EventTopic, Task
+
+log = logging.getLogger(__name__)
+
+STEP = "os.harness.step"
+INTERRUPTED = "task.interrupted"
+DELIVERED = "task.delivered"
+ACTIVITY = "activity.list_updated"
+TIMELINE = "task.timeline"
+
+
+def task_topic(task: Task) -> str:
+    return f"tasks/{task.public_id}"
+
+
+def activity_topic(org: Org) -> str:
+    return f"activity/{org.slug}"
+
+
+def group_name(topic: str) -> str:
+    """Channel-layer group for a topic. Built here, never taken from a client."""
+    return "ev." + topic.replace("/", ".")
+
+
+def iso(value: Any) -> str | None:
+    """RFC 3339 in UTC with a ``Z``, the one time format of the API."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def frame(event: Event) -> dict[str, Any]:
+    """The wire shape of an event, for WebSocket, SSE and the timeline route alike."""
+    body: dict[str, Any] = {
+        "event": event.name,
+        "type": event.name,
+        "topic": event.topic,
+        "seq": event.seq,
+        "ts": iso(event.created_at),
+        "task_id": event.payload.get("task_id"),
+    }
+    body.update({k: v for k, v in event.payload.items() if k != "task_id"})
+    return body
+
+
+def _next_seq(topic: str) -> int:
+    EventTopic.objects.get_or_create(name=topic)
+    EventTopic.objects.filter(name=topic).update(last_seq=F("last_seq") + 1)
+    return EventTopic.objects.values_list("last_seq", flat=True).get(name=topic)
+
+
+def record(
+    *, org: Org, topic: str, name: str, task: Task | None, payload: Mapping[str, Any]
+) -> Event:
+    if not connection.in_atomic_block:
+        raise RuntimeError("events.record must run inside the transaction of its change")
+    body = dict(payload)
+    body["task_id"] = task.public_id if task is not None else None
+    event = Event.objects.create(
+        org=org,
+        topic=topic,
+        seq=_next_seq(topic),
+        name=name,
+        task=task,
+        payload=body,
+        created_at=timezone.now(),
+    )
+    transaction.on_commit(partial(publish, event))
+    return event
+
+
+def publish(event: Event) -> None:
+    message = {"type": "event.frame", "frame": frame(event)}
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group_name(event.topic), message)
+    except Exception:
+        # The event is persisted; live subscribers recover it with ``since``.
+        log.exception("could not publish %s#%s", event.topic, event.seq)
+
+
+def actor_app(app: Any) -> dict[str, Any]:
+    return {"type": "app", "app_id": app.app_id}
+
+
+def actor_user(user: Any) -> dict[str, Any]:
+    return {"type": "user", "username": user.get_username() if user else None}
+
+
+SYSTEM = {"type": "system"}
+
+
+def timeline(
+    *, task: Task, kind: str, actor: Mapping[str, Any], summary: str, **details: Any
+) -> Event:
+    """One entry of the task's timeline: claim, step, interrupt, answer, result, …"""
+    payload = {"kind": kind, "actor": dict(actor), "summary": summary, **details}
+    return record(org=task.org, topic=task_topic(task), name=TIMELINE, task=task, payload=payload)
+
+
+def activity(*, task: Task, row: Mapping[str, Any]) -> Event:
+    """The task grid row changed: published on ``activity/{org}``."""
+    return record(
+        org=task.org,
+        topic=activity_topic(task.org),
+        name=ACTIVITY,
+        task=task,
+        payload={"status": task.status, "task": dict(row)},
+    )
+
+
+def on_task(*, task: Task, name: str, payload: Mapping[str, Any]) -> Event:
+    return record(org=task.org, topic=task_topic(task), name=name, task=task, payload=payload)

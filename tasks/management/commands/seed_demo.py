@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from corpus.services import (
+    access_token_create,
+    member_ensure,
+    org_ensure,
+    project_ensure,
+    repository_ensure,
+)
+from tasks.services import task_create
+from tasks.services.apps import harness_app_create
+
+DEMO_ORG = "demo"
+DEMO_USER = "demo"
+DEMO_APP = "demo-harness"
+DEMO_PROJECT = "widgets"
+DEMO_REPO = "demo-org/widgets"
+
+
+BANNER = """
+Ether is running at {base_url}
+
+  API docs (OpenAPI UI)  {base_url}/api/docs/
+  Admin                  {base_url}/admin/   user {username}, password {password}
+
+Demo org {org}: project {project}, repository {repo}, one ready task {task_id}
+  harness app   {app_id}
+  harness key   {harness_key}
+  access token  {access_token}
+
+Try the harness loop with curl:
+  export KEY={harness_key}
+  export T={base_url}/api/harness/tasks/{task_id}
+  curl -s -H "Authorization: Bearer $KEY" $T/execution
+  curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+       -d '{{"app_id": "{app_id}"}}' $T/claim
+  # then heartbeat, steps, interrupt and result with the run_id it returns (README).
+
+Watch it as a user:
+  curl -s -H "Authorization: Bearer {access_token}" {base_url}/api/tasks/{task_id}/timeline
+"""
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo org and print its secrets; every call makes a new task."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument(
+            "--base-url", default=os.environ.get("ETHER_BASE_URL", "http://127.0.0.1:8080")
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = secrets.token_urlsafe(12)
+        with transaction.atomic():
+            org = org_ensure(slug=DEMO_ORG, name="Demo org")
+            member_ensure(
+                org=org,
+                username=DEMO_USER,
+                password=password,
+                is_staff=True,
+                is_superuser=True,
+                email="demo@example.com",
+            )
+            project = project_ensure(org=org, slug=DEMO_PROJECT, name="Widgets")
+            repo = repository_ensure(
+                project=project,
+                full_name=DEMO_REPO,
+                url=f"https://github.com/{DEMO_REPO}",
+                default_branch="main",
+            )
+            key = harness_app_create(org=org, app_id=DEMO_APP, rotate=True).key
+            token = access_token_create(username=DEMO_USER, label="seed_demo").secret
+            owner = get_user_model().objects.get(username=DEMO_USER)
+            task = task_create(
+                org=org,
+                owner=owner,
+                title="Add a health check endpoint",
+                prompt="Add GET /healthz that answers 200 with the build version.",
+                definition_of_done=[
+                    "GET /healthz answers 200",
+                    "The response includes the build version",
+                    "A test covers the endpoint",
+                ],
+                project=project.slug,
+                repo=repo.full_name,
+            )
+        out = {
+            "org": org.slug,
+            "username": DEMO_USER,
+            "password": password,
+            "access_token": token,
+            "app_id": DEMO_APP,
+            "harness_key": key,
+            "project": project.slug,
+            "repo": repo.full_name,
+            "task_id": task.public_id,
+            "base_url": options["base_url"].rstrip("/"),
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(out))
+            return
+        self.stdout.write(BANNER.format(**out))

@@ -1,0 +1,242 @@
+"""Tasks, the runs that lease them, and what a run reports: steps, interrupts, results.
+
+A ``Run`` *is* the lease. At most one run per task is ``live`` (a partial unique index
+backs this, so even a bug cannot produce two), and a live run whose ``lease_expires_at``
+has passed is no lease at all: the next claim or the sweeper marks it ``expired``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from corpus.ids import new_int_id, new_run_id, new_step_id, new_task_id
+from corpus.models import Org, Project, Repository
+
+
+class HarnessApp(models.Model):
+    """An external harness registered in an org; it authenticates with an API key."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="harness_apps")
+    app_id = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200, blank=True)
+    harness_name = models.CharField(
+        max_length=64, blank=True, help_text="Addressable name of its harness definition"
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    key_prefix = models.CharField(max_length=16)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "app_id"], name="app_id_per_org")]
+
+    def __str__(self) -> str:
+        return f"{self.org.slug}/{self.app_id}"
+
+    # DRF treats whatever authenticate() returns as the user; an app is an authenticated caller.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    def idempotency_scope(self) -> str:
+        return f"app:{self.pk}"
+
+
+class TaskStatus(models.TextChoices):
+    READY = "ready"
+    IN_PROGRESS = "in_progress"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    NO_CHANGES = "no_changes"
+    CANCELLED = "cancelled"
+
+
+CLOSED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.NO_CHANGES, TaskStatus.CANCELLED)
+CLAIMABLE_STATUSES = (TaskStatus.READY, TaskStatus.IN_PROGRESS)
+
+
+class Task(models.Model):
+    public_id = models.CharField(max_length=40, unique=True, default=new_task_id, editable=False)
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="tasks")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="tasks")
+    repo = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="tasks")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="tasks"
+    )
+    title = models.CharField(max_length=300)
+    prompt = models.TextField()
+    definition_of_done = models.JSONField(default=list)
+    branch_scope = models.CharField(max_length=200, default="ether/*")
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.READY)
+    # Bumped by every grant; a write carrying an older epoch is fenced off.
+    lease_epoch = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "status"])]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
+
+
+class RunStatus(models.TextChoices):
+    LIVE = "live"
+    FINISHED = "finished"
+    EXPIRED = "expired"
+    RELEASED = "released"
+
+
+class RunQuerySet(models.QuerySet):
+    def live(self) -> RunQuerySet:
+        return self.filter(status=RunStatus.LIVE)
+
+    def due(self, now: object) -> RunQuerySet:
+        """Live runs whose lease has run out but that nobody has marked expired yet."""
+        return self.filter(status=RunStatus.LIVE, lease_expires_at__lte=now)
+
+
+class Run(models.Model):
+    """One attempt at a task by one harness app: the lease."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_run_id, editable=False)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="runs")
+    app = models.ForeignKey(HarnessApp, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.LIVE)
+    lease_epoch = models.PositiveIntegerField()
+    lease_expires_at = models.DateTimeField()
+    checkpoint = models.JSONField(null=True, blank=True)
+    checkpoint_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task"], condition=models.Q(status="live"), name="one_live_run_per_task"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "lease_expires_at"])]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Step(models.Model):
+    public_id = models.CharField(max_length=40, unique=True, default=new_step_id, editable=False)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="steps")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    seq = models.PositiveIntegerField(
+        help_text="seq of its os.harness.step event on the task topic"
+    )
+    phase = models.CharField(max_length=64)
+    user_message = models.TextField()
+    internal_label = models.CharField(max_length=200, blank=True)
+    client_step_id = models.CharField(max_length=200, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "client_step_id"],
+                condition=models.Q(client_step_id__isnull=False),
+                name="client_step_id_per_run",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Interrupt(models.Model):
+    """A question to the user, from ``interrupt`` or from a ``blocked`` result."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_int_id, editable=False)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="interrupts")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="interrupts")
+    source = models.CharField(max_length=10, default="interrupt")  # interrupt | result
+    question = models.TextField()
+    choices = models.JSONField(default=list)
+    answer = models.TextField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task"],
+                condition=models.Q(answered_at__isnull=True),
+                name="one_open_question_per_task",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class ResultStatus(models.TextChoices):
+    SUBMITTED = "submitted"
+    BLOCKED = "blocked"
+    NO_CHANGES = "no_changes"
+
+
+class Result(models.Model):
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="result")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="results")
+    status = models.CharField(max_length=12, choices=ResultStatus.choices)
+    agent_status = models.TextField(blank=True)
+    artifact = models.JSONField(null=True, blank=True)
+    working_summary = models.TextField(blank=True)
+    no_changes_reason = models.TextField(blank=True)
+    question = models.TextField(blank=True)
+    # A retry with the same fingerprint answers ``response`` again; any other is run_finished.
+    fingerprint = models.CharField(max_length=64)
+    response = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.status} for {self.run}"
+
+
+class EventTopic(models.Model):
+    """The per-topic counter that makes event ``seq`` gapless: one row update per event."""
+
+    name = models.CharField(max_length=120, unique=True)
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Event(models.Model):
+    """A persisted realtime event. Written only by ``tasks.events``."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="events")
+    topic = models.CharField(max_length=120)
+    seq = models.PositiveBigIntegerField()
+    name = models.CharField(max_length=64)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, null=True, related_name="events")
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["topic", "seq"], name="seq_per_topic")]
+
+    def __str__(self) -> str:
+        return f"{self.topic}#{self.seq} {self.name}"

@@ -1,0 +1,170 @@
+"""Reads that shape tasks for the APIs: rows, details, execution bundles, timelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+
+from corpus.errors import NotFound
+from corpus.ids import is_public_id
+from corpus.models import Org
+from tasks.events import TIMELINE, iso, task_topic
+from tasks.models import Event, HarnessApp, Interrupt, Run, RunStatus, Task
+
+CONTEXT_SLICES = ["profile", "project", "repo", "task", "working"]
+
+
+def task_get(*, org: Org, task_id: str) -> Task:
+    """The org's task, or NotFound: another org's task and a malformed id look the same."""
+    if not is_public_id(task_id, "task"):
+        raise NotFound(f"No task {task_id!r}.")
+    task = (
+        Task.objects.select_related("org", "project", "repo", "owner")
+        .filter(org=org, public_id=task_id)
+        .first()
+    )
+    if task is None:
+        raise NotFound(f"No task {task_id!r}.")
+    return task
+
+
+def live_run(task: Task) -> Run | None:
+    return Run.objects.select_related("app").filter(task=task, status=RunStatus.LIVE).first()
+
+
+def run_summary(run: Run | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    now = timezone.now()
+    return {
+        "run_id": run.public_id,
+        "app_id": run.app.app_id,
+        "status": run.status,
+        "lease_epoch": run.lease_epoch,
+        "lease_expires_at": iso(run.lease_expires_at),
+        "lease_live": run.status == RunStatus.LIVE and run.lease_expires_at > now,
+    }
+
+
+def interrupt_view(interrupt: Interrupt) -> dict[str, Any]:
+    return {
+        "interrupt_id": interrupt.public_id,
+        "run_id": interrupt.run.public_id,
+        "source": interrupt.source,
+        "question": interrupt.question,
+        "choices": interrupt.choices,
+        "asked_at": iso(interrupt.created_at),
+        "answer": interrupt.answer,
+        "answered_at": iso(interrupt.answered_at),
+        "answered_by": interrupt.answered_by.get_username() if interrupt.answered_by else None,
+    }
+
+
+def task_questions(task: Task) -> list[dict[str, Any]]:
+    rows = Interrupt.objects.select_related("run", "answered_by").filter(task=task).order_by("pk")
+    return [interrupt_view(i) for i in rows]
+
+
+def task_row(task: Task) -> dict[str, Any]:
+    """The compact shape for grids and ``activity.list_updated``."""
+    return {
+        "id": task.public_id,
+        "title": task.title,
+        "status": task.status,
+        "project": task.project.slug,
+        "repo": task.repo.full_name,
+        "updated_at": iso(task.updated_at),
+    }
+
+
+def task_detail(task: Task) -> dict[str, Any]:
+    open_question = (
+        Interrupt.objects.select_related("run", "answered_by")
+        .filter(task=task, answered_at__isnull=True)
+        .first()
+    )
+    return {
+        "id": task.public_id,
+        "title": task.title,
+        "prompt": task.prompt,
+        "definition_of_done": task.definition_of_done,
+        "project": task.project.slug,
+        "repo": task.repo.full_name,
+        "branch_scope": task.branch_scope,
+        "status": task.status,
+        "owner": task.owner.get_username() if task.owner else None,
+        "cancel_requested": task.cancel_requested,
+        "lease_epoch": task.lease_epoch,
+        "live_run": run_summary(live_run(task)),
+        "open_question": interrupt_view(open_question) if open_question else None,
+        "created_at": iso(task.created_at),
+        "updated_at": iso(task.updated_at),
+    }
+
+
+def tasks_for_org(*, org: Org, status: str | None) -> Any:
+    queryset = Task.objects.select_related("project", "repo", "owner", "org").filter(org=org)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+def last_checkpoint(task: Task) -> dict[str, Any] | None:
+    run = (
+        Run.objects.filter(task=task, checkpoint__isnull=False)
+        .order_by("-checkpoint_at", "-pk")
+        .first()
+    )
+    if run is None:
+        return None
+    return {**run.checkpoint, "run_id": run.public_id, "at": iso(run.checkpoint_at)}
+
+
+def execution_bundle(*, task: Task, app: HarnessApp, base_url: str) -> dict[str, Any]:
+    """Everything a harness needs for one attempt (CONTRACT §3), with absolute callbacks."""
+
+    def url(name: str) -> str:
+        return base_url + reverse(name, args=[task.public_id])
+
+    return {
+        "task_id": task.public_id,
+        "title": task.title,
+        "prompt": task.prompt,
+        "definition_of_done": task.definition_of_done,
+        "status": task.status,
+        "scope": {
+            "repo": {
+                "full_name": task.repo.full_name,
+                "url": task.repo.url,
+                "default_branch": task.repo.default_branch,
+            },
+            "branch_scope": task.branch_scope,
+        },
+        # Documents arrive with the corpus; the slice names are already stable.
+        "context": {"doc_ids": [], "slices": CONTEXT_SLICES},
+        "questions": task_questions(task),
+        "checkpoint": last_checkpoint(task),
+        "harness": None,
+        "callbacks": {
+            "report_step_url": url("harness-steps"),
+            "heartbeat_url": url("harness-heartbeat"),
+            "interrupt_url": url("harness-interrupt"),
+            "result_url": url("harness-result"),
+            "websocket_topic": task_topic(task),
+        },
+    }
+
+
+def task_answers(task: Task) -> list[dict[str, Any]]:
+    rows = (
+        Interrupt.objects.select_related("run", "answered_by")
+        .filter(task=task, answered_at__isnull=False)
+        .order_by("pk")
+    )
+    return [interrupt_view(i) for i in rows]
+
+
+def timeline_events(task: Task) -> Any:
+    return Event.objects.filter(task=task, topic=task_topic(task), name=TIMELINE)

@@ -1,0 +1,292 @@
+"""Input serializers (strict) and output shapes (for the OpenAPI schema) of the task APIs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rest_framework import serializers
+
+from corpus.http.fields import (
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from tasks.models import ResultStatus, TaskStatus
+
+RUN_ID = re.compile(r"^run_[0-9a-f]{32}$")
+
+
+class RunIdField(StrictCharField):
+    default_error_messages = {"bad_run_id": "Must be a run id (run_ and 32 lowercase hex)."}
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not RUN_ID.match(value):
+            self.fail("bad_run_id")
+        return value
+
+
+class RunWriteIn(StrictSerializer):
+    run_id = RunIdField()
+    lease_epoch = StrictIntegerField(required=False, min_value=1)
+
+
+# --- Harness inputs -------------------------------------------------------------------
+
+
+class ClaimIn(StrictSerializer):
+    app_id = StrictCharField(max_length=64)
+
+
+class CheckpointIn(StrictSerializer):
+    branch = StrictCharField(required=False, max_length=200, allow_blank=True)
+    head_sha = StrictCharField(required=False, max_length=64, allow_blank=True)
+    note = StrictCharField(required=False, max_length=2000, allow_blank=True)
+
+
+class HeartbeatIn(RunWriteIn):
+    checkpoint = CheckpointIn(required=False)
+
+
+class StepIn(RunWriteIn):
+    phase = StrictCharField(max_length=64)
+    user_message = StrictCharField(max_length=4000)
+    internal_label = StrictCharField(required=False, max_length=200, allow_blank=True)
+    client_step_id = StrictCharField(required=False, max_length=200)
+
+
+class InterruptIn(RunWriteIn):
+    question = StrictCharField(max_length=4000)
+    choices = serializers.ListField(
+        child=StrictCharField(max_length=200), required=False, max_length=20
+    )
+
+
+class PullRequestIn(StrictSerializer):
+    number = StrictIntegerField(min_value=1)
+    branch = StrictCharField(max_length=200)
+    url = StrictCharField(max_length=500)
+
+
+class ArtifactIn(serializers.Serializer):
+    """``pr`` is checked; other keys (``agent_status``, links, …) are kept as sent."""
+
+    pr = PullRequestIn(required=False)
+
+    def to_internal_value(self, data: Any) -> Any:
+        clean = super().to_internal_value(data)
+        extra = {k: v for k, v in data.items() if k not in self.fields}
+        return {**extra, **clean}
+
+
+class ResultIn(RunWriteIn):
+    status = StrictChoiceField(choices=ResultStatus.choices)
+    agent_status = StrictCharField(max_length=2000, allow_blank=True)
+    artifact = ArtifactIn(required=False)
+    working_summary = StrictCharField(required=False, allow_blank=True, max_length=262144)
+    no_changes_reason = StrictCharField(required=False, allow_blank=True, max_length=4000)
+    question = StrictCharField(required=False, allow_blank=True, max_length=4000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        status = attrs["status"]
+        if status == ResultStatus.NO_CHANGES and not attrs.get("no_changes_reason", "").strip():
+            raise serializers.ValidationError(
+                {"no_changes_reason": ["Required when status is no_changes."]}
+            )
+        if status == ResultStatus.BLOCKED and not attrs.get("question", "").strip():
+            raise serializers.ValidationError({"question": ["Required when status is blocked."]})
+        return attrs
+
+
+# --- Product inputs -------------------------------------------------------------------
+
+
+class TaskCreateIn(StrictSerializer):
+    title = StrictCharField(max_length=300)
+    prompt = StrictCharField(max_length=100_000)
+    definition_of_done = serializers.ListField(
+        child=StrictCharField(max_length=1000), max_length=100
+    )
+    project = StrictCharField(max_length=64)
+    repo = StrictCharField(max_length=200)
+    branch_scope = StrictCharField(required=False, max_length=200)
+
+    def validate_branch_scope(self, value: str) -> str:
+        if not value.strip() or any(c.isspace() for c in value):
+            raise serializers.ValidationError("Must be a branch glob without spaces, like ether/*.")
+        return value
+
+
+class AnswerIn(StrictSerializer):
+    answer = StrictCharField(max_length=4000)
+
+
+class EmptyIn(StrictSerializer):
+    """Routes that take no body still refuse fields they do not know."""
+
+
+# --- Output shapes (documentation) ----------------------------------------------------
+
+
+class ProblemOut(serializers.Serializer):
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+class LeaseHeldOut(ProblemOut):
+    holder_app_id = serializers.CharField()
+    lease_expires_at = serializers.DateTimeField()
+
+
+class RunSummaryOut(serializers.Serializer):
+    run_id = serializers.CharField()
+    app_id = serializers.CharField()
+    status = serializers.CharField()
+    lease_epoch = serializers.IntegerField()
+    lease_expires_at = serializers.DateTimeField()
+    lease_live = serializers.BooleanField()
+
+
+class QuestionOut(serializers.Serializer):
+    interrupt_id = serializers.CharField()
+    run_id = serializers.CharField()
+    source = serializers.ChoiceField(choices=["interrupt", "result"])
+    question = serializers.CharField()
+    choices = serializers.ListField(child=serializers.CharField())
+    asked_at = serializers.DateTimeField()
+    answer = serializers.CharField(allow_null=True)
+    answered_at = serializers.DateTimeField(allow_null=True)
+    answered_by = serializers.CharField(allow_null=True)
+
+
+class TaskOut(serializers.Serializer):
+    id = serializers.CharField()
+    title = serializers.CharField()
+    prompt = serializers.CharField()
+    definition_of_done = serializers.ListField(child=serializers.CharField())
+    project = serializers.CharField()
+    repo = serializers.CharField()
+    branch_scope = serializers.CharField()
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    owner = serializers.CharField(allow_null=True)
+    cancel_requested = serializers.BooleanField()
+    lease_epoch = serializers.IntegerField()
+    live_run = RunSummaryOut(allow_null=True)
+    open_question = QuestionOut(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class TaskPageOut(serializers.Serializer):
+    data = TaskOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class RepoOut(serializers.Serializer):
+    full_name = serializers.CharField()
+    url = serializers.CharField()
+    default_branch = serializers.CharField()
+
+
+class ScopeOut(serializers.Serializer):
+    repo = RepoOut()
+    branch_scope = serializers.CharField()
+
+
+class ContextRefOut(serializers.Serializer):
+    doc_ids = serializers.ListField(child=serializers.CharField())
+    slices = serializers.ListField(child=serializers.CharField())
+
+
+class CallbacksOut(serializers.Serializer):
+    report_step_url = serializers.URLField()
+    heartbeat_url = serializers.URLField()
+    interrupt_url = serializers.URLField()
+    result_url = serializers.URLField()
+    websocket_topic = serializers.CharField()
+
+
+class CheckpointOut(serializers.Serializer):
+    branch = serializers.CharField(required=False)
+    head_sha = serializers.CharField(required=False)
+    note = serializers.CharField(required=False)
+    run_id = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class BundleOut(serializers.Serializer):
+    task_id = serializers.CharField()
+    title = serializers.CharField()
+    prompt = serializers.CharField()
+    definition_of_done = serializers.ListField(child=serializers.CharField())
+    status = serializers.CharField()
+    scope = ScopeOut()
+    context = ContextRefOut()
+    questions = QuestionOut(many=True)
+    checkpoint = CheckpointOut(allow_null=True)
+    harness = serializers.DictField(allow_null=True)
+    callbacks = CallbacksOut()
+
+
+class ClaimOut(serializers.Serializer):
+    run_id = serializers.CharField()
+    lease_epoch = serializers.IntegerField()
+    lease_expires_at = serializers.DateTimeField()
+    bundle = BundleOut()
+
+
+class HeartbeatOut(serializers.Serializer):
+    run_id = serializers.CharField()
+    lease_epoch = serializers.IntegerField()
+    lease_expires_at = serializers.DateTimeField()
+    lease_seconds_left = serializers.IntegerField()
+    task_status = serializers.CharField()
+    cancel_requested = serializers.BooleanField()
+    answers = QuestionOut(many=True)
+
+
+class StepOut(serializers.Serializer):
+    step_id = serializers.CharField()
+    seq = serializers.IntegerField()
+
+
+class InterruptOut(serializers.Serializer):
+    interrupt_id = serializers.CharField()
+    run_id = serializers.CharField()
+    task_status = serializers.CharField()
+    question = serializers.CharField()
+    choices = serializers.ListField(child=serializers.CharField())
+
+
+class ResultOut(serializers.Serializer):
+    run_id = serializers.CharField()
+    task_id = serializers.CharField()
+    status = serializers.CharField()
+    task_status = serializers.CharField()
+    interrupt_id = serializers.CharField(allow_null=True)
+    finished_at = serializers.DateTimeField()
+
+
+class EventOut(serializers.Serializer):
+    event = serializers.CharField()
+    type = serializers.CharField()
+    topic = serializers.CharField()
+    seq = serializers.IntegerField()
+    ts = serializers.DateTimeField()
+    task_id = serializers.CharField(allow_null=True)
+    kind = serializers.CharField(required=False)
+    actor = serializers.DictField(required=False)
+    summary = serializers.CharField(required=False)
+
+
+class EventPageOut(serializers.Serializer):
+    data = EventOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True)

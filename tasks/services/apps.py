@@ -1,0 +1,56 @@
+"""Harness apps: registration, key rotation and revocation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from corpus.credentials import HARNESS_KEY_PREFIX, display_prefix, hash_secret, new_secret
+from corpus.errors import NotFound, ValidationFailed
+from corpus.models import Org
+from tasks.errors import InvalidTransition
+from tasks.models import HarnessApp
+
+APP_ID = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    app: HarnessApp
+    key: str
+
+
+def harness_app_create(
+    *, org: Org, app_id: str, harness_name: str = "", rotate: bool = False
+) -> IssuedKey:
+    """Registers ``app_id`` (or, with ``rotate``, gives an existing app a new key)."""
+    if not APP_ID.match(app_id) or len(app_id) > 64:
+        raise ValidationFailed({"app_id": ["Lowercase letters, digits, - and _, at most 64."]})
+    key = new_secret(HARNESS_KEY_PREFIX)
+    with transaction.atomic():
+        app = HarnessApp.objects.select_for_update().filter(org=org, app_id=app_id).first()
+        if app is not None and not rotate:
+            raise InvalidTransition(
+                f"Harness app {app_id!r} already exists in {org.slug}; rotate its key instead."
+            )
+        if app is None:
+            app = HarnessApp(org=org, app_id=app_id, name=app_id)
+        app.key_hash = hash_secret(key)
+        app.key_prefix = display_prefix(key)
+        app.revoked_at = None
+        if harness_name:
+            app.harness_name = harness_name
+        app.save()
+    return IssuedKey(app=app, key=key)
+
+
+def harness_app_revoke(*, org: Org, app_id: str) -> HarnessApp:
+    app = HarnessApp.objects.filter(org=org, app_id=app_id).first()
+    if app is None:
+        raise NotFound(f"No harness app {app_id!r} in {org.slug}.")
+    HarnessApp.objects.filter(pk=app.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    app.refresh_from_db()
+    return app

@@ -1,0 +1,323 @@
+"""Leases: claim, heartbeat, expiry, release, and the guard every harness write passes.
+
+Lock order is always task row, then run row, so two writers on one task cannot deadlock
+on Postgres. On SQLite ``select_for_update`` is a no-op, but every transaction there is
+``BEGIN IMMEDIATE`` and so already holds the database's single write lock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from corpus.errors import Forbidden
+from tasks import events
+from tasks.errors import LeaseHeld, LeaseLost, NoLiveRun, TaskClosed, TaskPaused
+from tasks.models import (
+    CLAIMABLE_STATUSES,
+    HarnessApp,
+    Run,
+    RunStatus,
+    Task,
+    TaskStatus,
+)
+from tasks.selectors import task_row
+
+
+def lease_length() -> timedelta:
+    return timedelta(seconds=settings.ETHER_LEASE_SECONDS)
+
+
+def set_task_status(task: Task, status: str, now: datetime, **fields: Any) -> None:
+    """Saves a status change and, when the status really changed, tells the task grid."""
+    changed = task.status != status
+    task.status = status
+    task.updated_at = now
+    for name, value in fields.items():
+        setattr(task, name, value)
+    task.save(update_fields=["status", "updated_at", *fields])
+    if changed:
+        events.activity(task=task, row=task_row(task))
+
+
+def _expire(run: Run, task: Task, now: datetime) -> bool:
+    """Marks a run expired exactly once; the conditional update decides who records it."""
+    changed = Run.objects.filter(pk=run.pk, status=RunStatus.LIVE).update(
+        status=RunStatus.EXPIRED, ended_at=now, end_reason="expired"
+    )
+    if not changed:
+        return False
+    run.status = RunStatus.EXPIRED
+    events.timeline(
+        task=task,
+        kind="lease_expired",
+        actor=events.SYSTEM,
+        summary=f"Lease of {run.app.app_id} expired",
+        run_id=run.public_id,
+        app_id=run.app.app_id,
+        lease_expires_at=events.iso(run.lease_expires_at),
+    )
+    # A paused task keeps waiting for its answer; only work in progress goes back to ready.
+    if task.status == TaskStatus.IN_PROGRESS:
+        set_task_status(task, TaskStatus.READY, now)
+    return True
+
+
+def lease_settle(*, task_pk: int) -> bool:
+    """Records the expiry of the task's live run if its lease has run out (lazily, on access)."""
+    now = timezone.now()
+    if not Run.objects.due(now).filter(task_id=task_pk).exists():
+        return False
+    with transaction.atomic():
+        task = (
+            Task.objects.select_for_update()
+            .select_related("org", "project", "repo")
+            .get(pk=task_pk)
+        )
+        run = (
+            Run.objects.select_for_update().select_related("app").due(now).filter(task=task).first()
+        )
+        return run is not None and _expire(run, task, now)
+
+
+def leases_sweep() -> int:
+    """Expires every overdue lease; what ``sweep_leases`` runs on its interval."""
+    task_pks = list(
+        Run.objects.due(timezone.now()).values_list("task_id", flat=True).order_by("task_id")
+    )
+    return sum(1 for pk in task_pks if lease_settle(task_pk=pk))
+
+
+def locked_task(task: Task) -> Task:
+    return (
+        Task.objects.select_for_update()
+        .select_related("org", "project", "repo", "owner")
+        .get(pk=task.pk)
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    run: Run
+    task: Task
+    renewed: bool
+
+
+def _lease_held(live: Run, now: datetime) -> LeaseHeld:
+    seconds = (live.lease_expires_at - now).total_seconds()
+    return LeaseHeld(
+        f"Harness app {live.app.app_id!r} holds the lease until "
+        f"{events.iso(live.lease_expires_at)}.",
+        extra={
+            "holder_app_id": live.app.app_id,
+            "lease_expires_at": events.iso(live.lease_expires_at),
+        },
+        retry_after=max(1, math.ceil(seconds)),
+    )
+
+
+def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
+    """Grants the task's lease to ``app``.
+
+    A live lease of another app is 409; the same app gets its own run back with a bumped
+    epoch; an expired lease is no lease, so its run is marked expired and a new run starts.
+    The winner is decided by one conditional UPDATE on the task's epoch, and the partial
+    unique index on live runs makes a second live run impossible even if that were wrong.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        task = locked_task(task)
+        if task.status == TaskStatus.PAUSED:
+            raise TaskPaused("The task is paused on a question; it can be claimed once answered.")
+        if task.is_closed:
+            raise TaskClosed(f"The task is {task.status}.")
+        live = (
+            Run.objects.select_for_update()
+            .select_related("app")
+            .filter(task=task, status=RunStatus.LIVE)
+            .first()
+        )
+        renew = None
+        if live is not None and live.lease_expires_at > now:
+            if live.app_id != app.pk:
+                raise _lease_held(live, now)
+            renew = live
+        elif live is not None:
+            _expire(live, task, now)
+        won = Task.objects.filter(
+            pk=task.pk, lease_epoch=task.lease_epoch, status__in=CLAIMABLE_STATUSES
+        ).update(lease_epoch=F("lease_epoch") + 1, status=TaskStatus.IN_PROGRESS, updated_at=now)
+        if not won:
+            raise LeaseLost("Another claim won the race; claim again.")
+        previous_status = task.status
+        task.refresh_from_db()
+        expires = now + lease_length()
+        if renew is not None:
+            Run.objects.filter(pk=renew.pk).update(
+                lease_epoch=task.lease_epoch, lease_expires_at=expires
+            )
+            renew.refresh_from_db()
+            run = renew
+        else:
+            try:
+                with transaction.atomic():
+                    run = Run.objects.create(
+                        task=task,
+                        app=app,
+                        lease_epoch=task.lease_epoch,
+                        lease_expires_at=expires,
+                        started_at=now,
+                    )
+            except IntegrityError:
+                # Only reachable if the locks above were bypassed; the index still holds.
+                raise LeaseLost("Another claim won the race; claim again.")
+        run.app = app
+        events.timeline(
+            task=task,
+            kind="reclaim" if renew else "claim",
+            actor=events.actor_app(app),
+            summary=f"{app.app_id} {'renewed' if renew else 'claimed'} the lease",
+            run_id=run.public_id,
+            app_id=app.app_id,
+            lease_epoch=run.lease_epoch,
+            lease_expires_at=events.iso(run.lease_expires_at),
+        )
+        if previous_status != task.status:
+            events.activity(task=task, row=task_row(task))
+        return Claim(run=run, task=task, renewed=renew is not None)
+
+
+@dataclass(frozen=True)
+class Guarded:
+    task: Task
+    run: Run
+    now: datetime
+
+
+def guard_write(
+    *,
+    app: HarnessApp,
+    task: Task,
+    run_id: str,
+    lease_epoch: int | None,
+    allow_cancelled: bool = False,
+) -> Guarded:
+    """The rule every harness write passes, inside the caller's transaction.
+
+    A stale run can never write: it must be this task's live run, held by this app, with
+    an unexpired lease and (when sent) the current epoch.
+    """
+    now = timezone.now()
+    task = locked_task(task)
+    run = (
+        Run.objects.select_for_update()
+        .select_related("app")
+        .filter(task=task, public_id=run_id)
+        .first()
+    )
+    if run is None:
+        raise LeaseLost(f"{run_id} is not a run of this task.")
+    if run.app_id != app.pk:
+        raise Forbidden(f"{run_id} belongs to another harness app.")
+    if task.status == TaskStatus.CANCELLED and not (
+        allow_cancelled and run.status == RunStatus.LIVE
+    ):
+        raise TaskClosed("The task was cancelled.")
+    if run.status != RunStatus.LIVE:
+        raise LeaseLost(f"{run_id} is {run.status}; claim the task again.")
+    if run.lease_expires_at <= now:
+        raise LeaseLost(
+            f"The lease of {run_id} expired at {events.iso(run.lease_expires_at)}; claim again."
+        )
+    if lease_epoch is not None and lease_epoch != run.lease_epoch:
+        raise LeaseLost(
+            f"lease_epoch {lease_epoch} is stale; the current epoch is {run.lease_epoch}."
+        )
+    if task.is_closed:
+        raise TaskClosed(f"The task is {task.status}.")
+    return Guarded(task=task, run=run, now=now)
+
+
+@dataclass(frozen=True)
+class Beat:
+    run: Run
+    task: Task
+    cancel_requested: bool
+
+
+def lease_heartbeat(
+    *,
+    app: HarnessApp,
+    task: Task,
+    run_id: str,
+    lease_epoch: int | None,
+    checkpoint: dict[str, Any] | None,
+) -> Beat:
+    """Extends the lease by its length; a cancelled task instead ends the run here."""
+    lease_settle(task_pk=task.pk)
+    with transaction.atomic():
+        g = guard_write(
+            app=app, task=task, run_id=run_id, lease_epoch=lease_epoch, allow_cancelled=True
+        )
+        run, task = g.run, g.task
+        if task.status == TaskStatus.CANCELLED:
+            Run.objects.filter(pk=run.pk).update(
+                status=RunStatus.RELEASED, ended_at=g.now, end_reason="cancelled"
+            )
+            run.refresh_from_db()
+            events.timeline(
+                task=task,
+                kind="cancel_acknowledged",
+                actor=events.actor_app(app),
+                summary=f"{app.app_id} saw the cancellation and stopped",
+                run_id=run.public_id,
+            )
+            return Beat(run=run, task=task, cancel_requested=True)
+        run.lease_expires_at = g.now + lease_length()
+        fields = ["lease_expires_at"]
+        if checkpoint is not None:
+            run.checkpoint = checkpoint
+            run.checkpoint_at = g.now
+            fields += ["checkpoint", "checkpoint_at"]
+        run.save(update_fields=fields)
+        return Beat(run=run, task=task, cancel_requested=task.cancel_requested)
+
+
+def lease_release(*, task: Task, user: Any) -> Run:
+    """A person ends a stuck live run; it is fenced like an expired one."""
+    now = timezone.now()
+    lease_settle(task_pk=task.pk)
+    with transaction.atomic():
+        task = locked_task(task)
+        if task.is_closed:
+            raise TaskClosed(f"The task is {task.status}.")
+        run = (
+            Run.objects.select_for_update()
+            .select_related("app")
+            .filter(task=task, status=RunStatus.LIVE)
+            .first()
+        )
+        if run is None:
+            raise NoLiveRun("The task has no live run to release.")
+        Run.objects.filter(pk=run.pk).update(
+            status=RunStatus.RELEASED, ended_at=now, end_reason="released", released_by=user
+        )
+        run.refresh_from_db()
+        events.timeline(
+            task=task,
+            kind="release",
+            actor=events.actor_user(user),
+            summary=f"{user.get_username()} released the lease of {run.app.app_id}",
+            run_id=run.public_id,
+            app_id=run.app.app_id,
+        )
+        if task.status == TaskStatus.IN_PROGRESS:
+            set_task_status(task, TaskStatus.READY, now)
+        return run

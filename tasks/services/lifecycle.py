@@ -1,0 +1,130 @@
+"""What people do to tasks: create, answer, reopen, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from corpus.errors import ValidationFailed
+from corpus.models import Org, Project, Repository
+from tasks import events
+from tasks.errors import InvalidTransition, TaskClosed, TaskNotPaused
+from tasks.models import CLOSED_STATUSES, Interrupt, Run, RunStatus, Task, TaskStatus
+from tasks.selectors import task_row
+from tasks.services.leases import lease_settle, locked_task, set_task_status
+
+
+def task_create(
+    *,
+    org: Org,
+    owner: Any,
+    title: str,
+    prompt: str,
+    definition_of_done: list[str],
+    project: str,
+    repo: str,
+    branch_scope: str = "ether/*",
+) -> Task:
+    project_row = Project.objects.filter(org=org, slug=project).first()
+    repo_row = Repository.objects.filter(org=org, full_name=repo).first()
+    errors: dict[str, list[str]] = {}
+    if project_row is None:
+        errors["project"] = [f"No project {project!r} in this org."]
+    if repo_row is None:
+        errors["repo"] = [f"No repository {repo!r} in this org."]
+    elif project_row is not None and repo_row.project_id != project_row.pk:
+        errors["repo"] = [f"{repo} does not belong to project {project!r}."]
+    if errors:
+        raise ValidationFailed(errors)
+    now = timezone.now()
+    with transaction.atomic():
+        task = Task.objects.create(
+            org=org,
+            project=project_row,
+            repo=repo_row,
+            owner=owner,
+            title=title,
+            prompt=prompt,
+            definition_of_done=definition_of_done,
+            branch_scope=branch_scope,
+            created_at=now,
+            updated_at=now,
+        )
+        events.timeline(
+            task=task,
+            kind="created",
+            actor=events.actor_user(owner),
+            summary=f"Task created: {title}",
+        )
+        events.activity(task=task, row=task_row(task))
+    return task
+
+
+def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:
+    """Answers the open question. The task resumes under its live lease, or, if that lease
+    has expired meanwhile, goes back to ready so the next claim reads the answer."""
+    lease_settle(task_pk=task.pk)
+    now = timezone.now()
+    with transaction.atomic():
+        task = locked_task(task)
+        interrupt = (
+            Interrupt.objects.select_related("run")
+            .filter(task=task, answered_at__isnull=True)
+            .first()
+        )
+        if task.status != TaskStatus.PAUSED or interrupt is None:
+            raise TaskNotPaused(f"The task is {task.status}; there is no open question.")
+        interrupt.answer = answer
+        interrupt.answered_at = now
+        interrupt.answered_by = user
+        interrupt.save(update_fields=["answer", "answered_at", "answered_by"])
+        live = Run.objects.filter(
+            task=task, status=RunStatus.LIVE, lease_expires_at__gt=now
+        ).exists()
+        events.timeline(
+            task=task,
+            kind="answer",
+            actor=events.actor_user(user),
+            summary=answer,
+            interrupt_id=interrupt.public_id,
+            run_id=interrupt.run.public_id,
+        )
+        set_task_status(task, TaskStatus.IN_PROGRESS if live else TaskStatus.READY, now)
+        return interrupt
+
+
+def task_reopen(*, task: Task, user: Any) -> Task:
+    now = timezone.now()
+    with transaction.atomic():
+        task = locked_task(task)
+        if task.status not in (TaskStatus.COMPLETED, TaskStatus.NO_CHANGES):
+            raise InvalidTransition(
+                f"Only completed or no_changes tasks can be reopened; this one is {task.status}."
+            )
+        events.timeline(
+            task=task, kind="reopen", actor=events.actor_user(user), summary="Task reopened"
+        )
+        set_task_status(task, TaskStatus.READY, now, cancel_requested=False)
+        return task
+
+
+def task_cancel(*, task: Task, user: Any) -> Task:
+    """Cancels the task. Its live run learns on its next heartbeat; every write after is
+    ``task_closed``."""
+    now = timezone.now()
+    with transaction.atomic():
+        task = locked_task(task)
+        if task.status in CLOSED_STATUSES:
+            raise TaskClosed(f"The task is already {task.status}.")
+        has_live = Run.objects.filter(task=task, status=RunStatus.LIVE).exists()
+        # An open question has nobody left to answer it.
+        Interrupt.objects.filter(task=task, answered_at__isnull=True).update(
+            answered_at=now, answer=None
+        )
+        events.timeline(
+            task=task, kind="cancel", actor=events.actor_user(user), summary="Task cancelled"
+        )
+        set_task_status(task, TaskStatus.CANCELLED, now, cancel_requested=has_live)
+        return task

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from delivery.apis import ResultAPI
+from tasks import apis
+
+harness = [
+    path(
+        "tasks/<str:task_id>/execution",
+        apis.ExecutionPreviewAPI.as_view(),
+        name="harness-execution",
+    ),
+    path("tasks/<str:task_id>/claim", apis.ClaimAPI.as_view(), name="harness-claim"),
+    path("tasks/<str:task_id>/heartbeat", apis.HeartbeatAPI.as_view(), name="harness-heartbeat"),
+    path("tasks/<str:task_id>/steps", apis.StepsAPI.as_view(), name="harness-steps"),
+    path("tasks/<str:task_id>/interrupt", apis.InterruptAPI.as_view(), name="harness-interrupt"),
+    path("tasks/<str:task_id>/result", ResultAPI.as_view(), name="harness-result"),
+]
+
+product = [
+    path("tasks", apis.TaskListAPI.as_view(), name="task-list"),
+    path("tasks/<str:task_id>", apis.TaskDetailAPI.as_view(), name="task-detail"),
+    path("tasks/<str:task_id>/answer", apis.TaskAnswerAPI.as_view(), name="task-answer"),
+    path("tasks/<str:task_id>/reopen", apis.TaskReopenAPI.as_view(), name="task-reopen"),
+    path("tasks/<str:task_id>/cancel", apis.TaskCancelAPI.as_view(), name="task-cancel"),
+    path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),
+    path("tasks/<str:task_id>/timeline", apis.TaskTimelineAPI.as_view(), name="task-timeline"),
+]
