@@ -149,7 +149,8 @@ else:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
         # Concurrency tests need real connections from several threads: a file, not memory.
-        "TEST": {"NAME": str(DATA_DIR / "test-ether.sqlite3")},
+        # ETHER_TEST_DB_SUFFIX lets two test runs share a checkout without sharing a file.
+        "TEST": {"NAME": str(DATA_DIR / f"test-ether{env_str('ETHER_TEST_DB_SUFFIX')}.sqlite3")},
     }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
