@@ -69,3 +69,10 @@ class RequestInFlight(DomainError):
     kind = "conflict"
     code = "request_in_flight"
     title = "Request in flight"
+
+
+def describe(exc: DomainError) -> str:
+    """One line for a terminal: the detail and, for validation errors, each field's messages."""
+    errors = exc.extra.get("errors") or {}
+    fields = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items())
+    return f"{exc.detail} {fields}".strip()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from tasks.errors import OutOfScope
 from tasks.models import Task
@@ -18,9 +18,21 @@ from tasks.models import Task
 PR_PATH = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/pulls?/(?P<number>[1-9][0-9]*)/?$")
 
 
+def _split(url: object) -> SplitResult | None:
+    """The parsed URL, or None for anything that is not one (``urlsplit`` raises on some)."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port only raises when read
+    except ValueError:
+        return None
+    return parts
+
+
 def _repo_key(url: str) -> tuple[str, str] | None:
-    parts = urlsplit(url)
-    if parts.scheme not in {"https", "http"} or not parts.hostname:
+    parts = _split(url)
+    if parts is None or parts.scheme not in {"https", "http"} or not parts.hostname:
         return None
     return parts.hostname.lower(), parts.path.rstrip("/").removesuffix(".git").lower()
 
@@ -30,7 +42,7 @@ def pr_scope_problems(task: Task, pr: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     url = pr.get("url", "")
     repo_key = _repo_key(task.repo.url)
-    parts = urlsplit(url) if isinstance(url, str) else None
+    parts = _split(url)
     match = PR_PATH.match(parts.path) if parts and parts.scheme in {"https", "http"} else None
     if parts is None or match is None or not parts.hostname or parts.query or parts.fragment:
         problems.append(f"artifact.pr.url {url!r} is not a pull request URL.")

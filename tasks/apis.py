@@ -206,6 +206,7 @@ class TaskListAPI(UserAPIView):
     @extend_schema(
         tags=["tasks"],
         summary="List the org's tasks, newest first",
+        operation_id="tasks_list",
         parameters=[
             OpenApiParameter("status", str, enum=TaskStatus.values, required=False),
             OpenApiParameter("limit", int, required=False),

@@ -161,8 +161,17 @@ class Step(models.Model):
         return self.public_id
 
 
+class InterruptQuerySet(models.QuerySet):
+    def open(self) -> InterruptQuerySet:
+        return self.filter(answered_at__isnull=True, withdrawn_at__isnull=True)
+
+
 class Interrupt(models.Model):
-    """A question to the user, from ``interrupt`` or from a ``blocked`` result."""
+    """A question to the user, from ``interrupt`` or from a ``blocked`` result.
+
+    It is open until answered, or withdrawn when its run ends (a result) or its task is
+    cancelled: nobody is left to read the answer then.
+    """
 
     public_id = models.CharField(max_length=40, unique=True, default=new_int_id, editable=False)
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="interrupts")
@@ -175,13 +184,16 @@ class Interrupt(models.Model):
     answered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = InterruptQuerySet.as_manager()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["task"],
-                condition=models.Q(answered_at__isnull=True),
+                condition=models.Q(answered_at__isnull=True, withdrawn_at__isnull=True),
                 name="one_open_question_per_task",
             )
         ]

@@ -59,6 +59,7 @@ def interrupt_view(interrupt: Interrupt) -> dict[str, Any]:
         "answer": interrupt.answer,
         "answered_at": iso(interrupt.answered_at),
         "answered_by": interrupt.answered_by.get_username() if interrupt.answered_by else None,
+        "withdrawn_at": iso(interrupt.withdrawn_at),
     }
 
 
@@ -81,9 +82,7 @@ def task_row(task: Task) -> dict[str, Any]:
 
 def task_detail(task: Task) -> dict[str, Any]:
     open_question = (
-        Interrupt.objects.select_related("run", "answered_by")
-        .filter(task=task, answered_at__isnull=True)
-        .first()
+        Interrupt.objects.select_related("run", "answered_by").filter(task=task).open().first()
     )
     return {
         "id": task.public_id,

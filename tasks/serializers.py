@@ -165,6 +165,7 @@ class QuestionOut(serializers.Serializer):
     answer = serializers.CharField(allow_null=True)
     answered_at = serializers.DateTimeField(allow_null=True)
     answered_by = serializers.CharField(allow_null=True)
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
 
 
 class TaskOut(serializers.Serializer):

@@ -53,10 +53,6 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="ether"'
 
 
-class SessionAuthentication(authentication.SessionAuthentication):
-    """Django's session, with CSRF, for the browser pages' own calls."""
-
-
 def org_of_user(user: Any) -> Org | None:
     membership = Membership.objects.select_related("org").filter(user_id=user.pk).first()
     return membership.org if membership else None
@@ -78,4 +74,5 @@ class IsOrgMember(permissions.BasePermission):
         return True
 
 
-USER_AUTHENTICATION = [AccessTokenAuthentication, SessionAuthentication]
+# Django's session, with CSRF, serves the browser pages' own calls.
+USER_AUTHENTICATION = [AccessTokenAuthentication, authentication.SessionAuthentication]

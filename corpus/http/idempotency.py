@@ -29,7 +29,7 @@ from corpus.models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 REPLAYED_HEADER = "Idempotent-Replayed"
-KEPT_HEADERS = ("Retry-After", "Location", "Content-Type", "ETag")
+KEPT_HEADERS = ("Retry-After", "Location", "ETag")
 
 
 class _Abort(Exception):
@@ -108,8 +108,8 @@ def _acquire(scope: str, key: str, fingerprint: str) -> IdempotencyRecord | Resp
 def _complete(record: IdempotencyRecord, response: Response) -> None:
     body = json.loads(JSONRenderer().render(response.data) or b"null")
     headers = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
-    if "Content-Type" not in headers and getattr(response, "content_type", None):
-        headers["Content-Type"] = response.content_type
+    # Not yet rendered: its Content-Type header is still Django's default, not what DRF sends.
+    headers["Content-Type"] = response.content_type or "application/json"
     IdempotencyRecord.objects.filter(pk=record.pk).update(
         state=IdempotencyRecord.DONE, status_code=response.status_code, body=body, headers=headers
     )

@@ -31,7 +31,11 @@ def harness_app_create(
         raise ValidationFailed({"app_id": ["Lowercase letters, digits, - and _, at most 64."]})
     key = new_secret(HARNESS_KEY_PREFIX)
     with transaction.atomic():
-        app = HarnessApp.objects.select_for_update().filter(org=org, app_id=app_id).first()
+        app = (
+            HarnessApp.objects.select_for_update(of=("self",))
+            .filter(org=org, app_id=app_id)
+            .first()
+        )
         if app is not None and not rotate:
             raise InvalidTransition(
                 f"Harness app {app_id!r} already exists in {org.slug}; rotate its key instead."

@@ -77,12 +77,16 @@ def lease_settle(*, task_pk: int) -> bool:
         return False
     with transaction.atomic():
         task = (
-            Task.objects.select_for_update()
+            Task.objects.select_for_update(of=("self",))
             .select_related("org", "project", "repo")
             .get(pk=task_pk)
         )
         run = (
-            Run.objects.select_for_update().select_related("app").due(now).filter(task=task).first()
+            Run.objects.select_for_update(of=("self",))
+            .select_related("app")
+            .due(now)
+            .filter(task=task)
+            .first()
         )
         return run is not None and _expire(run, task, now)
 
@@ -97,7 +101,7 @@ def leases_sweep() -> int:
 
 def locked_task(task: Task) -> Task:
     return (
-        Task.objects.select_for_update()
+        Task.objects.select_for_update(of=("self",))
         .select_related("org", "project", "repo", "owner")
         .get(pk=task.pk)
     )
@@ -139,7 +143,7 @@ def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
         if task.is_closed:
             raise TaskClosed(f"The task is {task.status}.")
         live = (
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .select_related("app")
             .filter(task=task, status=RunStatus.LIVE)
             .first()
@@ -217,7 +221,7 @@ def guard_write(
     now = timezone.now()
     task = locked_task(task)
     run = (
-        Run.objects.select_for_update()
+        Run.objects.select_for_update(of=("self",))
         .select_related("app")
         .filter(task=task, public_id=run_id)
         .first()
@@ -240,7 +244,7 @@ def guard_write(
         raise LeaseLost(
             f"lease_epoch {lease_epoch} is stale; the current epoch is {run.lease_epoch}."
         )
-    if task.is_closed:
+    if task.is_closed and task.status != TaskStatus.CANCELLED:
         raise TaskClosed(f"The task is {task.status}.")
     return Guarded(task=task, run=run, now=now)
 
@@ -299,7 +303,7 @@ def lease_release(*, task: Task, user: Any) -> Run:
         if task.is_closed:
             raise TaskClosed(f"The task is {task.status}.")
         run = (
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .select_related("app")
             .filter(task=task, status=RunStatus.LIVE)
             .first()

@@ -14,6 +14,7 @@ from tasks.errors import InvalidTransition, TaskClosed, TaskNotPaused
 from tasks.models import CLOSED_STATUSES, Interrupt, Run, RunStatus, Task, TaskStatus
 from tasks.selectors import task_row
 from tasks.services.leases import lease_settle, locked_task, set_task_status
+from tasks.services.reports import withdraw_questions
 
 
 def task_create(
@@ -69,11 +70,7 @@ def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:
     now = timezone.now()
     with transaction.atomic():
         task = locked_task(task)
-        interrupt = (
-            Interrupt.objects.select_related("run")
-            .filter(task=task, answered_at__isnull=True)
-            .first()
-        )
+        interrupt = Interrupt.objects.select_related("run").filter(task=task).open().first()
         if task.status != TaskStatus.PAUSED or interrupt is None:
             raise TaskNotPaused(f"The task is {task.status}; there is no open question.")
         interrupt.answer = answer
@@ -119,10 +116,7 @@ def task_cancel(*, task: Task, user: Any) -> Task:
         if task.status in CLOSED_STATUSES:
             raise TaskClosed(f"The task is already {task.status}.")
         has_live = Run.objects.filter(task=task, status=RunStatus.LIVE).exists()
-        # An open question has nobody left to answer it.
-        Interrupt.objects.filter(task=task, answered_at__isnull=True).update(
-            answered_at=now, answer=None
-        )
+        withdraw_questions(task=task, now=now)
         events.timeline(
             task=task, kind="cancel", actor=events.actor_user(user), summary="Task cancelled"
         )

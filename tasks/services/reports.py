@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 
@@ -71,6 +72,11 @@ def step_record(
             phase=phase,
         )
         return Recorded(step=step, replayed=False)
+
+
+def withdraw_questions(*, task: Task, now: datetime) -> int:
+    """Closes the task's open question unanswered: its run ended or the task was cancelled."""
+    return Interrupt.objects.filter(task=task).open().update(withdrawn_at=now)
 
 
 def ask_user(

@@ -15,7 +15,7 @@ from tasks import events
 from tasks.errors import LeaseLost, RunFinished
 from tasks.models import HarnessApp, Result, ResultStatus, Run, RunStatus, Task, TaskStatus
 from tasks.services.leases import guard_write, lease_settle, locked_task, set_task_status
-from tasks.services.reports import ask_user
+from tasks.services.reports import ask_user, withdraw_questions
 
 TASK_STATUS_AFTER = {
     ResultStatus.SUBMITTED: TaskStatus.COMPLETED,
@@ -107,6 +107,8 @@ def result_submit(
             created_at=g.now,
         )
         interrupt_id = None
+        # The run that asked is over: its question can no longer be answered to it.
+        withdraw_questions(task=task, now=g.now)
         events.timeline(
             task=task,
             kind="result",

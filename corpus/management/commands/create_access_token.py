@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from corpus.errors import DomainError
+from corpus.errors import DomainError, describe
 from corpus.services import access_token_create
 
 
@@ -29,6 +29,6 @@ class Command(BaseCommand):
                 username=options["username"], label=options["label"], expires_at=expires
             )
         except DomainError as exc:
-            raise CommandError(exc.detail)
+            raise CommandError(describe(exc))
         self.stdout.write(f"Access token for {options['username']} (shown once):")
         self.stdout.write(issued.secret)

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from corpus.errors import DomainError
+from corpus.errors import DomainError, describe
 from corpus.models import Org
 from tasks.services.apps import harness_app_create
 
@@ -32,6 +32,6 @@ class Command(BaseCommand):
                 rotate=options["rotate"],
             )
         except DomainError as exc:
-            raise CommandError(exc.detail)
+            raise CommandError(describe(exc))
         self.stdout.write(f"Harness app {org.slug}/{issued.app.app_id} key (shown once):")
         self.stdout.write(issued.key)

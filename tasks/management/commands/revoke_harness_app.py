@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from corpus.errors import DomainError
+from corpus.errors import DomainError, describe
 from corpus.models import Org
 from tasks.services.apps import harness_app_revoke
 
@@ -23,5 +23,5 @@ class Command(BaseCommand):
         try:
             app = harness_app_revoke(org=org, app_id=options["app_id"])
         except DomainError as exc:
-            raise CommandError(exc.detail)
+            raise CommandError(describe(exc))
         self.stdout.write(f"Revoked {org.slug}/{app.app_id} at {app.revoked_at.isoformat()}")

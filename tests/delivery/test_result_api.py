@@ -1,0 +1,469 @@
+"""POST /api/harness/tasks/{task_id}/result (CONTRACT §3) and the judge's scope rule."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+
+from tasks.models import (
+    Event,
+    Interrupt,
+    Result,
+    ResultStatus,
+    Run,
+    RunStatus,
+    Step,
+    Task,
+    TaskStatus,
+)
+from tasks.services.apps import harness_app_revoke
+from tests.conftest import Harness, problem
+
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+INT_ID = re.compile(r"^int_[0-9a-f]{32}$")
+UNKNOWN_RUN = "run_" + "0" * 32
+
+
+def parse(value: str) -> datetime:
+    assert ISO_Z.match(value), value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def stored() -> dict[str, Any]:
+    """Everything a harness write could change, to prove that a refusal changed nothing."""
+    return {
+        "tasks": list(
+            Task.objects.order_by("pk").values_list(
+                "status", "lease_epoch", "cancel_requested", "updated_at"
+            )
+        ),
+        "runs": list(
+            Run.objects.order_by("pk").values_list(
+                "status", "lease_epoch", "lease_expires_at", "ended_at"
+            )
+        ),
+        "steps": Step.objects.count(),
+        "interrupts": list(
+            Interrupt.objects.order_by("pk").values_list("question", "answer", "answered_at")
+        ),
+        "results": list(Result.objects.order_by("pk").values_list("status", "fingerprint")),
+        "events": Event.objects.count(),
+    }
+
+
+def past_expiry(run_id: str) -> Any:
+    run = Run.objects.get(public_id=run_id)
+    return time_machine.travel(run.lease_expires_at + timedelta(seconds=1), tick=False)
+
+
+def url(task: Any) -> str:
+    return Harness.url(task.public_id, "result")
+
+
+def pr(task: Any, **fields: Any) -> dict[str, Any]:
+    """An in-scope pull request of the task's repository, with ``fields`` overriding."""
+    return {"number": 7, "branch": "ether/fix-flaky", "url": f"{task.repo.url}/pull/7", **fields}
+
+
+def timeline_kinds(task: Any) -> list[str]:
+    events = Event.objects.filter(task=task, name="task.timeline").order_by("seq")
+    return [e.payload.get("kind") for e in events]
+
+
+# --- 200: the three outcomes ---------------------------------------------------------------
+
+
+def test_submitted_result_completes_the_task_and_ends_the_run(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    artifact = {"pr": pr(task), "commit": "0123abcd"}
+    response = harness.result(
+        task.public_id,
+        run_id,
+        "submitted",
+        agent_status="PR opened, CI green",
+        artifact=artifact,
+        working_summary="## Done\n- made test_widget deterministic",
+    )
+    assert response.status_code == 200, response.content
+    body = dict(response.json())
+    finished_at = parse(body.pop("finished_at"))
+    assert body == {
+        "run_id": run_id,
+        "task_id": task.public_id,
+        "status": "submitted",
+        "task_status": "completed",
+        "interrupt_id": None,
+    }
+    result = Result.objects.get(task=task)
+    assert result.run.public_id == run_id
+    assert result.status == ResultStatus.SUBMITTED
+    assert result.agent_status == "PR opened, CI green"
+    assert result.artifact == artifact
+    assert result.working_summary == "## Done\n- made test_widget deterministic"
+    run = Run.objects.get(public_id=run_id)
+    assert run.status == RunStatus.FINISHED
+    assert run.ended_at == finished_at
+    task.refresh_from_db()
+    assert task.status == TaskStatus.COMPLETED
+    assert timeline_kinds(task) == ["created", "claim", "result"]
+    detail = world.person().get(f"/api/tasks/{task.public_id}").json()
+    assert detail["status"] == "completed" and detail["live_run"] is None
+
+
+def test_submitted_result_without_artifact_completes_the_task(task, harness, claimed):
+    response = harness.result(task.public_id, claimed["run_id"], "submitted")
+    assert response.status_code == 200, response.content
+    assert response.json()["task_status"] == "completed"
+    assert Result.objects.get(task=task).artifact is None
+    task.refresh_from_db()
+    assert task.status == TaskStatus.COMPLETED
+
+
+def test_blocked_result_pauses_the_task_with_an_open_question(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    response = harness.result(
+        task.public_id, run_id, "blocked", question="May I change the public API?"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "blocked" and body["task_status"] == "paused"
+    assert INT_ID.match(body["interrupt_id"])
+    interrupt = Interrupt.objects.get(task=task)
+    assert interrupt.public_id == body["interrupt_id"]
+    assert interrupt.source == "result"
+    assert interrupt.question == "May I change the public API?"
+    assert interrupt.run.public_id == run_id
+    assert interrupt.answered_at is None
+    result = Result.objects.get(task=task)
+    assert result.status == ResultStatus.BLOCKED
+    assert result.question == "May I change the public API?"
+    assert Run.objects.get(public_id=run_id).status == RunStatus.FINISHED
+    task.refresh_from_db()
+    assert task.status == TaskStatus.PAUSED
+    [event] = Event.objects.filter(task=task, name="task.interrupted")
+    assert event.payload["question"] == "May I change the public API?"
+    # The run is over, so the answer sends the task back to ready for the next claim.
+    answered = world.person().post(f"/api/tasks/{task.public_id}/answer", {"answer": "Yes"})
+    assert answered.status_code == 200, answered.content
+    task.refresh_from_db()
+    assert task.status == TaskStatus.READY
+    claim = harness.claim(task.public_id)
+    assert claim.status_code == 200, claim.content
+    assert claim.json()["run_id"] != run_id
+    [question] = claim.json()["bundle"]["questions"]
+    assert question["source"] == "result" and question["answer"] == "Yes"
+
+
+def test_no_changes_result_closes_the_task_as_no_changes(task, harness, claimed):
+    run_id = claimed["run_id"]
+    response = harness.result(
+        task.public_id,
+        run_id,
+        "no_changes",
+        no_changes_reason="Already fixed upstream.",
+        working_summary="Checked main: the test is already deterministic.",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "no_changes"
+    assert body["task_status"] == "no_changes"
+    assert body["interrupt_id"] is None
+    result = Result.objects.get(task=task)
+    assert result.status == ResultStatus.NO_CHANGES
+    assert result.no_changes_reason == "Already fixed upstream."
+    assert result.working_summary == "Checked main: the test is already deterministic."
+    assert Run.objects.get(public_id=run_id).status == RunStatus.FINISHED
+    task.refresh_from_db()
+    assert task.status == TaskStatus.NO_CHANGES
+    assert not Interrupt.objects.exists()
+
+
+def test_any_result_ends_the_run_so_it_can_write_no_more(task, harness, claimed):
+    run_id = claimed["run_id"]
+    assert harness.result(task.public_id, run_id, "blocked").status_code == 200
+    before = stored()
+    problem(harness.heartbeat(task.public_id, run_id), 409, "lease_lost")
+    problem(harness.step(task.public_id, run_id), 409, "lease_lost")
+    assert stored() == before
+    run = Run.objects.get(public_id=run_id)
+    assert run.status == RunStatus.FINISHED and run.ended_at is not None
+
+
+# --- Retries and run_finished -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["submitted", "blocked", "no_changes"])
+def test_identical_result_again_answers_the_same_and_stores_nothing(task, harness, claimed, status):
+    run_id = claimed["run_id"]
+    extra: dict[str, Any] = {"working_summary": "summary"}
+    if status == "submitted":
+        extra["artifact"] = {"pr": pr(task)}
+    first = harness.result(task.public_id, run_id, status, **extra)
+    assert first.status_code == 200, first.content
+    before = stored()
+    again = harness.result(task.public_id, run_id, status, **extra)
+    assert again.status_code == 200, again.content
+    assert again.json() == first.json()
+    assert stored() == before
+    assert Result.objects.filter(task=task).count() == 1
+    assert timeline_kinds(task).count("result") == 1
+
+
+def test_identical_result_with_the_current_epoch_is_still_a_retry(task, harness, claimed):
+    run_id = claimed["run_id"]
+    first = harness.result(task.public_id, run_id, lease_epoch=1)
+    assert first.status_code == 200, first.content
+    before = stored()
+    again = harness.result(task.public_id, run_id, lease_epoch=1)
+    assert again.status_code == 200, again.content
+    assert again.json() == first.json()
+    assert stored() == before
+
+
+def test_different_result_for_a_finished_run_is_409_run_finished(task, harness, claimed):
+    run_id = claimed["run_id"]
+    assert harness.result(task.public_id, run_id, "no_changes").status_code == 200
+    before = stored()
+    problem(harness.result(task.public_id, run_id, "submitted"), 409, "run_finished")
+    problem(
+        harness.result(task.public_id, run_id, "no_changes", no_changes_reason="Other reason"),
+        409,
+        "run_finished",
+    )
+    problem(
+        harness.result(task.public_id, run_id, "no_changes", working_summary="more"),
+        409,
+        "run_finished",
+    )
+    assert stored() == before
+    result = Result.objects.get(task=task)
+    assert result.status == ResultStatus.NO_CHANGES
+    assert result.no_changes_reason == "Already fixed upstream."
+    task.refresh_from_db()
+    assert task.status == TaskStatus.NO_CHANGES
+
+
+# --- 422 out_of_scope ---------------------------------------------------------------------
+
+
+OUT_OF_SCOPE = {
+    "another_repository": lambda t: pr(t, url="https://github.com/acme/other/pull/7"),
+    "a_fork_like_name": lambda t: pr(t, url=f"{t.repo.url}-fork/pull/7"),
+    "a_look_alike_host": lambda t: pr(
+        t, url=f"https://github.com.evil.example/{t.repo.full_name}/pull/7"
+    ),
+    "a_user_info_host": lambda t: pr(
+        t, url=f"https://github.com@evil.example/{t.repo.full_name}/pull/7"
+    ),
+    "a_branch_outside_scope": lambda t: pr(t, branch="main"),
+    "a_branch_only_prefixed_like_scope": lambda t: pr(t, branch="etherx/fix"),
+    "a_malformed_url": lambda t: pr(t, url="not a url"),
+    "a_url_that_does_not_parse": lambda t: pr(t, url="https://[::1/acme/repo/pull/7"),
+    "a_non_pull_url": lambda t: pr(t, url=f"{t.repo.url}/issues/7"),
+    "a_number_not_in_the_url": lambda t: pr(t, number=8),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_OF_SCOPE))
+def test_submitted_pr_out_of_scope_is_422_and_stores_nothing(task, harness, claimed, case):
+    run_id = claimed["run_id"]
+    before = stored()
+    artifact = {"pr": OUT_OF_SCOPE[case](task)}
+    response = harness.result(task.public_id, run_id, "submitted", artifact=artifact)
+    body = problem(response, 422, "out_of_scope")
+    assert body["errors"]["artifact.pr"], body
+    assert stored() == before
+    assert not Result.objects.exists()
+    run = Run.objects.get(public_id=run_id)
+    assert run.status == RunStatus.LIVE and run.ended_at is None
+    task.refresh_from_db()
+    assert task.status == TaskStatus.IN_PROGRESS
+    # Refused, not finished: the run can still submit a PR that is in scope.
+    fixed = harness.result(task.public_id, run_id, "submitted", artifact={"pr": pr(task)})
+    assert fixed.status_code == 200, fixed.content
+
+
+# --- 400 ----------------------------------------------------------------------------------
+
+
+def test_result_validation_errors_are_400(task, harness, claimed):
+    run_id = claimed["run_id"]
+    base = {"run_id": run_id, "status": "submitted", "agent_status": "done"}
+
+    def errors(data: Any) -> dict[str, list[str]]:
+        return problem(harness.post(url(task), data), 400, "validation_error")["errors"]
+
+    before = stored()
+    problem(harness.post(url(task), raw="{nope"), 400, "malformed_json")
+    problem(harness.post(url(task), raw="[1,2]"), 400, "validation_error")
+    assert {"run_id", "status", "agent_status"} <= set(errors({}))
+    assert list(errors({k: v for k, v in base.items() if k != "agent_status"})) == ["agent_status"]
+    assert "status" in errors({**base, "status": "done"})
+    assert errors({**base, "status": 1})["status"] == ["Must be a string."]
+    assert errors({**base, "run_id": 7})["run_id"] == ["Must be a string."]
+    assert errors({**base, "agent_status": 5})["agent_status"] == ["Must be a string."]
+    assert errors({**base, "working_summary": 5})["working_summary"] == ["Must be a string."]
+    assert errors({**base, "lease_epoch": "1"})["lease_epoch"] == ["Must be an integer."]
+    for bad in ("run_123", "task_" + "0" * 32, "run_" + "A" * 32):
+        assert list(errors({**base, "run_id": bad})) == ["run_id"], bad
+    assert errors({**base, "extra": 1}) == {"extra": ["Unknown field."]}
+    no_changes = {**base, "status": "no_changes"}
+    assert "no_changes_reason" in errors(no_changes)
+    assert "no_changes_reason" in errors({**no_changes, "no_changes_reason": "  "})
+    blocked = {**base, "status": "blocked"}
+    assert "question" in errors(blocked)
+    assert "question" in errors({**blocked, "question": ""})
+    assert "artifact" in errors({**base, "artifact": "https://github.com/acme/x/pull/1"})
+    assert errors({**base, "artifact": {"pr": pr(task, number="7")}})["artifact.pr.number"] == [
+        "Must be an integer."
+    ]
+    missing_url = {k: v for k, v in pr(task).items() if k != "url"}
+    assert "artifact.pr.url" in errors({**base, "artifact": {"pr": missing_url}})
+    assert "artifact.pr.branch" in errors({**base, "artifact": {"pr": pr(task, branch=1)}})
+    problem(
+        harness.post(url(task), raw="status=submitted", content_type="text/plain"),
+        415,
+        "unsupported_media_type",
+    )
+    assert stored() == before
+    assert not Result.objects.exists()
+    assert Run.objects.get(public_id=run_id).status == RunStatus.LIVE
+
+
+# --- 401 / 403 / 404 / 405 ----------------------------------------------------------------
+
+
+def test_result_auth_failures_are_401(world, task, claimed):
+    run_id = claimed["run_id"]
+    before = stored()
+    response = Harness("", "builder").result(task.public_id, run_id)
+    problem(response, 401, "not_authenticated")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    problem(
+        Harness("eth_app_wrong", "builder").result(task.public_id, run_id),
+        401,
+        "not_authenticated",
+    )
+    problem(
+        Harness(world.token, "builder").result(task.public_id, run_id), 401, "not_authenticated"
+    )
+    assert stored() == before
+    harness_app_revoke(org=world.org, app_id="builder")
+    before = stored()
+    response = world.harness().result(task.public_id, run_id)
+    assert "revoked" in problem(response, 401, "not_authenticated")["detail"]
+    assert stored() == before
+
+
+def test_result_with_another_apps_run_is_403(world, task, claimed):
+    before = stored()
+    problem(world.rival_harness().result(task.public_id, claimed["run_id"]), 403, "forbidden")
+    assert stored() == before
+    assert Run.objects.get(public_id=claimed["run_id"]).status == RunStatus.LIVE
+
+
+def test_result_unknown_other_org_and_malformed_task_ids_are_404(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    before = stored()
+    problem(harness.result("task_" + "0" * 32, run_id), 404, "not_found")
+    problem(harness.result("task_nothex", run_id), 404, "not_found")
+    problem(world.outsider_harness().result(task.public_id, run_id), 404, "not_found")
+    assert stored() == before
+
+
+def test_result_get_is_405(task, harness, claimed):
+    before = stored()
+    response = harness.get(url(task))
+    problem(response, 405, "method_not_allowed")
+    assert "POST" in response["Allow"]
+    assert stored() == before
+
+
+# --- 409 ----------------------------------------------------------------------------------
+
+
+def test_result_with_the_run_of_another_task_is_409_lease_lost(world, task, harness, claimed):
+    other = world.task()
+    other_run = harness.claim(other.public_id).json()["run_id"]
+    before = stored()
+    problem(harness.result(task.public_id, other_run), 409, "lease_lost")
+    assert stored() == before
+
+
+def test_result_with_an_unknown_run_is_409_lease_lost(task, harness, claimed):
+    before = stored()
+    problem(harness.result(task.public_id, UNKNOWN_RUN), 409, "lease_lost")
+    assert stored() == before
+
+
+def test_expired_run_cannot_post_a_result(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    with past_expiry(run_id):
+        assert world.person().get(f"/api/tasks/{task.public_id}").status_code == 200
+        before = stored()
+        response = harness.result(task.public_id, run_id, "submitted", artifact={"pr": pr(task)})
+        problem(response, 409, "lease_lost")
+        assert stored() == before
+    assert not Result.objects.exists()
+    assert Run.objects.get(public_id=run_id).status == RunStatus.EXPIRED
+    task.refresh_from_db()
+    assert task.status == TaskStatus.READY
+
+
+def test_stale_lease_epoch_cannot_post_a_result(task, harness, claimed):
+    run_id = claimed["run_id"]
+    assert harness.claim(task.public_id).json()["lease_epoch"] == 2
+    before = stored()
+    problem(harness.result(task.public_id, run_id, lease_epoch=1), 409, "lease_lost")
+    assert stored() == before
+    assert harness.result(task.public_id, run_id, lease_epoch=2).status_code == 200
+
+
+def test_released_run_cannot_post_a_result(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    assert world.person().post(f"/api/tasks/{task.public_id}/release").status_code == 200
+    before = stored()
+    problem(harness.result(task.public_id, run_id), 409, "lease_lost")
+    assert stored() == before
+    assert Run.objects.get(public_id=run_id).status == RunStatus.RELEASED
+    task.refresh_from_db()
+    assert task.status == TaskStatus.READY
+
+
+def test_result_after_cancel_is_409_task_closed(world, task, harness, claimed):
+    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
+    before = stored()
+    problem(harness.result(task.public_id, claimed["run_id"], "submitted"), 409, "task_closed")
+    assert stored() == before
+    task.refresh_from_db()
+    assert task.status == TaskStatus.CANCELLED
+
+
+def test_result_after_the_heartbeat_that_saw_the_cancel_is_409_task_closed(
+    world, task, harness, claimed
+):
+    run_id = claimed["run_id"]
+    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
+    beat = harness.heartbeat(task.public_id, run_id)
+    assert beat.status_code == 200, beat.content
+    assert beat.json()["cancel_requested"] is True
+    before = stored()
+    problem(harness.result(task.public_id, run_id), 409, "task_closed")
+    assert stored() == before
+    assert not Result.objects.exists()
+
+
+# --- 413 ----------------------------------------------------------------------------------
+
+
+def test_result_body_over_the_limit_is_413(settings, task, harness, claimed):
+    settings.ETHER_MAX_BODY_BYTES = 2048
+    before = stored()
+    response = harness.result(task.public_id, claimed["run_id"], working_summary="x" * 3000)
+    problem(response, 413, "payload_too_large")
+    assert stored() == before
+    assert Run.objects.get(public_id=claimed["run_id"]).status == RunStatus.LIVE

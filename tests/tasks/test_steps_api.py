@@ -1,0 +1,325 @@
+"""POST /api/harness/tasks/{task_id}/steps (CONTRACT §3, §5 os.harness.step)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import time_machine
+
+from tasks.models import Event, Interrupt, Result, Run, RunStatus, Step, Task, TaskStatus
+from tasks.services.apps import harness_app_revoke
+from tests.conftest import Harness, problem
+
+STEP_ID = re.compile(r"^step_[0-9a-f]{32}$")
+UNKNOWN_RUN = "run_" + "0" * 32
+
+
+def stored() -> dict[str, Any]:
+    """Everything a harness write could change, to prove that a refusal changed nothing."""
+    return {
+        "tasks": list(
+            Task.objects.order_by("pk").values_list(
+                "status", "lease_epoch", "cancel_requested", "updated_at"
+            )
+        ),
+        "runs": list(
+            Run.objects.order_by("pk").values_list(
+                "status", "lease_epoch", "lease_expires_at", "checkpoint"
+            )
+        ),
+        "steps": Step.objects.count(),
+        "interrupts": list(Interrupt.objects.order_by("pk").values_list("answered_at")),
+        "results": Result.objects.count(),
+        "events": Event.objects.count(),
+    }
+
+
+def past_expiry(run_id: str) -> Any:
+    run = Run.objects.get(public_id=run_id)
+    return time_machine.travel(run.lease_expires_at + timedelta(seconds=1), tick=False)
+
+
+def url(task: Any) -> str:
+    return Harness.url(task.public_id, "steps")
+
+
+def step_events(task: Any) -> list[Event]:
+    return list(Event.objects.filter(task=task, name="os.harness.step").order_by("seq"))
+
+
+# --- 201 ---------------------------------------------------------------------------------
+
+
+def test_step_is_stored_and_emits_os_harness_step(task, harness, claimed):
+    run_id = claimed["run_id"]
+    response = harness.step(
+        task.public_id,
+        run_id,
+        "Running the test suite",
+        phase="testing",
+        internal_label="pytest -x",
+        client_step_id="c-1",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert set(body) == {"step_id", "seq"}
+    assert STEP_ID.match(body["step_id"])
+    assert isinstance(body["seq"], int)
+    step = Step.objects.get(public_id=body["step_id"])
+    assert step.task == task
+    assert step.run.public_id == run_id
+    assert step.seq == body["seq"]
+    assert step.phase == "testing"
+    assert step.user_message == "Running the test suite"
+    assert step.internal_label == "pytest -x"
+    assert step.client_step_id == "c-1"
+    [event] = step_events(task)
+    assert event.topic == f"tasks/{task.public_id}"
+    assert event.seq == body["seq"]
+    assert event.payload["phase"] == "testing"
+    assert event.payload["user_message"] == "Running the test suite"
+    assert event.payload["internal_label"] == "pytest -x"
+    assert event.payload["run_id"] == run_id
+    assert event.payload["task_id"] == task.public_id
+    kinds = [e.payload.get("kind") for e in Event.objects.filter(task=task, name="task.timeline")]
+    assert kinds == ["created", "claim", "step"]
+    task.refresh_from_db()
+    assert task.status == TaskStatus.IN_PROGRESS
+    assert Run.objects.get(public_id=run_id).status == RunStatus.LIVE
+
+
+def test_step_without_internal_label_stores_an_empty_one(task, harness, claimed):
+    response = harness.step(task.public_id, claimed["run_id"], "Reading the code")
+    assert response.status_code == 201, response.content
+    step = Step.objects.get(public_id=response.json()["step_id"])
+    assert step.internal_label == ""
+    assert step.client_step_id is None
+    [event] = step_events(task)
+    assert event.payload["internal_label"] == ""
+    assert event.payload["phase"] == "coding_agent"
+
+
+def test_steps_get_increasing_seq(task, harness, claimed):
+    run_id = claimed["run_id"]
+    seqs = []
+    for message in ("one", "two", "three"):
+        response = harness.step(task.public_id, run_id, message)
+        assert response.status_code == 201
+        seqs.append(response.json()["seq"])
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    assert [s.user_message for s in Step.objects.filter(task=task).order_by("seq")] == [
+        "one",
+        "two",
+        "three",
+    ]
+    assert [e.seq for e in step_events(task)] == seqs
+
+
+def test_repeated_client_step_id_is_stored_once(task, harness, claimed):
+    run_id = claimed["run_id"]
+    first = harness.step(task.public_id, run_id, "Pushing", client_step_id="push-1")
+    assert first.status_code == 201, first.content
+    before = stored()
+    again = harness.step(task.public_id, run_id, "Pushing", client_step_id="push-1")
+    assert again.status_code == 201, again.content
+    assert again.json() == first.json()
+    retold = harness.step(task.public_id, run_id, "Pushing (retry)", client_step_id="push-1")
+    assert retold.status_code == 201, retold.content
+    assert retold.json() == first.json()
+    assert stored() == before
+    step = Step.objects.get(task=task)
+    assert step.public_id == first.json()["step_id"] and step.user_message == "Pushing"
+    assert len(step_events(task)) == 1
+
+
+def test_same_client_step_id_in_a_new_run_is_a_new_step(world, task, harness, claimed):
+    old = harness.step(task.public_id, claimed["run_id"], "Old run", client_step_id="s-1")
+    assert old.status_code == 201
+    with past_expiry(claimed["run_id"]):
+        rival = world.rival_harness()
+        new_run = rival.claim(task.public_id).json()["run_id"]
+        response = rival.step(task.public_id, new_run, "New run", client_step_id="s-1")
+    assert response.status_code == 201, response.content
+    assert response.json()["step_id"] != old.json()["step_id"]
+    assert response.json()["seq"] > old.json()["seq"]
+    assert Step.objects.filter(task=task, client_step_id="s-1").count() == 2
+    assert Step.objects.get(public_id=response.json()["step_id"]).run.public_id == new_run
+
+
+# --- 400 ---------------------------------------------------------------------------------
+
+
+def test_step_validation_errors_are_400(task, harness, claimed):
+    run_id = claimed["run_id"]
+    tid = task.public_id
+    before = stored()
+    problem(harness.post(url(task), raw="{nope"), 400, "malformed_json")
+    problem(harness.post(url(task), raw="[1,2]"), 400, "validation_error")
+    body = problem(harness.post(url(task), {}), 400, "validation_error")
+    assert {"run_id", "phase", "user_message"} <= set(body["errors"])
+    body = problem(
+        harness.post(url(task), {"run_id": run_id, "user_message": "hi"}), 400, "validation_error"
+    )
+    assert list(body["errors"]) == ["phase"]
+    body = problem(
+        harness.post(url(task), {"run_id": run_id, "phase": "coding_agent"}),
+        400,
+        "validation_error",
+    )
+    assert list(body["errors"]) == ["user_message"]
+    body = problem(harness.step(tid, 7), 400, "validation_error")
+    assert body["errors"]["run_id"] == ["Must be a string."]
+    body = problem(harness.step(tid, run_id, 42), 400, "validation_error")
+    assert body["errors"]["user_message"] == ["Must be a string."]
+    body = problem(harness.step(tid, run_id, phase=3), 400, "validation_error")
+    assert body["errors"]["phase"] == ["Must be a string."]
+    body = problem(harness.step(tid, run_id, internal_label=["x"]), 400, "validation_error")
+    assert body["errors"]["internal_label"] == ["Must be a string."]
+    body = problem(harness.step(tid, run_id, client_step_id=1), 400, "validation_error")
+    assert body["errors"]["client_step_id"] == ["Must be a string."]
+    body = problem(harness.step(tid, run_id, lease_epoch="1"), 400, "validation_error")
+    assert body["errors"]["lease_epoch"] == ["Must be an integer."]
+    for bad in ("run_123", "step_" + "0" * 32, "run_" + "A" * 32):
+        body = problem(harness.step(tid, bad), 400, "validation_error")
+        assert list(body["errors"]) == ["run_id"], bad
+    body = problem(harness.step(tid, run_id, extra=1), 400, "validation_error")
+    assert body["errors"] == {"extra": ["Unknown field."]}
+    problem(
+        harness.post(url(task), raw="phase=x", content_type="text/plain"),
+        415,
+        "unsupported_media_type",
+    )
+    assert stored() == before
+
+
+# --- 401 / 403 / 404 / 405 ---------------------------------------------------------------
+
+
+def test_step_auth_failures_are_401(world, task, claimed):
+    run_id = claimed["run_id"]
+    before = stored()
+    response = Harness("", "builder").step(task.public_id, run_id)
+    problem(response, 401, "not_authenticated")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    problem(
+        Harness("eth_app_wrong", "builder").step(task.public_id, run_id), 401, "not_authenticated"
+    )
+    problem(Harness(world.token, "builder").step(task.public_id, run_id), 401, "not_authenticated")
+    assert stored() == before
+    harness_app_revoke(org=world.org, app_id="builder")
+    before = stored()
+    response = world.harness().step(task.public_id, run_id)
+    assert "revoked" in problem(response, 401, "not_authenticated")["detail"]
+    assert stored() == before
+
+
+def test_step_with_another_apps_run_is_403(world, task, claimed):
+    before = stored()
+    problem(world.rival_harness().step(task.public_id, claimed["run_id"]), 403, "forbidden")
+    assert stored() == before
+
+
+def test_step_unknown_other_org_and_malformed_task_ids_are_404(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    before = stored()
+    problem(harness.step("task_" + "0" * 32, run_id), 404, "not_found")
+    problem(harness.step("task_nothex", run_id), 404, "not_found")
+    problem(world.outsider_harness().step(task.public_id, run_id), 404, "not_found")
+    assert stored() == before
+
+
+def test_step_get_is_405(task, harness, claimed):
+    before = stored()
+    response = harness.get(url(task))
+    problem(response, 405, "method_not_allowed")
+    assert "POST" in response["Allow"]
+    assert stored() == before
+
+
+# --- 409 ---------------------------------------------------------------------------------
+
+
+def test_step_with_the_run_of_another_task_is_409_lease_lost(world, task, harness, claimed):
+    other = world.task()
+    other_run = harness.claim(other.public_id).json()["run_id"]
+    before = stored()
+    problem(harness.step(task.public_id, other_run), 409, "lease_lost")
+    assert stored() == before
+
+
+def test_step_with_an_unknown_run_is_409_lease_lost(task, harness, claimed):
+    before = stored()
+    problem(harness.step(task.public_id, UNKNOWN_RUN), 409, "lease_lost")
+    assert stored() == before
+
+
+def test_expired_run_cannot_post_steps(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    with past_expiry(run_id):
+        assert world.person().get(f"/api/tasks/{task.public_id}").status_code == 200
+        before = stored()
+        problem(harness.step(task.public_id, run_id), 409, "lease_lost")
+        assert stored() == before
+    assert Run.objects.get(public_id=run_id).status == RunStatus.EXPIRED
+    assert not Step.objects.exists()
+
+
+def test_stale_lease_epoch_cannot_post_steps(task, harness, claimed):
+    run_id = claimed["run_id"]
+    assert harness.claim(task.public_id).json()["lease_epoch"] == 2
+    before = stored()
+    problem(harness.step(task.public_id, run_id, lease_epoch=1), 409, "lease_lost")
+    assert stored() == before
+    assert harness.step(task.public_id, run_id, lease_epoch=2).status_code == 201
+
+
+def test_released_run_cannot_post_steps(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    assert world.person().post(f"/api/tasks/{task.public_id}/release").status_code == 200
+    before = stored()
+    problem(harness.step(task.public_id, run_id), 409, "lease_lost")
+    assert stored() == before
+    assert Run.objects.get(public_id=run_id).status == RunStatus.RELEASED
+
+
+def test_finished_run_cannot_post_steps(task, harness, claimed):
+    run_id = claimed["run_id"]
+    assert harness.result(task.public_id, run_id).status_code == 200
+    before = stored()
+    problem(harness.step(task.public_id, run_id), 409, "lease_lost")
+    assert stored() == before
+
+
+def test_steps_after_cancel_are_409_task_closed(world, task, harness, claimed):
+    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
+    before = stored()
+    problem(harness.step(task.public_id, claimed["run_id"]), 409, "task_closed")
+    assert stored() == before
+    task.refresh_from_db()
+    assert task.status == TaskStatus.CANCELLED
+
+
+def test_steps_after_the_heartbeat_that_saw_the_cancel_are_409_task_closed(
+    world, task, harness, claimed
+):
+    run_id = claimed["run_id"]
+    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
+    beat = harness.heartbeat(task.public_id, run_id)
+    assert beat.status_code == 200, beat.content
+    assert beat.json()["cancel_requested"] is True
+    before = stored()
+    problem(harness.step(task.public_id, run_id), 409, "task_closed")
+    assert stored() == before
+
+
+# --- 413 ---------------------------------------------------------------------------------
+
+
+def test_step_body_over_the_limit_is_413(settings, task, harness, claimed):
+    settings.ETHER_MAX_BODY_BYTES = 2048
+    before = stored()
+    response = harness.step(task.public_id, claimed["run_id"], "x" * 3000)
+    problem(response, 413, "payload_too_large")
+    assert stored() == before
