@@ -173,3 +173,33 @@ def test_locked_database_is_503_with_retry_after_and_stores_nothing(world, setti
     assert retry.status_code == 200
     assert not retry.has_header("Idempotent-Replayed")
     assert Run.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_locked_row_on_postgres_is_503_with_retry_after_and_stores_nothing(world):
+    if connection.vendor != "postgresql":
+        pytest.skip("holds a Postgres row lock")
+    import psycopg
+
+    task = world.task()
+    harness = world.harness()
+    params = connection.get_connection_params()
+    params.pop("options", None)
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params) as locker:
+        # Another transaction holds the task row, as a stuck writer would.
+        locker.execute("SELECT id FROM tasks_task WHERE id = %s FOR UPDATE", [task.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        try:
+            response = harness.claim(task.public_id)
+            problem(response, 503, "database_unavailable")
+            assert int(response["Retry-After"]) >= 1
+        finally:
+            locker.rollback()
+            connection.close()
+    assert not Run.objects.exists()
+    task.refresh_from_db()
+    assert task.status == TaskStatus.READY and task.lease_epoch == 0
+    assert harness.claim(task.public_id).status_code == 200
