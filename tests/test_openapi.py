@@ -15,9 +15,12 @@ def _api_routes(resolver: URLResolver, prefix: str = "") -> list[str]:
         route = prefix + str(entry.pattern)
         if isinstance(entry, URLResolver):
             routes += _api_routes(entry, route)
-        elif isinstance(entry, URLPattern) and route.startswith("api/"):
-            if not route.startswith(("api/schema", "api/docs")):
-                routes.append("/" + route.replace("<str:task_id>", "{task_id}"))
+        elif (
+            isinstance(entry, URLPattern)
+            and route.startswith("api/")
+            and not route.startswith(("api/schema", "api/docs"))
+        ):
+            routes.append("/" + route.replace("<str:task_id>", "{task_id}"))
     return routes
 
 
