@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from corpus.errors import Forbidden, ValidationFailed
+from corpus.errors import Forbidden, NotFound, ValidationFailed
 from corpus.http.fields import validated
 from corpus.http.idempotency import idempotent
 from corpus.http.pagination import paginate
@@ -43,6 +43,18 @@ class HarnessAPIView(APIView):
 
     def task(self, request: Request, task_id: str) -> Task:
         return selectors.task_get(org=self.app(request).org, task_id=task_id)
+
+    def prepare_idempotent(self, request: Request, task_id: str) -> None:
+        """Records a lapsed lease outside the request's own transaction (see idempotent)."""
+        settle_quietly(org=self.app(request).org, task_id=task_id)
+
+
+def settle_quietly(*, org: Any, task_id: str) -> None:
+    try:
+        task = selectors.task_get(org=org, task_id=task_id)
+    except NotFound:
+        return  # the handler answers the 404
+    services.lease_settle(task_pk=task.pk)
 
 
 def claim_body(request: Request, claim: services.leases.Claim) -> dict[str, Any]:
@@ -202,6 +214,11 @@ def task_body(task: Task) -> dict[str, Any]:
     return selectors.task_detail(task)
 
 
+class TaskUserAPIView(UserAPIView):
+    def prepare_idempotent(self, request: Request, task_id: str) -> None:
+        settle_quietly(org=self.org(request), task_id=task_id)
+
+
 class TaskListAPI(UserAPIView):
     @extend_schema(
         tags=["tasks"],
@@ -219,7 +236,10 @@ class TaskListAPI(UserAPIView):
         if status is not None and status not in TaskStatus.values:
             raise ValidationFailed({"status": [f"Must be one of {', '.join(TaskStatus.values)}."]})
         queryset = selectors.tasks_for_org(org=self.org(request), status=status)
-        rows, cursor = paginate(queryset, request.query_params, descending=True)
+        # Public ids are UUIDv7: ordering by them is ordering by creation.
+        rows, cursor = paginate(
+            queryset, request.query_params, field="public_id", kind=str, descending=True
+        )
         return Response({"data": [task_body(t) for t in rows], "next_cursor": cursor})
 
     @extend_schema(
@@ -245,7 +265,7 @@ class TaskDetailAPI(UserAPIView):
         return Response(task_body(task))
 
 
-class TaskAnswerAPI(UserAPIView):
+class TaskAnswerAPI(TaskUserAPIView):
     @extend_schema(
         tags=["tasks"],
         summary="Answer the paused task's open question",
@@ -265,7 +285,7 @@ class TaskAnswerAPI(UserAPIView):
 def _transition(service_name: str, summary: str, text: str) -> type[UserAPIView]:
     service = getattr(services, service_name)
 
-    class TransitionAPI(UserAPIView):
+    class TransitionAPI(TaskUserAPIView):
         @extend_schema(
             tags=["tasks"],
             summary=summary,

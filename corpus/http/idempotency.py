@@ -115,6 +115,17 @@ def _complete(record: IdempotencyRecord, response: Response) -> None:
     )
 
 
+def storable(response: Response) -> bool:
+    """Whether a retry with the same key should get this answer again.
+
+    Successes and refusals of the request itself (400, 403, 404, 422) are final. A 409
+    reports the state of the task at that moment (a lease held, a task paused), which
+    changes, and a 5xx is our failure: for those the key is released so a retry runs.
+    """
+    status = response.status_code
+    return status < 500 and status not in (409, 429) and not response.has_header("Retry-After")
+
+
 def _forget(record: IdempotencyRecord) -> None:
     """Drop the claim on a key whose request failed on our side, so a retry runs again.
 
@@ -142,10 +153,15 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
         if isinstance(acquired, Response):
             return acquired
         record = acquired
+        # Work that must commit even if the request is refused (recording an expired
+        # lease) runs before the block whose rollback would undo it.
+        prepare = getattr(view, "prepare_idempotent", None)
+        if prepare is not None:
+            prepare(request, *args, **kwargs)
         try:
             with transaction.atomic():
                 response = handler(view, request, *args, **kwargs)
-                if response.status_code >= 500:
+                if not storable(response):
                     raise _Abort(response)
                 _complete(record, response)
             return response
@@ -159,11 +175,14 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
             except Exception:
                 _forget(record)
                 raise
-            if response.status_code >= 500:
-                _forget(record)
+            if storable(response):
+                try:
+                    with transaction.atomic():
+                        _complete(record, response)
+                except DatabaseError:
+                    _forget(record)
             else:
-                with transaction.atomic():
-                    _complete(record, response)
+                _forget(record)
             return response
 
     return wrapper

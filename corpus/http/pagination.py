@@ -27,18 +27,18 @@ def parse_limit(raw: str | None) -> int:
     return value
 
 
-def encode_cursor(position: int) -> str:
+def encode_cursor(position: int | str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"p": position}).encode()).decode().rstrip("=")
 
 
-def decode_cursor(raw: str | None) -> int | None:
+def decode_cursor(raw: str | None, kind: type = int) -> int | str | None:
     if not raw:
         return None
     try:
         padded = raw + "=" * (-len(raw) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
         position = value["p"]
-        if not isinstance(position, int) or isinstance(position, bool):
+        if not isinstance(position, kind) or isinstance(position, bool):
             raise ValueError
         return position
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
@@ -49,12 +49,17 @@ def paginate(
     queryset: QuerySet[Any],
     params: Any,
     *,
-    field: str = "pk",
+    field: str,
+    kind: type = int,
     descending: bool = False,
 ) -> tuple[list[Model], str | None]:
-    """One page of ``queryset`` ordered by the unique integer ``field``, and the next cursor."""
+    """One page of ``queryset`` ordered by the unique ``field``, and the next cursor.
+
+    The field must be public (a public id or a seq): integer primary keys never leave
+    the server, not even inside a cursor.
+    """
     limit = parse_limit(params.get("limit"))
-    after = decode_cursor(params.get("cursor"))
+    after = decode_cursor(params.get("cursor"), kind)
     if after is not None:
         lookup = f"{field}__lt" if descending else f"{field}__gt"
         queryset = queryset.filter(**{lookup: after})

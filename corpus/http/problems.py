@@ -13,7 +13,9 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from corpus.errors import DomainError, Kind
@@ -114,6 +116,12 @@ def database_unavailable_response() -> Response:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's ``EXCEPTION_HANDLER``."""
+    request = context.get("request")
+    if request is not None:
+        # Views with their own renderers (the schema's YAML, the docs' HTML) and failed
+        # content negotiation must still answer problems as JSON.
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = PROBLEM_CONTENT_TYPE
     if isinstance(exc, DomainError):
         status = STATUS_BY_KIND[exc.kind]
         headers = {}
@@ -161,6 +169,7 @@ def json_problem(status: int, code: str, title: str, detail: str) -> JsonRespons
     )
 
 
+@csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """The catch-all for paths under /api/ and /v1/ that match no route."""
     return json_problem(404, "not_found", "Not found", f"No route for {request.path}.")

@@ -23,6 +23,7 @@ from tasks.errors import LeaseHeld, LeaseLost, NoLiveRun, TaskClosed, TaskPaused
 from tasks.models import (
     CLAIMABLE_STATUSES,
     HarnessApp,
+    Interrupt,
     Run,
     RunStatus,
     Task,
@@ -135,9 +136,9 @@ def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
     The winner is decided by one conditional UPDATE on the task's epoch, and the partial
     unique index on live runs makes a second live run impossible even if that were wrong.
     """
-    now = timezone.now()
     with transaction.atomic():
         task = locked_task(task)
+        now = timezone.now()  # after the lock wait, which may have taken seconds
         if task.status == TaskStatus.PAUSED:
             raise TaskPaused("The task is paused on a question; it can be claimed once answered.")
         if task.is_closed:
@@ -218,8 +219,8 @@ def guard_write(
     A stale run can never write: it must be this task's live run, held by this app, with
     an unexpired lease and (when sent) the current epoch.
     """
-    now = timezone.now()
     task = locked_task(task)
+    now = timezone.now()  # after the lock wait, which may have taken seconds
     run = (
         Run.objects.select_for_update(of=("self",))
         .select_related("app")
@@ -295,11 +296,12 @@ def lease_heartbeat(
 
 
 def lease_release(*, task: Task, user: Any) -> Run:
-    """A person ends a stuck live run; it is fenced like an expired one."""
-    now = timezone.now()
+    """A person ends a stuck live run; it is fenced like an expired one, and the task is
+    ready again. A question the run had asked is withdrawn with it."""
     lease_settle(task_pk=task.pk)
     with transaction.atomic():
         task = locked_task(task)
+        now = timezone.now()
         if task.is_closed:
             raise TaskClosed(f"The task is {task.status}.")
         run = (
@@ -322,6 +324,6 @@ def lease_release(*, task: Task, user: Any) -> Run:
             run_id=run.public_id,
             app_id=run.app.app_id,
         )
-        if task.status == TaskStatus.IN_PROGRESS:
-            set_task_status(task, TaskStatus.READY, now)
+        Interrupt.objects.filter(task=task, run=run).open().update(withdrawn_at=now)
+        set_task_status(task, TaskStatus.READY, now)
         return run

@@ -8,7 +8,7 @@ import time_machine
 from django.utils import timezone
 
 from corpus.models import IdempotencyRecord
-from tasks.models import Event, Run, RunStatus, Step, Task
+from tasks.models import Event, Result, Run, RunStatus, Step, Task
 from tests import factories
 from tests.conftest import problem
 
@@ -136,21 +136,21 @@ def test_same_key_on_another_route_is_422(world, task, harness, claimed):
     assert not Step.objects.exists()
 
 
-def test_refusal_is_replayed_as_the_same_refusal(world, task, claimed):
+def test_conflict_is_not_stored_so_a_retry_with_the_key_runs_again(world, task, claimed):
+    """A 409 reports the task's state at that moment; Retry-After invites the same retry."""
     rival = world.rival_harness()
     first = rival.claim(task.public_id, **key("rival-claim"))
-    refused = problem(first, 409, "lease_held")
-    # The lease is now free: a fresh request would win, but the retry replays the refusal.
+    problem(first, 409, "lease_held")
+    assert int(first["Retry-After"]) >= 1
+    assert not IdempotencyRecord.objects.filter(key="rival-claim").exists()
     assert world.person().post(f"/api/tasks/{task.public_id}/release").status_code == 200
     again = rival.claim(task.public_id, **key("rival-claim"))
-    assert again.status_code == 409
-    assert body_of(again) == refused
-    assert again["Idempotent-Replayed"] == "true"
-    assert again["Retry-After"] == first["Retry-After"]
-    assert not Run.objects.filter(task=task, app=world.rival).exists()
-    assert not Run.objects.filter(task=task, status=RunStatus.LIVE).exists()
-    fresh = rival.claim(task.public_id, **key("rival-claim-2"))
-    assert fresh.status_code == 200
+    assert again.status_code == 200
+    assert not again.has_header("Idempotent-Replayed")
+    assert Run.objects.filter(task=task, app=world.rival, status=RunStatus.LIVE).count() == 1
+    replay = rival.claim(task.public_id, **key("rival-claim"))
+    assert replay["Idempotent-Replayed"] == "true"
+    assert body_of(replay) == body_of(again)
 
 
 def test_validation_refusal_is_replayed(world):
@@ -173,14 +173,21 @@ def test_replayed_answer_keeps_the_json_content_type(world, task, harness):
     assert Run.objects.count() == 1
 
 
-def test_replayed_refusal_is_still_a_problem_document(world, task, claimed):
-    rival = world.rival_harness()
-    first = rival.claim(task.public_id, **key("rival-claim"))
-    refused = problem(first, 409, "lease_held")
-    again = rival.claim(task.public_id, **key("rival-claim"))
+def test_replayed_refusal_is_still_a_problem_document(world, task, harness, claimed):
+    pr = {"number": 1, "branch": "main", "url": f"https://github.com/{task.repo.full_name}/pull/1"}
+    data = {
+        "run_id": claimed["run_id"],
+        "status": "submitted",
+        "agent_status": "Opened PR #1",
+        "artifact": {"pr": pr},
+    }
+    url = harness.url(task.public_id, "result")
+    refused = problem(harness.post(url, data, **key("out-of-scope")), 422, "out_of_scope")
+    again = harness.post(url, data, **key("out-of-scope"))
     assert again["Idempotent-Replayed"] == "true"
-    assert problem(again, 409, "lease_held") == refused
-    assert Run.objects.count() == 1
+    assert problem(again, 422, "out_of_scope") == refused
+    assert Run.objects.get(public_id=claimed["run_id"]).status == RunStatus.LIVE
+    assert not Result.objects.exists()
 
 
 # --- bad keys and scopes --------------------------------------------------------------
