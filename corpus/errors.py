@@ -76,3 +76,14 @@ def describe(exc: DomainError) -> str:
     errors = exc.extra.get("errors") or {}
     fields = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items())
     return f"{exc.detail} {fields}".strip()
+
+
+class DocumentExists(DomainError):
+    code = "document_exists"
+    title = "Document exists"
+
+
+class PreconditionFailed(DomainError):
+    kind = "precondition_failed"
+    code = "precondition_failed"
+    title = "Precondition failed"

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from corpus.ids import new_doc_id
+
 
 class Org(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
@@ -118,3 +120,115 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class DocumentKind(models.TextChoices):
+    PROFILE = "profile"
+    PROJECT = "project"
+    REPO = "repo"
+    TASK = "task"
+    WORKING = "working"
+    MEMORY = "memory"
+
+
+class Document(models.Model):
+    """A markdown document of the context corpus; every version is kept.
+
+    ``scope_key`` names what the document belongs to (a user, a project, a repository, a
+    task or a run) so each scope has at most one document of a kind. Tasks and runs are
+    referenced by public id: ``corpus`` sits below ``tasks`` and cannot point at them.
+    """
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_doc_id, editable=False)
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="documents")
+    kind = models.CharField(max_length=10, choices=DocumentKind.choices)
+    path = models.CharField(max_length=120)
+    scope_key = models.CharField(max_length=80)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True)
+    repo = models.ForeignKey(Repository, on_delete=models.CASCADE, null=True, blank=True)
+    task_ref = models.CharField(max_length=40, blank=True, db_index=True)
+    run_ref = models.CharField(max_length=40, blank=True)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    sha256 = models.CharField(max_length=64)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "kind", "scope_key"], name="one_document_per_scope"
+            )
+        ]
+        indexes = [models.Index(fields=["org", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.public_id})"
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.public_id[-8:]}-v{self.version}-{self.sha256[:16]}"'
+
+    @property
+    def size(self) -> int:
+        return len(self.body.encode("utf-8"))
+
+
+class DocumentVersion(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    sha256 = models.CharField(max_length=64)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "version"], name="version_per_document")
+        ]
+        ordering = ["document", "version"]
+
+    def __str__(self) -> str:
+        return f"{self.document.path} v{self.version}"
+
+
+class Tool(models.Model):
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="tools")
+    name = models.CharField(max_length=64)
+    description = models.TextField()
+    input_schema = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="tool_name_per_org")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Skill(models.Model):
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="skills")
+    name = models.CharField(max_length=64)
+    domain = models.CharField(max_length=64, db_index=True)
+    description = models.TextField()
+    body = models.TextField(blank=True, help_text="Markdown")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="skill_name_per_org")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -8,10 +8,10 @@ from rest_framework.response import Response
 
 from corpus.http.fields import validated
 from corpus.http.idempotency import idempotent
-from corpus.http.views import POST_PROBLEMS, body, problems
+from corpus.http.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
 from delivery.services import delivery_result_submit
 from tasks import serializers as s
-from tasks.apis import IDEMPOTENCY_HEADER, HarnessAPIView
+from tasks.apis import HarnessAPIView
 
 
 class ResultAPI(HarnessAPIView):

@@ -16,6 +16,7 @@ handler500 = "corpus.http.problems.handler500"
 urlpatterns = [
     path("api/harness/", include(harness)),
     path("api/", include(product)),
+    path("api/", include("corpus.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -16,20 +16,19 @@ from corpus.errors import Forbidden, NotFound, ValidationFailed
 from corpus.http.fields import validated
 from corpus.http.idempotency import idempotent
 from corpus.http.pagination import paginate
-from corpus.http.views import POST_PROBLEMS, UserAPIView, base_url, body, problems
+from corpus.http.views import (
+    IDEMPOTENCY_HEADER,
+    POST_PROBLEMS,
+    UserAPIView,
+    base_url,
+    body,
+    problems,
+)
 from tasks import selectors, services
 from tasks import serializers as s
 from tasks.auth import HarnessKeyAuthentication, IsHarnessApp
 from tasks.events import frame, iso
 from tasks.models import HarnessApp, Task, TaskStatus
-
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Retry-safe POST: the same key and body get the stored answer (24 h).",
-)
 
 
 class HarnessAPIView(APIView):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC
 from functools import partial
 from typing import Any
 
@@ -22,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from corpus.models import Org
+from corpus.rfc3339 import iso
 from tasks.models import Event, EventTopic, Task
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,6 @@ def activity_topic(org: Org) -> str:
 def group_name(topic: str) -> str:
     """Channel-layer group for a topic. Built here, never taken from a client."""
     return "ev." + topic.replace("/", ".")
-
-
-def iso(value: Any) -> str | None:
-    """RFC 3339 in UTC with a ``Z``, the one time format of the API."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def frame(event: Event) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from django.utils import timezone
 from corpus.errors import NotFound
 from corpus.ids import is_public_id
 from corpus.models import Org
+from corpus.selectors import SLICES, scope_slices
+from tasks.context import task_scope
 from tasks.events import TIMELINE, iso, task_topic
 from tasks.models import Event, HarnessApp, Interrupt, Run, RunStatus, Task
-
-CONTEXT_SLICES = ["profile", "project", "repo", "task", "working"]
 
 
 def task_get(*, org: Org, task_id: str) -> Task:
@@ -121,6 +121,15 @@ def last_checkpoint(task: Task) -> dict[str, Any] | None:
     return {**run.checkpoint, "run_id": run.public_id, "at": iso(run.checkpoint_at)}
 
 
+def context_refs(task: Task) -> dict[str, Any]:
+    """The document ids of the task's scope, as the context route would list them."""
+    slices = scope_slices(task_scope(task), list(SLICES))
+    return {
+        "doc_ids": [doc["id"] for item in slices for doc in item["docs"]],
+        "slices": list(SLICES),
+    }
+
+
 def execution_bundle(*, task: Task, app: HarnessApp, base_url: str) -> dict[str, Any]:
     """Everything a harness needs for one attempt (CONTRACT §3), with absolute callbacks."""
 
@@ -141,8 +150,7 @@ def execution_bundle(*, task: Task, app: HarnessApp, base_url: str) -> dict[str,
             },
             "branch_scope": task.branch_scope,
         },
-        # Documents arrive with the corpus; the slice names are already stable.
-        "context": {"doc_ids": [], "slices": CONTEXT_SLICES},
+        "context": context_refs(task),
         "questions": task_questions(task),
         "checkpoint": last_checkpoint(task),
         "harness": None,

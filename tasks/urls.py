@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from delivery.apis import ResultAPI
-from tasks import apis
+from tasks import apis, context_apis
 
 harness = [
     path(
@@ -16,6 +16,14 @@ harness = [
     path("tasks/<str:task_id>/steps", apis.StepsAPI.as_view(), name="harness-steps"),
     path("tasks/<str:task_id>/interrupt", apis.InterruptAPI.as_view(), name="harness-interrupt"),
     path("tasks/<str:task_id>/result", ResultAPI.as_view(), name="harness-result"),
+    path("context", context_apis.ContextAPI.as_view(), name="harness-context"),
+    path(
+        "context/doc/<path:doc_id>",
+        context_apis.ContextDocAPI.as_view(),
+        name="harness-context-doc",
+    ),
+    path("tools", context_apis.ToolsAPI.as_view(), name="harness-tools"),
+    path("skills", context_apis.SkillsAPI.as_view(), name="harness-skills"),
 ]
 
 product = [

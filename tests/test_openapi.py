@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 from django.urls import URLPattern, URLResolver, get_resolver
 from openapi_spec_validator import validate
@@ -20,7 +22,7 @@ def _api_routes(resolver: URLResolver, prefix: str = "") -> list[str]:
             and route.startswith("api/")
             and not route.startswith(("api/schema", "api/docs"))
         ):
-            routes.append("/" + route.replace("<str:task_id>", "{task_id}"))
+            routes.append("/" + re.sub(r"<\w+:(\w+)>", r"{\1}", route))
     return routes
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -49,6 +49,14 @@ def problems(*statuses: int, **described: str) -> dict[int, OpenApiResponse]:
 
 
 POST_PROBLEMS = (400, 404, 405, 409, 413, 415, 422)
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry-safe POST: the same key and body get the stored answer (24 h).",
+)
 
 
 class UserAPIView(APIView):

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from corpus.errors import Forbidden
 from tasks import events
+from tasks.context import task_document_sync
 from tasks.errors import LeaseHeld, LeaseLost, NoLiveRun, TaskClosed, TaskPaused
 from tasks.models import (
     CLAIMABLE_STATUSES,
@@ -69,6 +70,17 @@ def _expire(run: Run, task: Task, now: datetime) -> bool:
     if task.status == TaskStatus.IN_PROGRESS:
         set_task_status(task, TaskStatus.READY, now)
     return True
+
+
+def withdraw_questions(*, task: Task, now: datetime, run: Run | None = None) -> int:
+    """Closes the task's open question unanswered: its run ended or the task was cancelled."""
+    questions = Interrupt.objects.filter(task=task).open()
+    if run is not None:
+        questions = questions.filter(run=run)
+    withdrawn = questions.update(withdrawn_at=now)
+    if withdrawn:
+        task_document_sync(task)
+    return withdrawn
 
 
 def lease_settle(*, task_pk: int) -> bool:
@@ -324,6 +336,6 @@ def lease_release(*, task: Task, user: Any) -> Run:
             run_id=run.public_id,
             app_id=run.app.app_id,
         )
-        Interrupt.objects.filter(task=task, run=run).open().update(withdrawn_at=now)
+        withdraw_questions(task=task, now=now, run=run)
         set_task_status(task, TaskStatus.READY, now)
         return run

@@ -10,11 +10,11 @@ from django.utils import timezone
 from corpus.errors import ValidationFailed
 from corpus.models import Org, Project, Repository
 from tasks import events
+from tasks.context import task_document_sync
 from tasks.errors import InvalidTransition, TaskClosed, TaskNotPaused
 from tasks.models import CLOSED_STATUSES, Interrupt, Run, RunStatus, Task, TaskStatus
 from tasks.selectors import task_row
-from tasks.services.leases import lease_settle, locked_task, set_task_status
-from tasks.services.reports import withdraw_questions
+from tasks.services.leases import lease_settle, locked_task, set_task_status, withdraw_questions
 
 
 def task_create(
@@ -60,6 +60,7 @@ def task_create(
             summary=f"Task created: {title}",
         )
         events.activity(task=task, row=task_row(task))
+        task_document_sync(task, user=owner)
     return task
 
 
@@ -89,6 +90,7 @@ def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:
             run_id=interrupt.run.public_id,
         )
         set_task_status(task, TaskStatus.IN_PROGRESS if live else TaskStatus.READY, now)
+        task_document_sync(task, user=user)
         return interrupt
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.db import transaction
 
 from corpus.ids import new_step_id
 from tasks import events
+from tasks.context import task_document_sync
 from tasks.errors import TaskPaused
-from tasks.models import HarnessApp, Interrupt, Step, Task, TaskStatus
+from tasks.models import HarnessApp, Interrupt, Run, Step, Task, TaskStatus
 from tasks.services.leases import guard_write, lease_settle, set_task_status
 
 
@@ -74,14 +74,7 @@ def step_record(
         return Recorded(step=step, replayed=False)
 
 
-def withdraw_questions(*, task: Task, now: datetime) -> int:
-    """Closes the task's open question unanswered: its run ended or the task was cancelled."""
-    return Interrupt.objects.filter(task=task).open().update(withdrawn_at=now)
-
-
-def ask_user(
-    *, task: Task, run: object, question: str, choices: list[str], source: str
-) -> Interrupt:
+def ask_user(*, task: Task, run: Run, question: str, choices: list[str], source: str) -> Interrupt:
     """Pauses the task on a question (from ``interrupt`` or a ``blocked`` result)."""
     interrupt = Interrupt.objects.create(
         task=task, run=run, question=question, choices=choices, source=source
@@ -106,6 +99,7 @@ def ask_user(
         source=source,
     )
     set_task_status(task, TaskStatus.PAUSED, interrupt.created_at)
+    task_document_sync(task)
     return interrupt
 
 

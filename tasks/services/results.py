@@ -12,10 +12,17 @@ from django.db import transaction
 
 from corpus.errors import Forbidden
 from tasks import events
+from tasks.context import working_document_write
 from tasks.errors import LeaseLost, RunFinished
 from tasks.models import HarnessApp, Result, ResultStatus, Run, RunStatus, Task, TaskStatus
-from tasks.services.leases import guard_write, lease_settle, locked_task, set_task_status
-from tasks.services.reports import ask_user, withdraw_questions
+from tasks.services.leases import (
+    guard_write,
+    lease_settle,
+    locked_task,
+    set_task_status,
+    withdraw_questions,
+)
+from tasks.services.reports import ask_user
 
 TASK_STATUS_AFTER = {
     ResultStatus.SUBMITTED: TaskStatus.COMPLETED,
@@ -132,4 +139,6 @@ def result_submit(
             "finished_at": events.iso(g.now),
         }
         result.save()
+        if working_summary.strip():
+            working_document_write(task=task, run=run, summary=working_summary)
         return Submitted(result=result, task=task, replayed=False)

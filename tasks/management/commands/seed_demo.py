@@ -5,12 +5,13 @@ import os
 import secrets
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from corpus.models import Org, Project, Repository, Skill, Tool
 from corpus.services import (
     access_token_create,
+    document_put,
     member_ensure,
     org_ensure,
     project_ensure,
@@ -50,6 +51,54 @@ Watch it as a user:
 """
 
 
+PROFILE = """# Demo's preferences
+
+- Small pull requests, one concern each.
+- Tests first when fixing a bug; never `sleep()` in tests.
+- Ask before adding a dependency.
+"""
+PROJECT = """# Widgets
+
+A Django service that sells widgets.
+
+## Stack
+- Python 3.11, Django 5.2, Postgres in production, SQLite in tests.
+- `make test` runs the suite; `ruff` keeps style.
+"""
+REPO = """# demo-org/widgets
+
+- Default branch `main`; harness branches are `ether/<topic>`.
+- App code lives in `widgets/`, tests in `tests/` mirroring it.
+"""
+
+
+def seed_corpus(*, org: Org, owner: Any, project: Project, repo: Repository) -> None:
+    """The demo's documents, tools and skills (kept, not duplicated, across runs)."""
+    document_put(org=org, kind="profile", owner=owner, title="Demo's preferences", body=PROFILE)
+    document_put(org=org, kind="project", project=project, title="Widgets", body=PROJECT)
+    document_put(org=org, kind="repo", repo=repo, title="demo-org/widgets", body=REPO)
+    Tool.objects.update_or_create(
+        org=org,
+        name="run_tests",
+        defaults={
+            "description": "Run the repository's test suite and return the summary.",
+            "input_schema": {
+                "type": "object",
+                "properties": {"path": {"type": "string", "description": "a test path"}},
+            },
+        },
+    )
+    Skill.objects.update_or_create(
+        org=org,
+        name="django-endpoint",
+        defaults={
+            "domain": "django",
+            "description": "Add a Django view with its URL and a test.",
+            "body": "1. Write the test.\n2. Add the view and the URL.\n3. Run `make test`.\n",
+        },
+    )
+
+
 class Command(BaseCommand):
     help = "Create (or refresh) the demo org and print its secrets; every call makes a new task."
 
@@ -63,7 +112,7 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         with transaction.atomic():
             org = org_ensure(slug=DEMO_ORG, name="Demo org")
-            member_ensure(
+            owner = member_ensure(
                 org=org,
                 username=DEMO_USER,
                 password=password,
@@ -78,9 +127,9 @@ class Command(BaseCommand):
                 url=f"https://github.com/{DEMO_REPO}",
                 default_branch="main",
             )
+            seed_corpus(org=org, owner=owner, project=project, repo=repo)
             key = harness_app_create(org=org, app_id=DEMO_APP, rotate=True).key
             token = access_token_create(username=DEMO_USER, label="seed_demo").secret
-            owner = get_user_model().objects.get(username=DEMO_USER)
             task = task_create(
                 org=org,
                 owner=owner,

@@ -1,0 +1,151 @@
+"""The document API for scripts and the admin's own pages (CONTRACT §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from corpus import selectors
+from corpus import serializers as s
+from corpus.errors import ValidationFailed
+from corpus.http.fields import validated
+from corpus.http.idempotency import idempotent
+from corpus.http.pagination import paginate
+from corpus.http.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, UserAPIView, body, problems
+from corpus.models import DocumentKind, DocumentVersion, Membership, Project, Repository
+from corpus.services import document_create, document_save
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The ETag you loaded; a newer save makes this 412 instead of losing it.",
+)
+KINDS = [k.value for k in DocumentKind]
+
+
+def _scope(org: Any, user: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Resolves the slug/name/username of the scope the new document belongs to."""
+    kind = data["kind"]
+    errors: dict[str, list[str]] = {}
+    scope: dict[str, Any] = {}
+    if kind == DocumentKind.PROFILE:
+        username = data.get("owner") or user.get_username()
+        owner = get_user_model().objects.filter(username=username).first()
+        if owner is None or not Membership.objects.filter(user=owner, org=org).exists():
+            errors["owner"] = [f"No member {username!r} in this org."]
+        scope["owner"] = owner
+    elif kind == DocumentKind.PROJECT:
+        project = Project.objects.filter(org=org, slug=data.get("project", "")).first()
+        if project is None:
+            errors["project"] = ["Required: the slug of a project of this org."]
+        scope["project"] = project
+    else:
+        repo = Repository.objects.filter(org=org, full_name=data.get("repo", "")).first()
+        if repo is None:
+            errors["repo"] = ["Required: the full_name of a repository of this org."]
+        scope["repo"] = repo
+    if errors:
+        raise ValidationFailed(errors)
+    return scope
+
+
+class DocumentListAPI(UserAPIView):
+    @extend_schema(
+        tags=["documents"],
+        summary="The org's documents",
+        operation_id="context_docs_list",
+        parameters=[
+            OpenApiParameter("kind", str, enum=KINDS, required=False),
+            OpenApiParameter("project", str, required=False),
+            OpenApiParameter("repo", str, required=False),
+            OpenApiParameter("limit", int, required=False),
+            OpenApiParameter("cursor", str, required=False),
+        ],
+        responses={200: s.DocumentPageOut, **problems(400)},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        kind = params.get("kind")
+        if kind and kind not in KINDS:
+            raise ValidationFailed({"kind": [f"Must be one of {', '.join(KINDS)}."]})
+        queryset = selectors.documents_for_org(
+            org=self.org(request), kind=kind, project=params.get("project"), repo=params.get("repo")
+        )
+        rows, cursor = paginate(queryset, params, field="public_id", kind=str)
+        return Response({"data": [selectors.document_row(d) for d in rows], "next_cursor": cursor})
+
+    @extend_schema(
+        tags=["documents"],
+        summary="Create the profile, project or repository document of a scope",
+        request=s.DocumentCreateIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: s.DocumentOut, **problems(*POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        data = validated(s.DocumentCreateIn, body(request))
+        org = self.org(request)
+        document = document_create(
+            org=org,
+            kind=data["kind"],
+            body=data["body"],
+            title=data.get("title", ""),
+            user=request.user,
+            **_scope(org, request.user, data),
+        )
+        return Response(
+            selectors.document_detail(document), status=201, headers={"ETag": document.etag}
+        )
+
+
+class DocumentDetailAPI(UserAPIView):
+    @extend_schema(
+        tags=["documents"],
+        summary="One document, with its sanitized HTML rendering",
+        responses={200: s.DocumentOut, **problems(404)},
+    )
+    def get(self, request: Request, doc_id: str) -> Response:
+        document = selectors.document_get(org=self.org(request), doc_id=doc_id)
+        return Response(selectors.document_detail(document), headers={"ETag": document.etag})
+
+    @extend_schema(
+        tags=["documents"],
+        summary="Store a new version (when the body or title changed)",
+        request=s.DocumentUpdateIn,
+        parameters=[IF_MATCH],
+        responses={200: s.DocumentOut, **problems(400, 404, 405, 412, 413, 415)},
+    )
+    def put(self, request: Request, doc_id: str) -> Response:
+        document = selectors.document_get(org=self.org(request), doc_id=doc_id)
+        data = validated(s.DocumentUpdateIn, body(request))
+        saved = document_save(
+            document=document,
+            body=data["body"],
+            title=data.get("title"),
+            user=request.user,
+            if_match=request.headers.get("If-Match"),
+        )
+        return Response(selectors.document_detail(saved), headers={"ETag": saved.etag})
+
+
+class DocumentVersionsAPI(UserAPIView):
+    @extend_schema(
+        tags=["documents"],
+        summary="The document's versions, oldest first",
+        parameters=[
+            OpenApiParameter("limit", int, required=False),
+            OpenApiParameter("cursor", str, required=False),
+        ],
+        responses={200: s.VersionPageOut, **problems(400, 404)},
+    )
+    def get(self, request: Request, doc_id: str) -> Response:
+        document = selectors.document_get(org=self.org(request), doc_id=doc_id)
+        queryset = DocumentVersion.objects.select_related("created_by").filter(document=document)
+        rows, cursor = paginate(queryset, request.query_params, field="version")
+        return Response({"data": [selectors.version_row(v) for v in rows], "next_cursor": cursor})

@@ -1,0 +1,197 @@
+"""Reads of the context corpus: what a task may see, slice by slice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from corpus.errors import NotFound
+from corpus.ids import is_public_id
+from corpus.models import Document, DocumentKind, DocumentVersion, Org, Skill, Tool
+from corpus.rendering import render_markdown
+from corpus.rfc3339 import iso
+
+SLICES = ("profile", "project", "repo", "task", "working")
+
+
+@dataclass(frozen=True)
+class TaskScope:
+    """Everything a task may read: its owner's profile, its project's and repository's
+    documents, its own task document, the working documents of its runs and its
+    compacted memory."""
+
+    org: Org
+    task_ref: str
+    owner_id: int | None
+    project_id: int
+    repo_id: int
+    run_refs: list[str] = field(default_factory=list)
+
+
+def _slice_filter(scope: TaskScope, name: str) -> Q:
+    if name == "profile":
+        return (
+            Q(kind=DocumentKind.PROFILE, owner_id=scope.owner_id) if scope.owner_id else Q(pk=None)
+        )
+    if name == "project":
+        return Q(kind=DocumentKind.PROJECT, project_id=scope.project_id)
+    if name == "repo":
+        return Q(kind=DocumentKind.REPO, repo_id=scope.repo_id)
+    if name == "task":
+        return Q(kind=DocumentKind.TASK, task_ref=scope.task_ref)
+    return Q(kind__in=[DocumentKind.WORKING, DocumentKind.MEMORY], task_ref=scope.task_ref)
+
+
+def scope_queryset(scope: TaskScope) -> QuerySet[Document]:
+    where = Q(pk=None)
+    for name in SLICES:
+        where |= _slice_filter(scope, name)
+    return Document.objects.filter(org=scope.org).filter(where)
+
+
+def working_selection(docs: list[Document]) -> list[Document]:
+    """The ``working`` slice: the compacted memory, then the newest raw working documents
+    that fit in ``ETHER_WORKING_BUDGET_BYTES`` beside it (at least the newest one)."""
+    memory = [d for d in docs if d.kind == DocumentKind.MEMORY]
+    raw = sorted(
+        (d for d in docs if d.kind == DocumentKind.WORKING),
+        key=lambda d: (d.created_at, d.public_id),
+        reverse=True,
+    )
+    budget = settings.ETHER_WORKING_BUDGET_BYTES - sum(d.size for d in memory)
+    chosen: list[Document] = []
+    for doc in raw:
+        if chosen and doc.size > budget:
+            break
+        chosen.append(doc)
+        budget -= doc.size
+    return memory + chosen
+
+
+def scope_slices(scope: TaskScope, names: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for name in names:
+        docs = list(
+            Document.objects.filter(org=scope.org)
+            .filter(_slice_filter(scope, name))
+            .order_by("created_at", "pk")
+        )
+        if name == "working":
+            docs = working_selection(docs)
+        out.append({"name": name, "docs": [document_meta(d) for d in docs]})
+    return out
+
+
+def document_in_scope(scope: TaskScope, ref: str) -> Document:
+    """A document of the task's scope by id or by path; anything else is 404."""
+    queryset = scope_queryset(scope)
+    if is_public_id(ref, "doc"):
+        document = queryset.filter(public_id=ref).first()
+    else:
+        document = queryset.filter(path=ref).first()
+    if document is None:
+        raise NotFound(f"No document {ref!r} in the scope of {scope.task_ref}.")
+    return document
+
+
+def document_get(*, org: Org, doc_id: str) -> Document:
+    if not is_public_id(doc_id, "doc"):
+        raise NotFound(f"No document {doc_id!r}.")
+    document = (
+        Document.objects.select_related("updated_by", "project", "repo", "owner")
+        .filter(org=org, public_id=doc_id)
+        .first()
+    )
+    if document is None:
+        raise NotFound(f"No document {doc_id!r}.")
+    return document
+
+
+def document_meta(document: Document) -> dict[str, Any]:
+    return {
+        "id": document.public_id,
+        "path": document.path,
+        "title": document.title,
+        "bytes": document.size,
+        "sha256": document.sha256,
+        "version": document.version,
+        "updated_at": iso(document.updated_at),
+    }
+
+
+def tools_for_org(org: Org) -> list[dict[str, Any]]:
+    return [
+        {"name": t.name, "description": t.description, "input_schema": t.input_schema}
+        for t in Tool.objects.filter(org=org).order_by("name")
+    ]
+
+
+def skills_for_org(org: Org, domain: str | None) -> list[dict[str, Any]]:
+    skills = Skill.objects.filter(org=org).order_by("domain", "name")
+    if domain:
+        skills = skills.filter(domain=domain)
+    return [
+        {"name": s.name, "domain": s.domain, "description": s.description, "body": s.body}
+        for s in skills
+    ]
+
+
+def _username(user: Any) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def document_row(document: Document) -> dict[str, Any]:
+    return {
+        "id": document.public_id,
+        "kind": document.kind,
+        "path": document.path,
+        "title": document.title,
+        "version": document.version,
+        "bytes": document.size,
+        "sha256": document.sha256,
+        "updated_at": iso(document.updated_at),
+        "updated_by": _username(document.updated_by),
+    }
+
+
+def document_detail(document: Document) -> dict[str, Any]:
+    return {
+        "id": document.public_id,
+        "kind": document.kind,
+        "path": document.path,
+        "title": document.title,
+        "version": document.version,
+        "body": document.body,
+        "html": render_markdown(document.body),
+        "updated_at": iso(document.updated_at),
+        "updated_by": _username(document.updated_by),
+    }
+
+
+def version_row(version: DocumentVersion) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "title": version.title,
+        "body": version.body,
+        "sha256": version.sha256,
+        "bytes": len(version.body.encode("utf-8")),
+        "note": version.note,
+        "created_at": iso(version.created_at),
+        "created_by": _username(version.created_by),
+    }
+
+
+def documents_for_org(
+    *, org: Org, kind: str | None, project: str | None, repo: str | None
+) -> QuerySet[Document]:
+    queryset = Document.objects.select_related("updated_by").filter(org=org)
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    if project:
+        queryset = queryset.filter(project__slug=project)
+    if repo:
+        queryset = queryset.filter(repo__full_name=repo)
+    return queryset

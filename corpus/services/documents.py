@@ -1,0 +1,164 @@
+"""Writes of the context corpus. Every change of a body is a new, kept version."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from corpus.errors import DocumentExists, NotFound, PreconditionFailed
+from corpus.models import Document, DocumentKind, DocumentVersion, Org, Project, Repository
+
+TITLE_MAX = 200
+
+
+def sha256_hex(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def scope_of(
+    *,
+    kind: str,
+    owner: Any = None,
+    project: Project | None = None,
+    repo: Repository | None = None,
+    task_ref: str = "",
+    run_ref: str = "",
+) -> tuple[str, str]:
+    """The (scope_key, path) of a document of ``kind`` for that scope."""
+    if kind == DocumentKind.PROFILE:
+        return f"user:{owner.pk}", "profile.md"
+    if kind == DocumentKind.PROJECT:
+        return f"project:{project.pk}", "project.md"
+    if kind == DocumentKind.REPO:
+        return f"repo:{repo.pk}", "repo.md"
+    if kind == DocumentKind.TASK:
+        return task_ref, f"task/{task_ref}.md"
+    if kind == DocumentKind.WORKING:
+        return run_ref, f"working/{run_ref}.md"
+    if kind == DocumentKind.MEMORY:
+        return task_ref, f"memory/{task_ref}.md"
+    raise ValueError(f"unknown document kind {kind!r}")
+
+
+def _new_version(document: Document, user: Any, note: str = "") -> None:
+    DocumentVersion.objects.create(
+        document=document,
+        version=document.version,
+        title=document.title,
+        body=document.body,
+        sha256=document.sha256,
+        note=note,
+        created_at=document.updated_at,
+        created_by=user,
+    )
+
+
+def document_create(
+    *,
+    org: Org,
+    kind: str,
+    body: str,
+    title: str = "",
+    user: Any = None,
+    owner: Any = None,
+    project: Project | None = None,
+    repo: Repository | None = None,
+    task_ref: str = "",
+    run_ref: str = "",
+) -> Document:
+    """A new document, version 1. A scope that has one already is ``document_exists``."""
+    scope_key, path = scope_of(
+        kind=kind, owner=owner, project=project, repo=repo, task_ref=task_ref, run_ref=run_ref
+    )
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            document = Document.objects.create(
+                org=org,
+                kind=kind,
+                path=path,
+                scope_key=scope_key,
+                owner=owner,
+                project=project,
+                repo=repo,
+                task_ref=task_ref,
+                run_ref=run_ref,
+                title=(title or path)[:TITLE_MAX],
+                body=body,
+                sha256=sha256_hex(body),
+                created_at=now,
+                updated_at=now,
+                updated_by=user,
+            )
+            _new_version(document, user, note="created")
+    except IntegrityError:
+        raise DocumentExists(f"This scope already has a {path}; update it instead.")
+    return document
+
+
+def document_save(
+    *,
+    document: Document,
+    body: str,
+    title: str | None = None,
+    user: Any = None,
+    if_match: str | None = None,
+    note: str = "",
+) -> Document:
+    """Stores a new version when the body or title changed.
+
+    ``if_match`` is the ETag the editor started from: if someone saved since, the save is
+    refused (412) and nothing is lost; the editor reloads and merges.
+    """
+    with transaction.atomic():
+        current = Document.objects.select_for_update().get(pk=document.pk)
+        if if_match is not None and if_match.strip() not in {current.etag, "*"}:
+            raise PreconditionFailed(
+                f"{current.path} changed since you loaded it (now version {current.version}, "
+                f"ETag {current.etag}); reload and apply your edit again.",
+                extra={"current_version": current.version, "etag": current.etag},
+            )
+        new_title = current.title if title is None else (title or current.path)[:TITLE_MAX]
+        if body == current.body and new_title == current.title:
+            return current
+        current.body = body
+        current.title = new_title
+        current.sha256 = sha256_hex(body)
+        current.version += 1
+        current.updated_at = timezone.now()
+        current.updated_by = user
+        current.save()
+        _new_version(current, user, note=note)
+        return current
+
+
+def document_put(*, org: Org, kind: str, body: str, title: str = "", **scope: Any) -> Document:
+    """Creates the scope's document or stores a new version of it (system writes)."""
+    scope_key, _ = scope_of(kind=kind, **{k: v for k, v in scope.items() if k != "user"})
+    existing = Document.objects.filter(org=org, kind=kind, scope_key=scope_key).first()
+    if existing is None:
+        try:
+            return document_create(org=org, kind=kind, body=body, title=title, **scope)
+        except DocumentExists:
+            existing = Document.objects.get(org=org, kind=kind, scope_key=scope_key)
+    return document_save(document=existing, body=body, title=title or None, user=scope.get("user"))
+
+
+def document_restore(
+    *, document: Document, version: int, user: Any, if_match: str | None = None
+) -> Document:
+    """Makes an old version current again, as a new version: history is never rewritten."""
+    old = DocumentVersion.objects.filter(document=document, version=version).first()
+    if old is None:
+        raise NotFound(f"{document.path} has no version {version}.")
+    return document_save(
+        document=document,
+        body=old.body,
+        title=old.title,
+        user=user,
+        if_match=if_match,
+        note=f"restored from v{version}",
+    )

@@ -1,0 +1,89 @@
+"""A task's place in the context corpus: its scope, its task document, its working notes.
+
+The task document is regenerated from the task's state whenever its story changes
+(created, a question asked, answered or withdrawn), each time as a new version, so a
+later claim reads the whole story and the history shows how it grew.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corpus.models import DocumentKind
+from corpus.rfc3339 import iso
+from corpus.selectors import TaskScope
+from corpus.services import document_put
+from tasks.models import Interrupt, Run, Task
+
+
+def task_scope(task: Task) -> TaskScope:
+    return TaskScope(
+        org=task.org,
+        task_ref=task.public_id,
+        owner_id=task.owner_id,
+        project_id=task.project_id,
+        repo_id=task.repo_id,
+        run_refs=list(Run.objects.filter(task=task).values_list("public_id", flat=True)),
+    )
+
+
+def _question_lines(interrupt: Interrupt) -> list[str]:
+    lines = [f"### {interrupt.question}", ""]
+    asked = f"Asked {iso(interrupt.created_at)} by run `{interrupt.run.public_id}`"
+    if interrupt.choices:
+        asked += " — choices: " + ", ".join(f"`{c}`" for c in interrupt.choices)
+    lines.append(asked + ".")
+    if interrupt.answered_at is not None:
+        who = interrupt.answered_by.get_username() if interrupt.answered_by else "someone"
+        lines += ["", f"**Answer** ({who}, {iso(interrupt.answered_at)}): {interrupt.answer}"]
+    elif interrupt.withdrawn_at is not None:
+        lines += ["", f"_Withdrawn unanswered {iso(interrupt.withdrawn_at)}._"]
+    else:
+        lines += ["", "_Waiting for an answer._"]
+    return [*lines, ""]
+
+
+def task_document_body(task: Task) -> str:
+    lines = [f"# {task.title}", "", task.prompt.strip(), "", "## Definition of done", ""]
+    lines += [f"- [ ] {item}" for item in task.definition_of_done] or ["- (none given)"]
+    lines += [
+        "",
+        "## Scope",
+        "",
+        f"- Repository: `{task.repo.full_name}` ({task.repo.url}), "
+        f"default branch `{task.repo.default_branch}`",
+        f"- Branches the harness may push: `{task.branch_scope}`",
+        "",
+    ]
+    questions = list(
+        Interrupt.objects.select_related("run", "answered_by").filter(task=task).order_by("pk")
+    )
+    if questions:
+        lines += ["## Questions and answers", ""]
+        for interrupt in questions:
+            lines += _question_lines(interrupt)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def task_document_sync(task: Task, *, user: Any = None) -> None:
+    """Writes ``task/{task_id}.md`` from the task's current story (a new version if changed)."""
+    document_put(
+        org=task.org,
+        kind=DocumentKind.TASK,
+        task_ref=task.public_id,
+        title=task.title,
+        body=task_document_body(task),
+        user=user,
+    )
+
+
+def working_document_write(*, task: Task, run: Run, summary: str) -> None:
+    """A result's ``working_summary`` becomes ``working/{run_id}.md``."""
+    document_put(
+        org=task.org,
+        kind=DocumentKind.WORKING,
+        task_ref=task.public_id,
+        run_ref=run.public_id,
+        title=f"Working notes of {run.app.app_id}, {iso(run.started_at)}",
+        body=summary,
+    )

@@ -1,0 +1,169 @@
+"""Harness routes of the context corpus (CONTRACT §3): slices, documents, tools, skills."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from corpus.errors import ValidationFailed
+from corpus.http.views import problems
+from corpus.selectors import (
+    SLICES,
+    document_in_scope,
+    scope_slices,
+    skills_for_org,
+    tools_for_org,
+)
+from tasks import selectors
+from tasks.apis import HarnessAPIView
+from tasks.context import task_scope
+from tasks.models import Task
+
+TASK_ID = OpenApiParameter("task_id", str, required=True, description="The task whose scope")
+
+
+class DocMetaOut(serializers.Serializer):
+    id = serializers.CharField()
+    path = serializers.CharField()
+    title = serializers.CharField()
+    bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    version = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
+
+class SliceOut(serializers.Serializer):
+    name = serializers.ChoiceField(choices=SLICES)
+    docs = DocMetaOut(many=True)
+
+
+class ContextOut(serializers.Serializer):
+    task_id = serializers.CharField()
+    slices = SliceOut(many=True)
+
+
+class DocBodyOut(serializers.Serializer):
+    id = serializers.CharField()
+    path = serializers.CharField()
+    title = serializers.CharField()
+    version = serializers.IntegerField()
+    body = serializers.CharField()
+
+
+class ToolOut(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    input_schema = serializers.DictField()
+
+
+class ToolsOut(serializers.Serializer):
+    tools = ToolOut(many=True)
+
+
+class SkillOut(serializers.Serializer):
+    name = serializers.CharField()
+    domain = serializers.CharField()
+    description = serializers.CharField()
+    body = serializers.CharField()
+
+
+class SkillsOut(serializers.Serializer):
+    skills = SkillOut(many=True)
+
+
+class ContextTaskMixin(HarnessAPIView):
+    def scoped_task(self, request: Request) -> Task:
+        task_id = request.query_params.get("task_id")
+        if not task_id:
+            raise ValidationFailed({"task_id": ["Required: the task whose context to read."]})
+        return selectors.task_get(org=self.app(request).org, task_id=task_id)
+
+
+def parse_slices(raw: str | None) -> list[str]:
+    if raw is None or not raw.strip():
+        return list(SLICES)
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SLICES]
+    if unknown:
+        raise ValidationFailed(
+            {"slices": [f"Unknown slice {n!r}; use {', '.join(SLICES)}." for n in unknown]}
+        )
+    return list(dict.fromkeys(names))
+
+
+class ContextAPI(ContextTaskMixin):
+    @extend_schema(
+        tags=["context"],
+        summary="The task's context documents, slice by slice",
+        parameters=[
+            TASK_ID,
+            OpenApiParameter("slices", str, required=False, description=", ".join(SLICES)),
+        ],
+        responses={200: ContextOut, **problems(400, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        task = self.scoped_task(request)
+        names = parse_slices(request.query_params.get("slices"))
+        return Response(
+            {"task_id": task.public_id, "slices": scope_slices(task_scope(task), names)}
+        )
+
+
+class ContextDocAPI(ContextTaskMixin):
+    @extend_schema(
+        tags=["context"],
+        summary="One document's markdown (or JSON with Accept: application/json)",
+        description=(
+            "doc_id is an id or a path (task/task_….md). Answers text/markdown with an "
+            "ETag; If-None-Match with the current ETag answers 304."
+        ),
+        parameters=[TASK_ID],
+        responses={
+            200: DocBodyOut,
+            304: OpenApiResponse(description="Not modified"),
+            **problems(400, 404),
+        },
+    )
+    def get(self, request: Request, doc_id: str) -> HttpResponse | Response:
+        task = self.scoped_task(request)
+        document = document_in_scope(task_scope(task), doc_id)
+        etag = document.etag
+        if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            response = HttpResponse(status=304)
+            response["ETag"] = etag
+            return response
+        if "application/json" in request.headers.get("Accept", ""):
+            body = {
+                "id": document.public_id,
+                "path": document.path,
+                "title": document.title,
+                "version": document.version,
+                "body": document.body,
+            }
+            return Response(body, headers={"ETag": etag})
+        response = HttpResponse(document.body, content_type="text/markdown; charset=utf-8")
+        response["ETag"] = etag
+        return response
+
+
+class ToolsAPI(HarnessAPIView):
+    @extend_schema(
+        tags=["context"], summary="The org's tool manifest", responses={200: ToolsOut, **problems()}
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"tools": tools_for_org(self.app(request).org)})
+
+
+class SkillsAPI(HarnessAPIView):
+    @extend_schema(
+        tags=["context"],
+        summary="The org's skills, optionally of one domain",
+        parameters=[OpenApiParameter("domain", str, required=False)],
+        responses={200: SkillsOut, **problems()},
+    )
+    def get(self, request: Request) -> Response:
+        domain = request.query_params.get("domain") or None
+        return Response({"skills": skills_for_org(self.app(request).org, domain)})
