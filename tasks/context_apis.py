@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -112,7 +113,19 @@ class ContextAPI(ContextTaskMixin):
         )
 
 
+class MarkdownOrJSONNegotiation(DefaultContentNegotiation):
+    """The document route answers markdown unless JSON is asked for, whatever else the
+    Accept header lists; DRF would otherwise refuse ``text/markdown`` with 406."""
+
+    def select_renderer(
+        self, request: Request, renderers: list, format_suffix: str | None = None
+    ) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
 class ContextDocAPI(ContextTaskMixin):
+    content_negotiation_class = MarkdownOrJSONNegotiation
+
     @extend_schema(
         tags=["context"],
         summary="One document's markdown (or JSON with Accept: application/json)",
@@ -131,7 +144,12 @@ class ContextDocAPI(ContextTaskMixin):
         task = self.scoped_task(request)
         document = document_in_scope(task_scope(task), doc_id)
         etag = document.etag
-        if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        # RFC 9110: If-None-Match compares weakly, so W/"x" matches "x".
+        sent = [
+            t.strip().removeprefix("W/")
+            for t in request.headers.get("If-None-Match", "").split(",")
+        ]
+        if etag in sent or "*" in sent:
             response = HttpResponse(status=304)
             response["ETag"] = etag
             return response

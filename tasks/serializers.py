@@ -85,7 +85,9 @@ class ResultIn(RunWriteIn):
     status = StrictChoiceField(choices=ResultStatus.choices)
     agent_status = StrictCharField(max_length=2000, allow_blank=True)
     artifact = ArtifactIn(required=False)
-    working_summary = StrictCharField(required=False, allow_blank=True, max_length=262144)
+    working_summary = StrictCharField(
+        required=False, allow_blank=True, max_length=262144, trim_whitespace=False
+    )
     no_changes_reason = StrictCharField(required=False, allow_blank=True, max_length=4000)
     question = StrictCharField(required=False, allow_blank=True, max_length=4000)
 
