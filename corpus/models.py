@@ -207,6 +207,34 @@ class DocumentVersion(models.Model):
         return f"{self.document.path} v{self.version}"
 
 
+class Compaction(models.Model):
+    """One fold of a task's older working notes into ``memory/{task_id}.md``.
+
+    Kept for the replay pages: which document versions went in (``inputs``: a list of
+    ``{doc_id, path, version, bytes, sha256}``), how big they were together and how big
+    the memory came out. The latest row's inputs also tell the ``working`` slice which
+    raw notes the memory already covers.
+    """
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="compactions")
+    task_ref = models.CharField(max_length=40)
+    memory = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="compactions")
+    memory_version = models.PositiveIntegerField()
+    inputs = models.JSONField(default=list)
+    bytes_before = models.PositiveBigIntegerField(help_text="UTF-8 bytes of the inputs together")
+    bytes_after = models.PositiveIntegerField(help_text="UTF-8 bytes of the memory written")
+    budget_bytes = models.PositiveIntegerField(help_text="The memory's share of the budget")
+    summariser = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "task_ref", "-created_at"])]
+
+    def __str__(self) -> str:
+        size = f"{self.bytes_before} → {self.bytes_after} B"
+        return f"{self.task_ref}: {len(self.inputs)} notes, {size}"
+
+
 class Tool(models.Model):
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="tools")
     name = models.CharField(max_length=64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ from django.db.models import Q, QuerySet
 
 from corpus.errors import NotFound
 from corpus.ids import is_public_id
-from corpus.models import Document, DocumentKind, DocumentVersion, Org, Skill, Tool
+from corpus.models import Compaction, Document, DocumentKind, DocumentVersion, Org, Skill, Tool
 from corpus.rendering import render_markdown
 from corpus.rfc3339 import iso
 
@@ -52,23 +53,39 @@ def scope_queryset(scope: TaskScope) -> QuerySet[Document]:
     return Document.objects.filter(org=scope.org).filter(where)
 
 
-def working_selection(docs: list[Document]) -> list[Document]:
+def working_selection(docs: list[Document], *, folded: Collection[str] = ()) -> list[Document]:
     """The ``working`` slice: the compacted memory, then the newest raw working documents
-    that fit in ``ETHER_WORKING_BUDGET_BYTES`` beside it (at least the newest one)."""
+    it does not already cover (``folded``: doc ids of the latest compaction's inputs) that
+    fit in ``ETHER_WORKING_BUDGET_BYTES`` beside it.
+
+    The raw ones are a run of the newest, as ``memory_compact`` keeps them. Without a
+    memory the newest note is listed even when it alone passes the budget: a slice that
+    hides the only notes there are helps no one.
+    """
     memory = [d for d in docs if d.kind == DocumentKind.MEMORY]
     raw = sorted(
-        (d for d in docs if d.kind == DocumentKind.WORKING),
-        key=lambda d: (d.created_at, d.public_id),
+        (d for d in docs if d.kind == DocumentKind.WORKING and d.public_id not in folded),
+        key=lambda d: (d.created_at, d.pk),
         reverse=True,
     )
     budget = settings.ETHER_WORKING_BUDGET_BYTES - sum(d.size for d in memory)
     chosen: list[Document] = []
     for doc in raw:
-        if chosen and doc.size > budget:
+        if doc.size > budget and (memory or chosen):
             break
         chosen.append(doc)
         budget -= doc.size
     return memory + chosen
+
+
+def folded_doc_ids(scope: TaskScope) -> set[str]:
+    """Ids of the raw notes the task's current memory covers (its latest compaction)."""
+    latest = (
+        Compaction.objects.filter(org=scope.org, task_ref=scope.task_ref)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    return {row["doc_id"] for row in latest.inputs} if latest is not None else set()
 
 
 def scope_slices(scope: TaskScope, names: list[str]) -> list[dict[str, Any]]:
@@ -80,7 +97,7 @@ def scope_slices(scope: TaskScope, names: list[str]) -> list[dict[str, Any]]:
             .order_by("created_at", "pk")
         )
         if name == "working":
-            docs = working_selection(docs)
+            docs = working_selection(docs, folded=folded_doc_ids(scope))
         out.append({"name": name, "docs": [document_meta(d) for d in docs]})
     return out
 

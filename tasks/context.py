@@ -12,7 +12,7 @@ from typing import Any
 from corpus.models import DocumentKind
 from corpus.rfc3339 import iso
 from corpus.selectors import TaskScope
-from corpus.services import document_put
+from corpus.services import document_put, memory_compact
 from tasks.models import Interrupt, Run, Task
 
 
@@ -78,7 +78,8 @@ def task_document_sync(task: Task, *, user: Any = None) -> None:
 
 
 def working_document_write(*, task: Task, run: Run, summary: str) -> None:
-    """A result's ``working_summary`` becomes ``working/{run_id}.md``."""
+    """A result's ``working_summary`` becomes ``working/{run_id}.md``; if the task's notes
+    now pass the budget, the older ones are folded into ``memory/{task_id}.md``."""
     document_put(
         org=task.org,
         kind=DocumentKind.WORKING,
@@ -87,3 +88,6 @@ def working_document_write(*, task: Task, run: Run, summary: str) -> None:
         title=f"Working notes of {run.app.app_id}, {iso(run.started_at)}",
         body=summary,
     )
+    # Compacting here, inside the result's transaction, means the next claim's context
+    # is already within budget, and a result that rolls back leaves no memory behind.
+    memory_compact(org=task.org, task_ref=task.public_id)

@@ -1,5 +1,6 @@
-"""Every write of the corpus app: tenancy and documents."""
+"""Every write of the corpus app: tenancy, documents and their compaction."""
 
+from corpus.services.compaction import memory_compact
 from corpus.services.documents import (
     document_create,
     document_put,
@@ -25,6 +26,7 @@ __all__ = [
     "document_restore",
     "document_save",
     "member_ensure",
+    "memory_compact",
     "org_ensure",
     "project_ensure",
     "repository_ensure",
