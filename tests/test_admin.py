@@ -18,6 +18,10 @@ PAGES = [
     "tasks/interrupt",
     "tasks/result",
     "tasks/event",
+    "corpus/document",
+    "corpus/tool",
+    "corpus/skill",
+    "corpus/compaction",
 ]
 
 
