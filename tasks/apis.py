@@ -24,7 +24,7 @@ from corpus.http.views import (
     body,
     problems,
 )
-from tasks import selectors, services
+from tasks import realtime, selectors, services
 from tasks import serializers as s
 from tasks.auth import HarnessKeyAuthentication, IsHarnessApp
 from tasks.events import frame, iso
@@ -339,3 +339,39 @@ class TaskTimelineAPI(UserAPIView):
         services.lease_settle(task_pk=task.pk)
         rows, cursor = paginate(selectors.timeline_events(task), request.query_params, field="seq")
         return Response({"data": [frame(e) for e in rows], "next_cursor": cursor})
+
+
+class RealtimeTicketAPI(UserAPIView):
+    @extend_schema(
+        tags=["realtime"],
+        summary="A single-use ticket for ?token= on the realtime URL (expires in 30 s)",
+        request=s.EmptyIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: s.TicketOut, **problems(*POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        validated(s.EmptyIn, body(request))
+        issued = realtime.ticket_create(user=request.user)
+        return Response({"ticket": issued.ticket, "expires_at": iso(issued.expires_at)}, status=201)
+
+
+class ConfigAPI(APIView):
+    """What a frontend needs to connect; public, it holds no secret."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(tags=["realtime"], summary="Client configuration", responses={200: s.ConfigOut})
+    def get(self, request: Request) -> Response:
+        http_base = base_url(request)
+        ws_base = "ws" + http_base.removeprefix("http")
+        return Response(
+            {
+                "realtime": {
+                    "prefer_websocket": True,
+                    "websocket_url": ws_base + "/api/realtime",
+                    "sse_url_template": http_base + "/api/tasks/{task_id}/events",
+                }
+            }
+        )

@@ -252,3 +252,17 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic}#{self.seq} {self.name}"
+
+
+class RealtimeTicket(models.Model):
+    """A single-use credential for the realtime URL, valid for seconds, so a long-lived
+    token need not sit in a URL. Stored only as a hash."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    ticket_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"ticket for {self.user} until {self.expires_at}"

@@ -293,3 +293,18 @@ class EventOut(serializers.Serializer):
 class EventPageOut(serializers.Serializer):
     data = EventOut(many=True)
     next_cursor = serializers.CharField(allow_null=True)
+
+
+class TicketOut(serializers.Serializer):
+    ticket = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class RealtimeConfigOut(serializers.Serializer):
+    prefer_websocket = serializers.BooleanField()
+    websocket_url = serializers.CharField()
+    sse_url_template = serializers.CharField()
+
+
+class ConfigOut(serializers.Serializer):
+    realtime = RealtimeConfigOut()

@@ -34,4 +34,6 @@ product = [
     path("tasks/<str:task_id>/cancel", apis.TaskCancelAPI.as_view(), name="task-cancel"),
     path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),
     path("tasks/<str:task_id>/timeline", apis.TaskTimelineAPI.as_view(), name="task-timeline"),
+    path("realtime/tickets", apis.RealtimeTicketAPI.as_view(), name="realtime-tickets"),
+    path("config", apis.ConfigAPI.as_view(), name="config"),
 ]

@@ -1,0 +1,172 @@
+"""The realtime hub: ``/api/realtime?token=`` (CONTRACT §5).
+
+Resume without gaps or duplicates: on ``subscribe`` with ``since`` the consumer joins the
+topic's group *first*, so nothing published from then on is missed, and buffers the live
+frames while it replays the log. It then sends the replay, flushes the buffer skipping
+every seq already sent, and goes live. A live frame that skips a seq (two transactions
+published out of order) pulls the missing seqs from the log before it is sent; a frame
+at or below the last sent seq is a duplicate and is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from tasks import realtime
+from tasks.events import group_name
+
+log = logging.getLogger(__name__)
+
+MAX_TOPICS = 50
+
+
+@dataclass
+class TopicState:
+    position: int = 0  # last seq sent to this client
+    replaying: bool = True
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        secret = (query.get("token") or [None])[0]
+        self.viewer = await database_sync_to_async(realtime.viewer_for_secret)(secret)
+        if self.viewer is None:
+            await self.close()  # before accept: the handshake is refused (HTTP 403)
+            return
+        self.topics: dict[str, TopicState] = {}
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for topic in list(getattr(self, "topics", {})):
+            await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+
+    # --- client frames -----------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            await self.error("bad_request", "Frames are JSON objects.")
+            return
+        if not isinstance(message, dict):
+            await self.error("bad_request", "Frames are JSON objects.")
+            return
+        action = message.get("action")
+        if action == "ping":
+            await self.send_frame({"type": "pong"})
+        elif action == "subscribe":
+            await self.subscribe(message)
+        elif action == "unsubscribe":
+            await self.unsubscribe(message)
+        else:
+            await self.error("bad_request", "action must be subscribe, unsubscribe or ping.")
+
+    def _topics_of(self, message: dict[str, Any]) -> list[str] | None:
+        topics = message.get("topics")
+        if (
+            not isinstance(topics, list)
+            or not topics
+            or len(topics) > MAX_TOPICS
+            or not all(isinstance(t, str) and 0 < len(t) <= 120 for t in topics)
+        ):
+            return None
+        return list(dict.fromkeys(topics))
+
+    async def subscribe(self, message: dict[str, Any]) -> None:
+        topics = self._topics_of(message)
+        since = message.get("since", {})
+        if topics is None:
+            await self.error("bad_request", f"topics must be a list of 1 to {MAX_TOPICS} names.")
+            return
+        if not isinstance(since, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in since.values()
+        ):
+            await self.error("bad_request", "since maps topics to non-negative integer seqs.")
+            return
+        allowed = []
+        for topic in topics:
+            if await database_sync_to_async(realtime.topic_allowed)(self.viewer, topic):
+                allowed.append(topic)
+            else:
+                await self.error("forbidden_topic", f"You may not subscribe to {topic!r}.")
+        if not allowed:
+            return
+        recovered: dict[str, bool] = {}
+        replays: dict[str, realtime.Replay] = {}
+        for topic in allowed:
+            state = self.topics.get(topic)
+            if state is None:
+                state = self.topics[topic] = TopicState()
+                # Join before reading the log: every later event reaches the buffer.
+                await self.channel_layer.group_add(group_name(topic), self.channel_name)
+            state.replaying = True
+            if topic in since:
+                replay = await database_sync_to_async(realtime.replay_after)(topic, since[topic])
+                replays[topic] = replay
+                recovered[topic] = replay.recovered
+            else:
+                # Live only: start from the current end of the log.
+                position = await database_sync_to_async(realtime.last_seq)(topic)
+                replays[topic] = realtime.Replay(frames=[], recovered=True, position=position)
+        answer: dict[str, Any] = {"type": "subscribed", "topics": allowed}
+        if recovered:
+            answer["recovered"] = recovered
+        await self.send_frame(answer)
+        for topic in allowed:
+            state, replay = self.topics[topic], replays[topic]
+            for item in replay.frames:
+                await self.send_frame(item)
+            state.position = replay.position
+            buffered, state.buffer, state.replaying = state.buffer, [], False
+            for item in sorted(buffered, key=lambda f: f["seq"]):
+                await self.deliver(topic, item)
+
+    async def unsubscribe(self, message: dict[str, Any]) -> None:
+        topics = self._topics_of(message)
+        if topics is None:
+            await self.error("bad_request", f"topics must be a list of 1 to {MAX_TOPICS} names.")
+            return
+        for topic in topics:
+            if self.topics.pop(topic, None) is not None:
+                await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+        await self.send_frame({"type": "unsubscribed", "topics": topics})
+
+    # --- events from the channel layer --------------------------------------------
+    async def event_frame(self, message: dict[str, Any]) -> None:
+        item = message["frame"]
+        state = self.topics.get(item["topic"])
+        if state is None:
+            return
+        if state.replaying:
+            state.buffer.append(item)
+            return
+        await self.deliver(item["topic"], item)
+
+    async def deliver(self, topic: str, item: dict[str, Any]) -> None:
+        state = self.topics.get(topic)
+        if state is None or item["seq"] <= state.position:
+            return  # already sent (replay, or a gap fill)
+        if item["seq"] > state.position + 1:
+            missing = await database_sync_to_async(realtime.frames_between)(
+                topic, state.position, item["seq"]
+            )
+            for earlier in missing:
+                await self.send_frame(earlier)
+                state.position = earlier["seq"]
+        await self.send_frame(item)
+        state.position = item["seq"]
+
+    # --- output -------------------------------------------------------------------
+    async def error(self, code: str, detail: str) -> None:
+        await self.send_frame({"type": "error", "code": code, "detail": detail})
+
+    async def send_frame(self, body: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(body, separators=(",", ":")))
