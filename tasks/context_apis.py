@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from corpus.errors import ValidationFailed
+from corpus.http.negotiation import AnyAcceptNegotiation
 from corpus.http.views import problems
 from corpus.selectors import (
     SLICES,
@@ -113,18 +113,9 @@ class ContextAPI(ContextTaskMixin):
         )
 
 
-class MarkdownOrJSONNegotiation(DefaultContentNegotiation):
-    """The document route answers markdown unless JSON is asked for, whatever else the
-    Accept header lists; DRF would otherwise refuse ``text/markdown`` with 406."""
-
-    def select_renderer(
-        self, request: Request, renderers: list, format_suffix: str | None = None
-    ) -> tuple:
-        return renderers[0], renderers[0].media_type
-
-
 class ContextDocAPI(ContextTaskMixin):
-    content_negotiation_class = MarkdownOrJSONNegotiation
+    # Markdown unless JSON is asked for, whatever else Accept lists (no 406).
+    content_negotiation_class = AnyAcceptNegotiation
 
     @extend_schema(
         tags=["context"],

@@ -108,3 +108,8 @@ def frames_between(topic: str, after: int, before: int) -> list[dict[str, Any]]:
     its transaction commits, so a later seq can only be published after it."""
     rows = Event.objects.filter(topic=topic, seq__gt=after, seq__lt=before).order_by("seq")
     return [frame(e) for e in rows]
+
+
+def frames_after(topic: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+    rows = Event.objects.filter(topic=topic, seq__gt=after).order_by("seq")[:limit]
+    return [frame(e) for e in rows]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from delivery.apis import ResultAPI
-from tasks import apis, context_apis
+from tasks import apis, context_apis, sse
 
 harness = [
     path(
@@ -34,6 +34,7 @@ product = [
     path("tasks/<str:task_id>/cancel", apis.TaskCancelAPI.as_view(), name="task-cancel"),
     path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),
     path("tasks/<str:task_id>/timeline", apis.TaskTimelineAPI.as_view(), name="task-timeline"),
+    path("tasks/<str:task_id>/events", sse.TaskEventsAPI.as_view(), name="task-events"),
     path("realtime/tickets", apis.RealtimeTicketAPI.as_view(), name="realtime-tickets"),
     path("config", apis.ConfigAPI.as_view(), name="config"),
 ]

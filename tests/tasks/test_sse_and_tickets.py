@@ -1,0 +1,91 @@
+"""The SSE fallback, realtime tickets and the client config route."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import AsyncClient
+
+from tasks import realtime
+from tasks.models import RealtimeTicket
+from tests.conftest import problem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def parse(chunks: str) -> list[dict]:
+    events = []
+    for block in chunks.split("\n\n"):
+        lines = dict(
+            line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":")
+        )
+        if "id" in lines:
+            events.append(
+                {"id": int(lines["id"]), "event": lines["event"], **json.loads(lines["data"])}
+            )
+    return events
+
+
+async def read_events(response, count: int) -> list[dict]:
+    text = ""
+    async for chunk in response.streaming_content:
+        text += chunk.decode() if isinstance(chunk, bytes) else chunk
+        if len(parse(text)) >= count:
+            break
+    return parse(text)[:count]
+
+
+@pytest.fixture
+def fast_poll(settings):
+    settings.ETHER_SSE_POLL_SECONDS = 0.05
+
+
+@pytest.mark.parametrize("how", ["header", "query"])
+async def test_sse_resumes_after_last_event_id_or_after(world, task, claimed, fast_poll, how):
+    headers = {"Authorization": f"Bearer {world.token}"}
+    url = f"/api/tasks/{task.public_id}/events"
+    if how == "header":
+        headers["Last-Event-ID"] = "1"
+    else:
+        url += "?after=1"
+    response = await AsyncClient().get(url, headers=headers)
+    [event] = await read_events(response, 1)
+    assert event["id"] == 2 and event["kind"] == "claim"
+
+
+async def test_sse_refusals_are_problem_documents(world, task):
+    url = f"/api/tasks/{task.public_id}/events"
+    problem(await AsyncClient().get(url), 401, "not_authenticated")
+    outsider = {"Authorization": f"Bearer {world.outsider_token}"}
+    problem(await AsyncClient().get(url, headers=outsider), 404, "not_found")
+    mine = {"Authorization": f"Bearer {world.token}"}
+    client = AsyncClient()
+    problem(await client.get(url + "?after=-3", headers=mine), 400, "validation_error")
+    problem(await client.get(url + "?after=x", headers=mine), 400, "validation_error")
+    problem(await client.get("/api/tasks/task_nothex/events", headers=mine), 404, "not_found")
+
+
+async def test_config_tells_clients_to_prefer_the_websocket(db):
+    response = await AsyncClient().get("/api/config")
+    assert response.status_code == 200
+    assert response.json() == {
+        "realtime": {
+            "prefer_websocket": True,
+            "websocket_url": "ws://testserver/api/realtime",
+            "sse_url_template": "http://testserver/api/tasks/{task_id}/events",
+        }
+    }
+
+
+def test_ticket_route_issues_a_hashed_short_lived_ticket(world):
+    response = world.person().post("/api/realtime/tickets")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["ticket"].startswith("eth_tkt_") and body["expires_at"].endswith("Z")
+    stored = RealtimeTicket.objects.get()
+    assert stored.ticket_hash != body["ticket"] and body["ticket"] not in stored.ticket_hash
+    assert 25 <= (stored.expires_at - stored.created_at).total_seconds() <= 30
+    assert realtime.viewer_for_secret(body["ticket"]).user == world.user
+    assert realtime.viewer_for_secret(body["ticket"]) is None  # single use
+    problem(world.harness().post("/api/realtime/tickets"), 401, "not_authenticated")
