@@ -159,3 +159,32 @@ def problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["code"] == code, body
     assert {"type", "title", "detail"} <= set(body)
     return body
+
+
+def stored() -> dict[str, Any]:
+    """Everything a harness write could change, to prove that a refusal changed nothing."""
+    from corpus.models import Document, DocumentVersion
+    from tasks.models import Event, Interrupt, Result, Run, Step, Task
+
+    return {
+        "tasks": list(
+            Task.objects.order_by("pk").values_list(
+                "status", "lease_epoch", "cancel_requested", "updated_at"
+            )
+        ),
+        "runs": list(
+            Run.objects.order_by("pk").values_list(
+                "status", "lease_epoch", "lease_expires_at", "ended_at", "checkpoint"
+            )
+        ),
+        "steps": list(Step.objects.order_by("pk").values_list("public_id", flat=True)),
+        "interrupts": list(
+            Interrupt.objects.order_by("pk").values_list(
+                "question", "answer", "answered_at", "withdrawn_at"
+            )
+        ),
+        "results": list(Result.objects.order_by("pk").values_list("status", "fingerprint")),
+        "events": Event.objects.count(),
+        "documents": list(Document.objects.order_by("pk").values_list("path", "version")),
+        "versions": DocumentVersion.objects.count(),
+    }

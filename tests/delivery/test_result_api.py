@@ -16,12 +16,10 @@ from tasks.models import (
     ResultStatus,
     Run,
     RunStatus,
-    Step,
-    Task,
     TaskStatus,
 )
 from tasks.services.apps import harness_app_revoke
-from tests.conftest import Harness, problem
+from tests.conftest import Harness, problem, stored
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 INT_ID = re.compile(r"^int_[0-9a-f]{32}$")
@@ -31,28 +29,6 @@ UNKNOWN_RUN = "run_" + "0" * 32
 def parse(value: str) -> datetime:
     assert ISO_Z.match(value), value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def stored() -> dict[str, Any]:
-    """Everything a harness write could change, to prove that a refusal changed nothing."""
-    return {
-        "tasks": list(
-            Task.objects.order_by("pk").values_list(
-                "status", "lease_epoch", "cancel_requested", "updated_at"
-            )
-        ),
-        "runs": list(
-            Run.objects.order_by("pk").values_list(
-                "status", "lease_epoch", "lease_expires_at", "ended_at"
-            )
-        ),
-        "steps": Step.objects.count(),
-        "interrupts": list(
-            Interrupt.objects.order_by("pk").values_list("question", "answer", "answered_at")
-        ),
-        "results": list(Result.objects.order_by("pk").values_list("status", "fingerprint")),
-        "events": Event.objects.count(),
-    }
 
 
 def past_expiry(run_id: str) -> Any:

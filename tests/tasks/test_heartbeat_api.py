@@ -10,9 +10,9 @@ import time_machine
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from tasks.models import Event, Interrupt, Result, Run, RunStatus, Step, Task, TaskStatus
+from tasks.models import Interrupt, Run, RunStatus, TaskStatus
 from tasks.services.apps import harness_app_revoke
-from tests.conftest import Harness, problem
+from tests.conftest import Harness, problem, stored
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 UNKNOWN_RUN = "run_" + "0" * 32
@@ -26,26 +26,6 @@ def lease() -> timedelta:
 def parse(value: str) -> datetime:
     assert ISO_Z.match(value), value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def stored() -> dict[str, Any]:
-    """Everything a harness write could change, to prove that a refusal changed nothing."""
-    return {
-        "tasks": list(
-            Task.objects.order_by("pk").values_list(
-                "status", "lease_epoch", "cancel_requested", "updated_at"
-            )
-        ),
-        "runs": list(
-            Run.objects.order_by("pk").values_list(
-                "status", "lease_epoch", "lease_expires_at", "checkpoint", "checkpoint_at"
-            )
-        ),
-        "steps": Step.objects.count(),
-        "interrupts": list(Interrupt.objects.order_by("pk").values_list("answered_at")),
-        "results": Result.objects.count(),
-        "events": Event.objects.count(),
-    }
 
 
 def past_expiry(run_id: str) -> Any:

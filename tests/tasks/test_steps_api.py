@@ -8,32 +8,12 @@ from typing import Any
 
 import time_machine
 
-from tasks.models import Event, Interrupt, Result, Run, RunStatus, Step, Task, TaskStatus
+from tasks.models import Event, Run, RunStatus, Step, TaskStatus
 from tasks.services.apps import harness_app_revoke
-from tests.conftest import Harness, problem
+from tests.conftest import Harness, problem, stored
 
 STEP_ID = re.compile(r"^step_[0-9a-f]{32}$")
 UNKNOWN_RUN = "run_" + "0" * 32
-
-
-def stored() -> dict[str, Any]:
-    """Everything a harness write could change, to prove that a refusal changed nothing."""
-    return {
-        "tasks": list(
-            Task.objects.order_by("pk").values_list(
-                "status", "lease_epoch", "cancel_requested", "updated_at"
-            )
-        ),
-        "runs": list(
-            Run.objects.order_by("pk").values_list(
-                "status", "lease_epoch", "lease_expires_at", "checkpoint"
-            )
-        ),
-        "steps": Step.objects.count(),
-        "interrupts": list(Interrupt.objects.order_by("pk").values_list("answered_at")),
-        "results": Result.objects.count(),
-        "events": Event.objects.count(),
-    }
 
 
 def past_expiry(run_id: str) -> Any:
