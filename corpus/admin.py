@@ -16,7 +16,6 @@ from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -38,7 +37,7 @@ from corpus.models import (
     Tool,
 )
 from corpus.rendering import render_markdown
-from corpus.services import document_restore, document_save
+from corpus.services import access_token_revoke, document_restore, document_save
 
 
 class MembershipInline(admin.TabularInline):
@@ -70,7 +69,8 @@ class RepositoryAdmin(admin.ModelAdmin):
 
 @admin.action(description="Revoke the selected tokens")
 def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    for token in queryset:
+        access_token_revoke(token=token)
 
 
 @admin.register(AccessToken)

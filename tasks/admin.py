@@ -3,14 +3,15 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
 from tasks.models import Event, HarnessApp, Interrupt, Result, Run, Step, Task
+from tasks.services.apps import harness_app_revoke
 
 
 @admin.action(description="Revoke the selected apps' keys")
 def revoke_keys(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    for app in queryset.select_related("org"):
+        harness_app_revoke(org=app.org, app_id=app.app_id)
 
 
 @admin.register(HarnessApp)

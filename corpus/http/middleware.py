@@ -10,7 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
-from corpus.http.problems import DB_RETRY_AFTER_SECONDS, json_problem
+from corpus.http.problems import database_unavailable_json, json_problem
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,5 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, OperationalError | InterfaceError):
             log.warning("database unavailable: %s", exception)
-            response = json_problem(
-                503,
-                "database_unavailable",
-                "Database unavailable",
-                "The database stayed locked or unreachable past its timeout; nothing was changed.",
-            )
-            response["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
-            return response
+            return database_unavailable_json()
         return None

@@ -103,15 +103,18 @@ def _flatten_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+DB_UNAVAILABLE = (
+    503,
+    "database_unavailable",
+    "Database unavailable",
+    "The database stayed locked or unreachable past its timeout; nothing was changed. "
+    "Retry after the indicated delay.",
+)
+
+
 def database_unavailable_response() -> Response:
-    return problem_response(
-        503,
-        "database_unavailable",
-        "Database unavailable",
-        "The database stayed locked or unreachable past its timeout; nothing was changed. "
-        "Retry after the indicated delay.",
-        headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
-    )
+    """The 503 of DRF views; ``database_unavailable_json`` is its twin for plain views."""
+    return problem_response(*DB_UNAVAILABLE, headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -167,6 +170,12 @@ def json_problem(status: int, code: str, title: str, detail: str) -> JsonRespons
     return JsonResponse(
         problem_body(status, code, title, detail), status=status, content_type=PROBLEM_CONTENT_TYPE
     )
+
+
+def database_unavailable_json() -> JsonResponse:
+    response = json_problem(*DB_UNAVAILABLE)
+    response["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
+    return response
 
 
 @csrf_exempt
