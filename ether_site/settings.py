@@ -136,6 +136,8 @@ if DATABASE_URL:
         # A locked row must not hang a request forever: past the timeout it is a 503.
         _db["OPTIONS"]["options"] = f"-c lock_timeout={lock_ms}"
         _db["OPTIONS"].setdefault("connect_timeout", 5)
+        # ETHER_TEST_DB_SUFFIX lets two test runs share one server without sharing a database.
+        _db["TEST"] = {"NAME": f"test_{_db['NAME']}{env_str('ETHER_TEST_DB_SUFFIX')}"}
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     _db = {
