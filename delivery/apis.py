@@ -1,17 +1,22 @@
-"""The result route: where a harness hands over its outcome (CONTRACT §3)."""
+"""The result route, where a harness hands over its outcome (CONTRACT §3), and the
+product routes that read and rate the delivery it produced (CONTRACT §5)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from corpus.errors import ValidationFailed
 from corpus.http.fields import validated
 from corpus.http.idempotency import idempotent
-from corpus.http.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
-from delivery.services import delivery_result_submit
+from corpus.http.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, UserAPIView, body, problems
+from delivery import selectors
+from delivery import serializers as ds
+from delivery.services import delivery_feedback, delivery_result_submit
 from tasks import serializers as s
-from tasks.apis import HarnessAPIView
+from tasks.apis import HarnessAPIView, TaskUserAPIView
+from tasks.selectors import task_get
 
 
 class ResultAPI(HarnessAPIView):
@@ -22,7 +27,9 @@ class ResultAPI(HarnessAPIView):
             "submitted → completed (a PR must be in the task's repository and branch_scope, "
             "else 422 out_of_scope); blocked → paused with `question`; no_changes → "
             "no_changes with `no_changes_reason`. Ends the run. The same result again answers "
-            "as the first time; another result for a finished run is 409 run_finished."
+            "as the first time; another result for a finished run is 409 run_finished. "
+            "Every stored result gets a delivery payload (task.delivered, task.blocked or "
+            "task.no_changes; docs/delivery.md)."
         ),
         request=s.ResultIn,
         parameters=[IDEMPOTENCY_HEADER],
@@ -47,3 +54,61 @@ class ResultAPI(HarnessAPIView):
         answer = dict(submitted.result.response)
         headers = {"Idempotent-Replayed": "true"} if submitted.replayed else None
         return Response(answer, headers=headers)
+
+
+def version_param(request: Request) -> int | None:
+    raw = request.query_params.get("version")
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1 or len(raw) > 9:
+        raise ValidationFailed({"version": ["Must be a positive integer."]})
+    return int(raw)
+
+
+class DeliveryAPI(UserAPIView):
+    @extend_schema(
+        tags=["tasks"],
+        summary="The task's delivery payload (the newest, or ?version=N)",
+        description=(
+            "Ordered typed blocks (outcome, hero, summary, checklist, timeline, actions; "
+            "docs/delivery.md), as published in task.delivered / task.blocked / "
+            "task.no_changes. 404 before the first result or for an unknown version."
+        ),
+        parameters=[OpenApiParameter("version", int, required=False)],
+        responses={200: ds.DeliveryOut, **problems(400, 404)},
+    )
+    def get(self, request: Request, task_id: str) -> Response:
+        task = task_get(org=self.org(request), task_id=task_id)
+        delivery = selectors.delivery_get(task=task, version=version_param(request))
+        return Response(selectors.delivery_body(delivery))
+
+
+class FeedbackAPI(TaskUserAPIView):
+    @extend_schema(
+        tags=["tasks"],
+        summary="Rate the task's newest delivery",
+        description=(
+            "The delivery's `feedback` action. Recorded as a `feedback` timeline entry "
+            "with the delivery's version; 404 before the first delivery."
+        ),
+        request=ds.FeedbackIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: ds.FeedbackOut, **problems(*POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request, task_id: str) -> Response:
+        task = task_get(org=self.org(request), task_id=task_id)
+        data = validated(ds.FeedbackIn, body(request))
+        comment = data.get("comment", "")
+        delivery = delivery_feedback(
+            task=task, user=request.user, rating=data["rating"], comment=comment
+        )
+        return Response(
+            {
+                "task_id": task.public_id,
+                "version": delivery.version,
+                "rating": data["rating"],
+                "comment": comment,
+            },
+            status=201,
+        )

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 STEP = "os.harness.step"
 INTERRUPTED = "task.interrupted"
 DELIVERED = "task.delivered"
+BLOCKED = "task.blocked"
+NO_CHANGES = "task.no_changes"
+# The delivery event of each result status (docs/delivery.md).
+DELIVERY_EVENTS = {"submitted": DELIVERED, "blocked": BLOCKED, "no_changes": NO_CHANGES}
 ACTIVITY = "activity.list_updated"
 TIMELINE = "task.timeline"
 
@@ -129,3 +133,14 @@ def activity(*, task: Task, row: Mapping[str, Any]) -> Event:
 
 def on_task(*, task: Task, name: str, payload: Mapping[str, Any]) -> Event:
     return record(org=task.org, topic=task_topic(task), name=name, task=task, payload=payload)
+
+
+def delivered(
+    *, task: Task, status: str, run_id: str, version: int, blocks: list[dict[str, Any]]
+) -> Event:
+    """The run's delivery payload: ``task.delivered``, ``task.blocked`` or ``task.no_changes``."""
+    return on_task(
+        task=task,
+        name=DELIVERY_EVENTS[status],
+        payload={"status": status, "run_id": run_id, "version": version, "blocks": blocks},
+    )

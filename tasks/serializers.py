@@ -68,6 +68,8 @@ class PullRequestIn(StrictSerializer):
     number = StrictIntegerField(min_value=1)
     branch = StrictCharField(max_length=200)
     url = StrictCharField(max_length=500)
+    # Shown on the delivery's hero block; optional.
+    title = StrictCharField(required=False, max_length=300, allow_blank=True)
 
 
 class ArtifactIn(serializers.Serializer):

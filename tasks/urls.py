@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from delivery.apis import ResultAPI
+from delivery.apis import DeliveryAPI, FeedbackAPI, ResultAPI
 from tasks import apis, context_apis, sse
 
 harness = [
@@ -35,6 +35,8 @@ product = [
     path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),
     path("tasks/<str:task_id>/timeline", apis.TaskTimelineAPI.as_view(), name="task-timeline"),
     path("tasks/<str:task_id>/events", sse.TaskEventsAPI.as_view(), name="task-events"),
+    path("tasks/<str:task_id>/delivery", DeliveryAPI.as_view(), name="task-delivery"),
+    path("tasks/<str:task_id>/feedback", FeedbackAPI.as_view(), name="task-feedback"),
     path("realtime/tickets", apis.RealtimeTicketAPI.as_view(), name="realtime-tickets"),
     path("config", apis.ConfigAPI.as_view(), name="config"),
 ]

@@ -32,6 +32,9 @@ TASK_STATUS_AFTER = {
 
 # Runs inside the result's transaction, before anything is stored; raises to refuse.
 ArtifactCheck = Callable[[Task, dict[str, Any] | None], None]
+# Runs inside the result's transaction once the result is stored (never for a replay);
+# delivery composes and persists its payload here, so both commit or neither does.
+ResultHook = Callable[[Result], None]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ def result_submit(
     no_changes_reason: str = "",
     question: str = "",
     check_artifact: ArtifactCheck | None = None,
+    on_stored: ResultHook | None = None,
 ) -> Submitted:
     """Stores the run's result, ends the run and moves the task on.
 
@@ -141,4 +145,6 @@ def result_submit(
         result.save()
         if working_summary.strip():
             working_document_write(task=task, run=run, summary=working_summary)
+        if on_stored is not None:
+            on_stored(result)
         return Submitted(result=result, task=task, replayed=False)

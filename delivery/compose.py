@@ -1,0 +1,213 @@
+"""Composes a result's delivery payload: an ordered list of typed blocks (docs/delivery.md).
+
+Pure reads of the result, its task and its run's steps; ``delivery.services`` stores what
+this returns inside the result's transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corpus.rendering import render_markdown
+from corpus.rfc3339 import iso
+from delivery.judge import DOD_METHOD, dod_check, dod_sources
+from tasks.models import Result, ResultStatus, Step, Task
+
+# At most this many timeline entries: the first HEAD and the last ones, so the page shows
+# how the run started and how it ended.
+TIMELINE_MAX = 20
+TIMELINE_HEAD = 5
+HEADLINE_CHARS = 200
+
+
+def _line(text: str) -> str:
+    """The first non-blank line, cut to a headline."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first if len(first) <= HEADLINE_CHARS else first[: HEADLINE_CHARS - 1] + "…"
+
+
+def _pr(result: Result) -> dict[str, Any] | None:
+    artifact = result.artifact or {}
+    pr = artifact.get("pr")
+    return pr if isinstance(pr, dict) else None
+
+
+def checklist_items(result: Result, steps: list[Step]) -> list[dict[str, Any]]:
+    sources = dod_sources(result.working_summary, [(s.seq, s.user_message) for s in steps])
+    return dod_check(result.task.definition_of_done, sources)
+
+
+def verdict(task: Task, pr: dict[str, Any] | None, items: list[dict[str, Any]]) -> dict[str, Any]:
+    met = sum(1 for item in items if item["mentioned"])
+    if pr is not None:
+        # A PR outside the scope never gets this far: the judge refused the result.
+        scope = (
+            f"Pull request #{pr['number']} is in {task.repo.full_name} on branch "
+            f"{pr['branch']}, inside {task.branch_scope}."
+        )
+    else:
+        scope = "No pull request was submitted."
+    if items:
+        checklist = f"{met} of {len(items)} definition-of-done items mentioned."
+    else:
+        checklist = "The task has no definition of done."
+    return {
+        "in_scope": True,
+        "summary": f"{scope} {checklist}",
+        "checklist_met": met,
+        "checklist_total": len(items),
+    }
+
+
+def outcome_block(
+    result: Result, pr: dict[str, Any] | None, items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    status = result.status
+    question = reason = None
+    choices: list[str] = []
+    interrupt_id = None
+    if status == ResultStatus.SUBMITTED:
+        headline = f"Pull request #{pr['number']} is ready for review" if pr else "Task completed"
+    elif status == ResultStatus.BLOCKED:
+        question = result.question
+        interrupt_id = result.response.get("interrupt_id")
+        headline = _line(question)
+    else:
+        reason = result.no_changes_reason
+        headline = _line(reason)
+    return {
+        "type": "outcome",
+        "status": status,
+        "headline": headline,
+        "verdict": verdict(result.task, pr, items),
+        "agent_status": result.agent_status,
+        "question": question,
+        "choices": choices,
+        "interrupt_id": interrupt_id,
+        "reason": reason,
+    }
+
+
+def hero_block(task: Task, pr: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "type": "hero",
+        "title": task.title,
+        "repository": {"name": task.repo.full_name, "url": task.repo.url},
+        "branch_scope": task.branch_scope,
+        "pr": None
+        if pr is None
+        else {
+            "number": pr["number"],
+            "url": pr["url"],
+            "branch": pr["branch"],
+            "title": pr.get("title") or None,
+        },
+    }
+
+
+def summary_block(markdown: str) -> dict[str, Any]:
+    return {"type": "summary", "markdown": markdown, "html": render_markdown(markdown)}
+
+
+def checklist_block(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "checklist", "method": DOD_METHOD, "items": items}
+
+
+def timeline_block(steps: list[Step]) -> dict[str, Any]:
+    """The run's steps, condensed: identical consecutive steps (same phase and message)
+    become one entry with ``repeat``; past ``TIMELINE_MAX`` entries the middle is cut
+    (``omitted`` counts the entries cut)."""
+    entries: list[dict[str, Any]] = []
+    for step in steps:
+        last = entries[-1] if entries else None
+        if last and (last["phase"], last["user_message"]) == (step.phase, step.user_message):
+            last["repeat"] += 1
+            continue
+        entries.append(
+            {
+                "seq": step.seq,
+                "ts": iso(step.created_at),
+                "phase": step.phase,
+                "user_message": step.user_message,
+                "repeat": 1,
+            }
+        )
+    omitted = max(0, len(entries) - TIMELINE_MAX)
+    if omitted:
+        entries = entries[:TIMELINE_HEAD] + entries[-(TIMELINE_MAX - TIMELINE_HEAD) :]
+    return {
+        "type": "timeline",
+        "steps": entries,
+        "total": len(steps),
+        "shown": len(entries),
+        "omitted": omitted,
+    }
+
+
+def reopen_action(task: Task) -> dict[str, Any]:
+    return {
+        "kind": "reopen",
+        "label": "Reopen the task",
+        "method": "POST",
+        "url": f"/api/tasks/{task.public_id}/reopen",
+    }
+
+
+def feedback_action(task: Task) -> dict[str, Any]:
+    return {
+        "kind": "feedback",
+        "label": "Rate this delivery",
+        "method": "POST",
+        "url": f"/api/tasks/{task.public_id}/feedback",
+        "fields": ["rating", "comment"],
+        "choices": {"rating": ["up", "down"]},
+    }
+
+
+def actions_block(result: Result, pr: dict[str, Any] | None) -> dict[str, Any]:
+    task = result.task
+    actions: list[dict[str, Any]] = []
+    if result.status == ResultStatus.BLOCKED:
+        actions.append(
+            {
+                "kind": "answer",
+                "label": "Answer the question",
+                "method": "POST",
+                "url": f"/api/tasks/{task.public_id}/answer",
+                "fields": ["answer"],
+                "choices": {},
+            }
+        )
+    else:
+        if pr is not None:
+            actions.append(
+                {"kind": "open_pr", "label": f"Open pull request #{pr['number']}", "url": pr["url"]}
+            )
+        actions += [reopen_action(task), feedback_action(task)]
+    return {"type": "actions", "actions": actions}
+
+
+def compose(result: Result) -> list[dict[str, Any]]:
+    """The blocks of this result, in the order of ``delivery.blocks.ORDER``."""
+    task = result.task
+    steps = list(Step.objects.filter(run=result.run).order_by("seq"))
+    pr = _pr(result) if result.status == ResultStatus.SUBMITTED else None
+    items = checklist_items(result, steps)
+    outcome = outcome_block(result, pr, items)
+    timeline = timeline_block(steps)
+    actions = actions_block(result, pr)
+    if result.status == ResultStatus.BLOCKED:
+        return [outcome, timeline, actions]
+    summary = result.working_summary.strip() or result.agent_status.strip()
+    if result.status == ResultStatus.NO_CHANGES:
+        summary = result.working_summary.strip() or result.no_changes_reason
+        return [outcome, summary_block(summary), timeline, actions]
+    summary = summary or "_The harness left no summary._"
+    return [
+        outcome,
+        hero_block(task, pr),
+        summary_block(summary),
+        checklist_block(items),
+        timeline,
+        actions,
+    ]
