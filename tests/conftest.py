@@ -164,6 +164,7 @@ def problem(response: Any, status: int, code: str) -> dict[str, Any]:
 def stored() -> dict[str, Any]:
     """Everything a harness write could change, to prove that a refusal changed nothing."""
     from corpus.models import Document, DocumentVersion
+    from delivery.models import Delivery
     from tasks.models import Event, Interrupt, Result, Run, Step, Task
 
     return {
@@ -185,6 +186,7 @@ def stored() -> dict[str, Any]:
         ),
         "results": list(Result.objects.order_by("pk").values_list("status", "fingerprint")),
         "events": Event.objects.count(),
+        "deliveries": list(Delivery.objects.order_by("pk").values_list("version", "status")),
         "documents": list(Document.objects.order_by("pk").values_list("path", "version")),
         "versions": DocumentVersion.objects.count(),
     }

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import time_machine
 
+from delivery.models import Delivery
 from tasks.models import (
     Event,
     Interrupt,
@@ -232,6 +233,16 @@ OUT_OF_SCOPE = {
     "a_look_alike_host": lambda t: pr(
         t, url=f"https://github.com.evil.example/{t.repo.full_name}/pull/7"
     ),
+    "a_look_alike_io_host": lambda t: pr(
+        t, url=f"https://github.com.evil.io/{t.repo.full_name}/pull/7"
+    ),
+    "a_host_suffix": lambda t: pr(t, url=f"https://evilgithub.com/{t.repo.full_name}/pull/7"),
+    "a_javascript_url": lambda t: pr(t, url=f"javascript://github.com/{t.repo.full_name}/pull/7"),
+    "a_pr_with_a_query": lambda t: pr(t, url=f"{t.repo.url}/pull/7?x=1"),
+    "another_owner_same_name": lambda t: pr(
+        t, url=f"https://github.com/evil/{t.repo.full_name.split('/')[1]}/pull/7"
+    ),
+    "a_branch_in_another_namespace": lambda t: pr(t, branch="feature/ether/x"),
     "a_user_info_host": lambda t: pr(
         t, url=f"https://github.com@evil.example/{t.repo.full_name}/pull/7"
     ),
@@ -254,6 +265,8 @@ def test_submitted_pr_out_of_scope_is_422_and_stores_nothing(task, harness, clai
     assert body["errors"]["artifact.pr"], body
     assert stored() == before
     assert not Result.objects.exists()
+    assert not Delivery.objects.exists()
+    assert not Event.objects.filter(task=task, name="task.delivered").exists()
     run = Run.objects.get(public_id=run_id)
     assert run.status == RunStatus.LIVE and run.ended_at is None
     task.refresh_from_db()
@@ -443,3 +456,32 @@ def test_result_body_over_the_limit_is_413(settings, task, harness, claimed):
     problem(response, 413, "payload_too_large")
     assert stored() == before
     assert Run.objects.get(public_id=claimed["run_id"]).status == RunStatus.LIVE
+
+
+IN_SCOPE = {
+    "the_plain_url": lambda t: pr(t),
+    "a_trailing_slash": lambda t: pr(t, url=f"{t.repo.url}/pull/7/"),
+    "pulls_with_an_s": lambda t: pr(t, url=f"{t.repo.url}/pulls/7"),
+    "other_letter_case": lambda t: pr(
+        t, url=f"{t.repo.url.upper().replace('HTTPS', 'https')}/pull/7"
+    ),
+    "a_nested_branch": lambda t: pr(t, branch="ether/fix/flaky-test"),
+    "with_a_title": lambda t: pr(t, title="Make test_widget deterministic"),
+}
+
+
+@pytest.mark.parametrize("case", list(IN_SCOPE))
+def test_submitted_pr_in_scope_completes_and_stores_one_delivery(task, harness, claimed, case):
+    run_id = claimed["run_id"]
+    artifact = {"pr": IN_SCOPE[case](task)}
+    response = harness.result(task.public_id, run_id, "submitted", artifact=artifact)
+    assert response.status_code == 200, response.content
+    assert Result.objects.get(task=task).artifact == artifact
+    [delivery] = Delivery.objects.filter(task=task)
+    assert (delivery.status, delivery.version, delivery.run.public_id) == ("submitted", 1, run_id)
+    hero = next(b for b in delivery.blocks if b["type"] == "hero")
+    assert hero["pr"]["url"] == artifact["pr"]["url"]
+    assert hero["pr"]["title"] == artifact["pr"].get("title")
+    outcome = delivery.blocks[0]
+    assert outcome["verdict"]["in_scope"] is True
+    assert Run.objects.get(public_id=run_id).status == RunStatus.FINISHED
