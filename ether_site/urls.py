@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from corpus.http.problems import api_not_found
+from delivery.views import home
 from tasks.urls import harness, product
 
 handler400 = "corpus.http.problems.handler400"
@@ -20,7 +20,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
+    path("tasks/", include("delivery.urls")),
+    path("", home, name="home"),
     # Anything else under the API prefixes is a problem document, never an HTML page.
     re_path(r"^(api|v1)(/.*)?$", api_not_found),
 ]

@@ -1,0 +1,258 @@
+"""Reads for the server-rendered pages: the task grid, a task, its replay and its
+compaction history.
+
+Every page that goes live over the realtime hub follows one rule: **read the topic
+position first, then the state**. The position is embedded in the page and the browser
+subscribes with ``since`` = that position. An event committed between the two reads is
+then both in the state and replayed to the browser, which de-duplicates (by seq, by task
+id, by interrupt id); nothing committed after the position read can be missed. Reading
+the state first would leave a window whose events are in neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils.safestring import SafeString, mark_safe
+
+from corpus.models import Compaction, Document, DocumentKind, DocumentVersion, Org
+from corpus.rendering import render_markdown
+from corpus.rfc3339 import iso
+from delivery.models import Delivery
+from tasks import realtime
+from tasks.events import TIMELINE, activity_topic, frame, task_topic
+from tasks.models import Event, Run, Step, Task
+from tasks.selectors import task_detail, task_row, tasks_for_org
+
+GRID_LIMIT = 200
+NARRATION_LIMIT = 200
+REPLAY_EVENT_LIMIT = 5000
+
+
+# --- Grid ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridPage:
+    org: Org
+    topic: str
+    position: int
+    rows: list[dict[str, Any]]
+
+
+def grid_page(*, org: Org) -> GridPage:
+    topic = activity_topic(org)
+    position = realtime.last_seq(topic)  # before the rows: see the module docstring
+    tasks = tasks_for_org(org=org, status=None).order_by("-updated_at", "-pk")[:GRID_LIMIT]
+    return GridPage(org=org, topic=topic, position=position, rows=[task_row(t) for t in tasks])
+
+
+# --- Task ----------------------------------------------------------------------------
+
+
+def step_view(step: Step) -> dict[str, Any]:
+    """A narration line, in the keys of an ``os.harness.step`` frame."""
+    return {
+        "seq": step.seq,
+        "ts": iso(step.created_at),
+        "phase": step.phase,
+        "user_message": step.user_message,
+        "internal_label": step.internal_label,
+        "run_id": step.run.public_id,
+    }
+
+
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
+    """A stored delivery, in the keys of its realtime frame (``blocks``, ``status``, …)."""
+    return {
+        "id": delivery.public_id,
+        "run_id": delivery.run.public_id,
+        "status": delivery.status,
+        "version": delivery.version,
+        "blocks": delivery.blocks,
+        "created_at": iso(delivery.created_at),
+    }
+
+
+def deliveries_of(task: Task) -> list[dict[str, Any]]:
+    """Every delivery of the task, oldest version first."""
+    rows = Delivery.objects.select_related("run").filter(task=task).order_by("version")
+    return [delivery_view(d) for d in rows]
+
+
+def latest_delivery(task: Task) -> dict[str, Any] | None:
+    row = Delivery.objects.select_related("run").filter(task=task).order_by("-version").first()
+    return delivery_view(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    task: Task
+    detail: dict[str, Any]
+    positions: dict[str, int]
+    steps: list[dict[str, Any]]
+    steps_total: int
+    delivery: dict[str, Any] | None
+    # True when the latest delivery belongs to the latest run: the page opens on the card.
+    delivered: bool
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def task_page(*, org: Org, task: Task) -> TaskPage:
+    """The task page's state, read after the positions of both topics it subscribes to.
+    ``task`` comes from ``tasks.selectors.task_get`` (the org check); it is read again
+    here, after the positions."""
+    positions = {
+        task_topic(task): realtime.last_seq(task_topic(task)),
+        activity_topic(org): realtime.last_seq(activity_topic(org)),
+    }
+    task.refresh_from_db()
+    steps_qs = Step.objects.select_related("run").filter(task=task)
+    steps_total = steps_qs.count()
+    # The newest steps, shown oldest first; the replay page has all of them.
+    steps = [step_view(s) for s in reversed(steps_qs.order_by("-seq")[:NARRATION_LIMIT])]
+    delivery = latest_delivery(task)
+    latest_run = Run.objects.filter(task=task).order_by("-started_at", "-pk").first()
+    delivered = bool(delivery and latest_run and delivery["run_id"] == latest_run.public_id)
+    runs = [
+        {"run_id": r.public_id, "app_id": r.app.app_id, "status": r.status}
+        for r in Run.objects.select_related("app").filter(task=task).order_by("started_at", "pk")
+    ]
+    return TaskPage(
+        task=task,
+        detail=task_detail(task),
+        positions=positions,
+        steps=steps,
+        steps_total=steps_total,
+        delivery=delivery,
+        delivered=delivered,
+        runs=runs,
+    )
+
+
+# --- Replay --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayPage:
+    task: Task
+    events: list[dict[str, Any]]
+    truncated: bool
+    deliveries: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+
+
+def replay_page(*, org: Org, task: Task) -> ReplayPage:
+    """The task topic's persisted events, in seq order, for playback in the browser.
+
+    Timeline entries of kind ``step`` repeat the ``os.harness.step`` event beside them,
+    so they are left out; every other event is played.
+    """
+    rows = (
+        Event.objects.filter(topic=task_topic(task))
+        .exclude(name=TIMELINE, payload__kind="step")
+        .order_by("seq")
+    )
+    events = [frame(e) for e in rows[: REPLAY_EVENT_LIMIT + 1]]
+    truncated = len(events) > REPLAY_EVENT_LIMIT
+    runs = [
+        {"run_id": r.public_id, "app_id": r.app.app_id, "status": r.status}
+        for r in Run.objects.select_related("app").filter(task=task).order_by("started_at", "pk")
+    ]
+    return ReplayPage(
+        task=task,
+        events=events[:REPLAY_EVENT_LIMIT],
+        truncated=truncated,
+        deliveries=deliveries_of(task),
+        runs=runs,
+    )
+
+
+# --- Compaction ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompactionPage:
+    task: Task
+    working: list[dict[str, Any]]
+    memory: dict[str, Any] | None
+    compactions: list[dict[str, Any]]
+    raw_bytes: int
+
+
+def _memory_html(body: str) -> SafeString:
+    # corpus.rendering is the one sanitizing renderer (nh3 allowlist): its output is safe.
+    return mark_safe(render_markdown(body))
+
+
+def compaction_page(*, org: Org, task: Task) -> CompactionPage:
+    """The working documents of the task's runs, its compacted memory and each fold."""
+    run_apps = dict(
+        Run.objects.filter(task=task).values_list("public_id", "app__app_id"),
+    )
+    docs = list(
+        Document.objects.filter(
+            org=org, task_ref=task.public_id, kind__in=[DocumentKind.WORKING, DocumentKind.MEMORY]
+        ).order_by("created_at", "pk")
+    )
+    compactions = list(
+        Compaction.objects.filter(org=org, task_ref=task.public_id).order_by("created_at", "pk")
+    )
+    latest_inputs = {row["doc_id"] for row in compactions[-1].inputs} if compactions else set()
+    working = [
+        {
+            "id": d.public_id,
+            "path": d.path,
+            "title": d.title,
+            "run_id": d.run_ref,
+            "app_id": run_apps.get(d.run_ref, ""),
+            "version": d.version,
+            "bytes": d.size,
+            "created_at": d.created_at,
+            "updated_at": d.updated_at,
+            "folded": d.public_id in latest_inputs,
+            "body": d.body,
+        }
+        for d in docs
+        if d.kind == DocumentKind.WORKING
+    ]
+    memory_doc = next((d for d in docs if d.kind == DocumentKind.MEMORY), None)
+    memory = None
+    if memory_doc is not None:
+        memory = {
+            "id": memory_doc.public_id,
+            "path": memory_doc.path,
+            "version": memory_doc.version,
+            "bytes": memory_doc.size,
+            "updated_at": memory_doc.updated_at,
+            "body": memory_doc.body,
+            "html": _memory_html(memory_doc.body),
+        }
+    bodies = {
+        (v.document_id, v.version): v.body
+        for v in DocumentVersion.objects.filter(document__in=[c.memory_id for c in compactions])
+    }
+    folds = [
+        {
+            "at": c.created_at,
+            "inputs": c.inputs,
+            "bytes_before": c.bytes_before,
+            "bytes_after": c.bytes_after,
+            "budget_bytes": c.budget_bytes,
+            "saved_percent": round(100 * (1 - c.bytes_after / c.bytes_before))
+            if c.bytes_before
+            else 0,
+            "summariser": c.summariser,
+            "memory_version": c.memory_version,
+            "memory_body": bodies.get((c.memory_id, c.memory_version), ""),
+        }
+        for c in compactions
+    ]
+    return CompactionPage(
+        task=task,
+        working=working,
+        memory=memory,
+        compactions=list(reversed(folds)),  # newest first
+        raw_bytes=sum(w["bytes"] for w in working),
+    )

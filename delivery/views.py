@@ -1,0 +1,183 @@
+"""Server-rendered pages for people: the task grid, a task (live narration, its question,
+its delivery card), the replay of a task's event log and its compaction history.
+
+Who may see them: any signed-in member of an org (staff or not), for their own org's
+tasks only. Another org's task is a 404, as on the API. A signed-in user without an org
+gets a 403 page. The pages read through ``delivery.page_selectors``; the only writes a
+page makes go through the product API from the browser (answer, reopen), with the
+session and its CSRF token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from corpus.errors import NotFound
+from corpus.http.auth import org_of_user
+from corpus.models import Org
+from delivery import page_selectors
+from tasks import selectors, services
+from tasks.models import Task
+
+View = Callable[..., HttpResponse]
+
+STATUS_LABELS = {
+    "ready": "Ready",
+    "in_progress": "Working",
+    "paused": "Needs your answer",
+    "completed": "Delivered",
+    "no_changes": "No changes",
+    "cancelled": "Cancelled",
+}
+
+
+def member_required(view: View) -> View:
+    """Signed in (else the admin's login page) and a member of an org (else 403)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        org = org_of_user(request.user)
+        if org is None:
+            return render(request, "delivery/no_org.html", status=403)
+        return view(request, org, *args, **kwargs)
+
+    return wrapper
+
+
+def _task(org: Org, task_id: str) -> Task:
+    """The org's task with any lapsed lease recorded, so the page shows the true status."""
+    try:
+        task = selectors.task_get(org=org, task_id=task_id)
+    except NotFound:
+        raise Http404("No such task.") from None
+    services.lease_settle(task_pk=task.pk)
+    return task
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """People land on their task grid; everyone else on the API docs."""
+    if request.user.is_authenticated:
+        return redirect("pages:grid")
+    return redirect("api-docs")
+
+
+def _urls(task_id: str) -> dict[str, str]:
+    return {
+        "page": reverse("pages:task", args=[task_id]),
+        "replay": reverse("pages:replay", args=[task_id]),
+        "compaction": reverse("pages:compaction", args=[task_id]),
+        "answer": reverse("task-answer", args=[task_id]),
+        "reopen": reverse("task-reopen", args=[task_id]),
+    }
+
+
+@member_required
+def grid(request: HttpRequest, org: Org) -> HttpResponse:
+    page = page_selectors.grid_page(org=org)
+    config = {
+        "positions": {page.topic: page.position},
+        "ticketUrl": reverse("realtime-tickets"),
+        # The JS fills in the id; "task_" keeps the placeholder a valid path segment.
+        "taskUrl": reverse("pages:task", args=["task_ID"]),
+        "statusLabels": STATUS_LABELS,
+    }
+    rows = [
+        {**row, "status_label": STATUS_LABELS.get(row["status"], row["status"])}
+        for row in page.rows
+    ]
+    return render(
+        request,
+        "delivery/grid.html",
+        {"org": org, "rows": rows, "config": config, "position": page.position},
+    )
+
+
+@member_required
+def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
+    task = _task(org, task_id)
+    page = page_selectors.task_page(org=org, task=task)
+    detail = page.detail
+    config = {
+        "taskId": task.public_id,
+        "org": org.slug,
+        "positions": page.positions,
+        "ticketUrl": reverse("realtime-tickets"),
+        "urls": _urls(task.public_id),
+        "status": detail["status"],
+        "statusLabels": STATUS_LABELS,
+        "delivered": page.delivered,
+        "deliveryRunId": page.delivery["run_id"] if page.delivery else None,
+        "openQuestion": detail["open_question"],
+    }
+    return render(
+        request,
+        "delivery/task.html",
+        {
+            "org": org,
+            "task": detail,
+            "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+            "steps": page.steps,
+            "steps_total": page.steps_total,
+            "question": detail["open_question"],
+            "delivery": page.delivery if page.delivered else None,
+            "previous_delivery": page.delivery if not page.delivered else None,
+            "runs": page.runs,
+            "config": config,
+            "urls": config["urls"],
+        },
+    )
+
+
+@member_required
+def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
+    task = _task(org, task_id)
+    page = page_selectors.replay_page(org=org, task=task)
+    detail = selectors.task_detail(task)
+    return render(
+        request,
+        "delivery/replay.html",
+        {
+            "org": org,
+            "task": detail,
+            "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+            "replay_data": {
+                "events": page.events,
+                "deliveries": page.deliveries,
+                "runs": page.runs,
+                "taskId": task.public_id,
+            },
+            "event_count": len(page.events),
+            "truncated": page.truncated,
+            "deliveries": page.deliveries,
+            "urls": _urls(task.public_id),
+        },
+    )
+
+
+@member_required
+def compaction(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
+    task = _task(org, task_id)
+    page = page_selectors.compaction_page(org=org, task=task)
+    detail = selectors.task_detail(task)
+    return render(
+        request,
+        "delivery/compaction.html",
+        {
+            "org": org,
+            "task": detail,
+            "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+            "working": page.working,
+            "memory": page.memory,
+            "compactions": page.compactions,
+            "raw_bytes": page.raw_bytes,
+            "urls": _urls(task.public_id),
+        },
+    )
