@@ -15,6 +15,7 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -39,9 +40,12 @@ STATUS_LABELS = {
 
 
 def member_required(view: View) -> View:
-    """Signed in (else the admin's login page) and a member of an org (else 403)."""
+    """Signed in (else the sign-in page) and a member of an org (else 403).
 
-    @login_required
+    The pages have their own sign-in page rather than ``LOGIN_URL`` (the admin's): the
+    admin's form refuses anyone who is not staff, and most members are not."""
+
+    @login_required(login_url="login")
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         org = org_of_user(request.user)
@@ -60,6 +64,12 @@ def _task(org: Org, task_id: str) -> Task:
         raise Http404("No such task.") from None
     services.lease_settle(task_pk=task.pk)
     return task
+
+
+sign_in = LoginView.as_view(
+    template_name="delivery/login.html", next_page="pages:grid", redirect_authenticated_user=True
+)
+sign_out = LogoutView.as_view(next_page="login")
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from corpus.http.problems import api_not_found
-from delivery.views import home
+from delivery.views import home, sign_in, sign_out
 from tasks.urls import harness, product
 
 handler400 = "corpus.http.problems.handler400"
@@ -21,6 +21,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("tasks/", include("delivery.urls")),
+    path("login/", sign_in, name="login"),
+    path("logout/", sign_out, name="logout"),
     path("", home, name="home"),
     # Anything else under the API prefixes is a problem document, never an HTML page.
     re_path(r"^(api|v1)(/.*)?$", api_not_found),

@@ -65,7 +65,30 @@ def test_every_page_needs_a_signed_in_user(world, task, suffix):
     path = "/tasks/" + suffix.format(id=task.public_id)
     response = Client().get(path)
     assert response.status_code == 302
-    assert response["Location"] == f"/admin/login/?next={path}"
+    assert response["Location"] == f"/login/?next={path}"
+
+
+def test_a_member_who_is_not_staff_signs_in_on_the_pages_own_form(world, task):
+    world.user.set_password("a long enough password")
+    world.user.save()
+    assert not world.user.is_staff  # the admin's login form would refuse this user
+    client = Client()
+    page = client.get(f"/login/?next=/tasks/{task.public_id}")
+    assert page.status_code == 200 and b'name="password"' in page.content
+    wrong = client.post("/login/", {"username": "alice", "password": "nope"})
+    assert wrong.status_code == 200 and b"did not match" in wrong.content
+    response = client.post(
+        "/login/",
+        {
+            "username": "alice",
+            "password": "a long enough password",
+            "next": f"/tasks/{task.public_id}",
+        },
+    )
+    assert response.status_code == 302 and response["Location"] == f"/tasks/{task.public_id}"
+    assert client.get(f"/tasks/{task.public_id}").status_code == 200
+    assert client.post("/logout/")["Location"] == "/login/"
+    assert client.get("/tasks/").status_code == 302
 
 
 @pytest.mark.parametrize("suffix", ["{id}", "{id}/replay", "{id}/compaction"])
@@ -268,9 +291,7 @@ def test_compaction_page_shows_working_docs_folds_and_memory(world, task, harnes
         note = f"# Run {n}\n\n## Decisions\n\n- decided thing {n}\n\n" + ("filler words " * 40)
         harness.result(task.public_id, run_id, status="no_changes", working_summary=note)
         if n < 3:
-            signed_in(world.user).post(
-                f"/api/tasks/{task.public_id}/reopen", {}, content_type="application/json"
-            )
+            reopen(world, task)
     assert Compaction.objects.filter(task_ref=task.public_id).exists()
     response = signed_in(world.user).get(f"/tasks/{task.public_id}/compaction")
     assert response.status_code == 200
