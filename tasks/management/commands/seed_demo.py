@@ -3,8 +3,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
@@ -25,6 +27,12 @@ DEMO_USER = "demo"
 DEMO_APP = "demo-harness"
 DEMO_PROJECT = "widgets"
 DEMO_REPO = "demo-org/widgets"
+DEMO_BRANCH_SCOPE = "ether/*"
+
+
+def default_secrets_file() -> Path:
+    """Where the banner mode keeps the demo's secrets for ``demo_harness`` (gitignored)."""
+    return Path(settings.DATA_DIR) / "demo.json"
 
 
 BANNER = """
@@ -48,6 +56,12 @@ Try the harness loop with curl:
 
 Watch it as a user:
   curl -s -H "Authorization: Bearer {access_token}" {base_url}/api/tasks/{task_id}/timeline
+
+See it work end to end: open the task page
+  {base_url}/tasks/{task_id}
+and, in a second terminal, run the demo harness against this server:
+  .venv/bin/python manage.py demo_harness --task {task_id}
+  (add --ask to have it stop and ask you a question on that page first)
 """
 
 
@@ -107,6 +121,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--base-url", default=os.environ.get("ETHER_BASE_URL", "http://127.0.0.1:8080")
         )
+        parser.add_argument(
+            "--secrets-file",
+            type=Path,
+            default=None,
+            help=(
+                "also write the printed object to this file (mode 0600); without --json the "
+                "default is var/demo.json, which demo_harness reads"
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         password = secrets.token_urlsafe(12)
@@ -142,6 +165,7 @@ class Command(BaseCommand):
                 ],
                 project=project.slug,
                 repo=repo.full_name,
+                branch_scope=DEMO_BRANCH_SCOPE,
             )
         out = {
             "org": org.slug,
@@ -155,7 +179,23 @@ class Command(BaseCommand):
             "task_id": task.public_id,
             "base_url": options["base_url"].rstrip("/"),
         }
+        secrets_file = options["secrets_file"]
+        if secrets_file is None and not options["json"]:
+            secrets_file = default_secrets_file()
+        if secrets_file is not None:
+            write_secrets(secrets_file, out)
         if options["json"]:
             self.stdout.write(json.dumps(out))
             return
         self.stdout.write(BANNER.format(**out))
+
+
+def write_secrets(path: Path, out: dict[str, Any]) -> None:
+    """The key is shown once and stored only hashed, so the demo harness needs this copy;
+    created 0600 because it holds live credentials."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(out, handle, indent=2)
+        handle.write("\n")
+    path.chmod(0o600)
