@@ -3,6 +3,7 @@ versioned per task, and announced once as task.delivered / task.blocked / task.n
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonschema
@@ -325,3 +326,15 @@ def test_blocked_then_answered_then_submitted_counts_versions(world, task, harne
         (2, "submitted"),
     ]
     assert [e.name for e in delivery_events(task)] == ["task.blocked", "task.delivered"]
+
+
+def test_docs_print_exactly_the_schemas_in_code():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "delivery.md").read_text()
+    documented = {
+        name: json.loads(body)
+        for name, body in re.findall(r"### `(\w+)`\n\n```json\n(.*?)\n```", text, re.S)
+    }
+    assert documented == SCHEMAS
