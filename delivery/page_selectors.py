@@ -11,7 +11,7 @@ the state first would leave a window whose events are in neither.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils.safestring import SafeString, mark_safe
@@ -96,7 +96,6 @@ class TaskPage:
     delivery: dict[str, Any] | None
     # True when the latest delivery belongs to the latest run: the page opens on the card.
     delivered: bool
-    runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def task_page(*, org: Org, task: Task) -> TaskPage:
@@ -115,10 +114,6 @@ def task_page(*, org: Org, task: Task) -> TaskPage:
     delivery = latest_delivery(task)
     latest_run = Run.objects.filter(task=task).order_by("-started_at", "-pk").first()
     delivered = bool(delivery and latest_run and delivery["run_id"] == latest_run.public_id)
-    runs = [
-        {"run_id": r.public_id, "app_id": r.app.app_id, "status": r.status}
-        for r in Run.objects.select_related("app").filter(task=task).order_by("started_at", "pk")
-    ]
     return TaskPage(
         task=task,
         detail=task_detail(task),
@@ -127,7 +122,6 @@ def task_page(*, org: Org, task: Task) -> TaskPage:
         steps_total=steps_total,
         delivery=delivery,
         delivered=delivered,
-        runs=runs,
     )
 
 

@@ -139,7 +139,7 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
             "question": detail["open_question"],
             "delivery": page.delivery if page.delivered else None,
             "previous_delivery": page.delivery if not page.delivered else None,
-            "runs": page.runs,
+            "created_at": task.created_at,
             "config": config,
             "urls": config["urls"],
         },

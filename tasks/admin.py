@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from tasks.models import Event, HarnessApp, Interrupt, Result, Run, Step, Task
 from tasks.services.apps import harness_app_revoke
@@ -43,9 +45,31 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdmin):
-    list_display = ["public_id", "title", "status", "org", "repo", "lease_epoch", "updated_at"]
+    list_display = [
+        "public_id",
+        "title",
+        "status",
+        "org",
+        "repo",
+        "lease_epoch",
+        "updated_at",
+        "pages",
+    ]
     list_filter = ["status", "org"]
     search_fields = ["public_id", "title"]
+
+    def view_on_site(self, obj: Task) -> str:
+        """The admin's "View on site" button opens the task's live page."""
+        return reverse("pages:task", args=[obj.public_id])
+
+    @admin.display(description="Pages")
+    def pages(self, obj: Task) -> str:
+        return format_html(
+            '<a href="{}">live</a> · <a href="{}">replay</a> · <a href="{}">memory</a>',
+            reverse("pages:task", args=[obj.public_id]),
+            reverse("pages:replay", args=[obj.public_id]),
+            reverse("pages:compaction", args=[obj.public_id]),
+        )
 
 
 @admin.register(Run)

@@ -241,7 +241,8 @@
           control.appendChild(el("span", "muted small", label));
           var ratings = (action.choices && action.choices.rating) || ["up", "down"];
           ratings.forEach(function (rating) {
-            var text = rating === "up" ? "👍 Good" : rating === "down" ? "👎 Not good" : rating;
+            // Words, not emoji: not every system has an emoji font.
+            var text = rating === "up" ? "Good" : rating === "down" ? "Not good" : rating;
             var button = postButton(action, text, { rating: rating });
             button.setAttribute("data-rating", rating);
             control.appendChild(button);

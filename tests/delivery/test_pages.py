@@ -313,3 +313,12 @@ def test_compaction_page_before_any_working_notes(world, task):
     assert response.status_code == 200
     assert b"No working documents yet" in response.content
     assert b"Nothing compacted yet" in response.content
+
+
+def test_the_admin_links_each_task_to_its_pages(world, task):
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "x" * 12)
+    client = signed_in(root)
+    listing = client.get("/admin/tasks/task/").content.decode()
+    assert f'href="/tasks/{task.public_id}/replay"' in listing
+    change = client.get(f"/admin/tasks/task/{task.pk}/change/").content.decode()
+    assert f'href="/tasks/{task.public_id}"' in change  # "View on site"
