@@ -142,7 +142,8 @@ else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "ether.sqlite3",
+        # ETHER_SQLITE_PATH points a second process (a test's daphne) at the same file.
+        "NAME": Path(env_str("ETHER_SQLITE_PATH", str(DATA_DIR / "ether.sqlite3"))),
         "OPTIONS": {
             # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the busy
             # timeout instead of one failing with "database is locked" at its first write.
@@ -210,6 +211,9 @@ ETHER_SWEEP_INTERVAL_SECONDS = env_float("ETHER_SWEEP_INTERVAL", 5.0, minimum=0.
 ETHER_WORKING_BUDGET_BYTES = env_int("ETHER_WORKING_BUDGET_BYTES", 16 * 1024, minimum=1024)
 ETHER_SSE_POLL_SECONDS = env_float("ETHER_SSE_POLL_SECONDS", 0.5, minimum=0.05)
 ETHER_REPLAY_MAX = env_int("ETHER_REPLAY_MAX", 1000, minimum=1)
+# A WebSocket client whose unsent frames pass this many bytes is closed with 4008; it
+# resumes with `since`. Bounds the memory one stalled reader can cost a server process.
+ETHER_WS_MAX_BACKLOG_BYTES = env_int("ETHER_WS_MAX_BACKLOG_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ETHER_MAX_BODY_BYTES
 
 REST_FRAMEWORK = {

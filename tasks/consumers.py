@@ -6,6 +6,11 @@ frames while it replays the log. It then sends the replay, flushes the buffer sk
 every seq already sent, and goes live. A live frame that skips a seq (two transactions
 published out of order) pulls the missing seqs from the log before it is sent; a frame
 at or below the last sent seq is a duplicate and is dropped.
+
+Slow readers: before each frame the consumer reads how many bytes the socket has not
+yet flushed (``tasks/backlog.py``). Past ``ETHER_WS_MAX_BACKLOG_BYTES`` it closes with
+4008 and ignores everything after; nothing is dropped from the middle of a stream, so a
+client that reconnects with ``since`` gets every frame it missed from the log.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from tasks import realtime
+from tasks.backlog import pending_bytes, transport_of
 from tasks.events import group_name
 
 log = logging.getLogger(__name__)
 
 MAX_TOPICS = 50
+SLOW_READER = 4008
 
 
 @dataclass
@@ -43,14 +51,31 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
         self.topics: dict[str, TopicState] = {}
+        self.transport = transport_of(self.base_send)
+        self.closing = False
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         for topic in list(getattr(self, "topics", {})):
-            await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+            try:
+                await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+            except Exception:
+                # Redis is away: the membership expires by itself (group_expiry).
+                log.warning("could not leave %s", topic, exc_info=True)
+
+    async def join(self, topic: str) -> None:
+        """Joins the topic's group, retrying once: after a Redis restart the first command
+        on each pooled connection fails, and the retry gets a fresh one."""
+        try:
+            await self.channel_layer.group_add(group_name(topic), self.channel_name)
+        except Exception:
+            log.warning("retrying group_add for %s", topic, exc_info=True)
+            await self.channel_layer.group_add(group_name(topic), self.channel_name)
 
     # --- client frames -----------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            return
         try:
             message = json.loads(text_data or "")
         except ValueError:
@@ -106,7 +131,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if state is None:
                 state = self.topics[topic] = TopicState()
                 # Join before reading the log: every later event reaches the buffer.
-                await self.channel_layer.group_add(group_name(topic), self.channel_name)
+                await self.join(topic)
             state.replaying = True
             if topic in since:
                 replay = await database_sync_to_async(realtime.replay_after)(topic, since[topic])
@@ -143,7 +168,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def event_frame(self, message: dict[str, Any]) -> None:
         item = message["frame"]
         state = self.topics.get(item["topic"])
-        if state is None:
+        if state is None or self.closing:
             return
         if state.replaying:
             state.buffer.append(item)
@@ -169,4 +194,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send_frame({"type": "error", "code": code, "detail": detail})
 
     async def send_frame(self, body: dict[str, Any]) -> None:
+        if self.closing:
+            return
+        backlog = pending_bytes(self.transport)
+        if backlog > settings.ETHER_WS_MAX_BACKLOG_BYTES:
+            self.closing = True
+            log.warning("closing a realtime client that stopped reading (%d bytes unsent)", backlog)
+            await self.close(code=SLOW_READER)
+            return
         await self.send(text_data=json.dumps(body, separators=(",", ":")))

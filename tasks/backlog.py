@@ -1,0 +1,35 @@
+"""How much a WebSocket has queued in this process and not yet handed to the kernel.
+
+Daphne's ``send`` never waits: a frame for a client that stopped reading goes into the
+Twisted transport's write buffer, which grows without limit. The consumer reads that
+buffer's size before each send and closes the socket (4008) past
+``ETHER_WS_MAX_BACKLOG_BYTES``, so a stalled client costs at most that much memory plus
+its kernel socket buffer.
+
+The transport is reached through the ``send`` callable daphne hands the application
+(``functools.partial(server.handle_reply, protocol)``). Under any other server, or the
+test communicator, there is no such transport and the backlog reads as 0: the channel
+layer's per-channel capacity is then the only bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+
+def transport_of(send: Callable[..., Any]) -> Any | None:
+    if isinstance(send, partial) and send.args:
+        return getattr(send.args[0], "transport", None)
+    return None
+
+
+def pending_bytes(transport: Any | None) -> int:
+    """Bytes written to the transport that the kernel has not accepted yet."""
+    if transport is None:
+        return 0
+    # twisted.internet.abstract.FileDescriptor keeps a flushed-in-part buffer plus a list
+    # of writes not yet joined into it.
+    buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+    return max(buffered, 0) + getattr(transport, "_tempDataLen", 0)

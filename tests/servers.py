@@ -1,0 +1,108 @@
+"""Real daphne processes for tests that need what the in-process clients cannot give: a
+second server process, a socket that stops reading, a Redis that goes away.
+
+A server started here uses the test database of the running test (its SQLite file or its
+Postgres database), so a test marked ``django_db(transaction=True)`` sees what the server
+wrote and the server sees what the test committed. It binds 127.0.0.1 on a free port and
+is stopped when its ``with`` block ends, whatever happens inside.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def database_env() -> dict[str, str]:
+    """Environment that points a child process at this test's database."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return {"DATABASE_URL": "", "ETHER_SQLITE_PATH": str(db["NAME"])}
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    url = f"postgres://{db['USER']}{password}@{db['HOST']}{port}/{db['NAME']}"
+    return {"DATABASE_URL": url}
+
+
+@dataclass(frozen=True)
+class Server:
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def daphne(tmp_path: Path, *, redis_url: str | None = None, **env: str) -> Iterator[Server]:
+    """One daphne process on this test's database; ``redis_url`` defaults to the suite's."""
+    port = free_port()
+    log = tmp_path / f"daphne-{port}.log"
+    child_env = {
+        **os.environ,
+        "DJANGO_DEBUG": "1",
+        "DJANGO_SETTINGS_MODULE": "ether_site.settings",
+        "REDIS_URL": settings.REDIS_URL if redis_url is None else redis_url,
+        "ETHER_LOG_LEVEL": "INFO",
+        **database_env(),
+        **env,
+    }
+    # The same entry point as `make run`: daphne with its access log redacted.
+    command = [sys.executable, "-m", "ether_site.serve", "-b", "127.0.0.1", "-p", str(port)]
+    command += ["--websocket_timeout", "86400", "ether_site.asgi:application"]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=child_env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    server = Server(port=port, process=process, log=log)
+    try:
+        _wait_until_listening(server)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wait_until_listening(server: Server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"daphne exited early:\n{server.output()}")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"daphne did not listen within {timeout} s:\n{server.output()}")
