@@ -20,11 +20,11 @@ run: export DJANGO_DEBUG ?= 1
 run: $(STAMP)
 	$(PY) manage.py migrate --no-input -v0
 	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
-	@# daphne -v 0: its access log prints full URLs, and the realtime URL carries ?token=.
+	@# ether_site.serve is daphne with secrets redacted from its access log (?token=…).
 	@# No --http-timeout: it would cut SSE streams. 24 h for idle WebSockets, on purpose.
 	@$(PY) manage.py sweep_leases > var/sweep.log 2>&1 & echo $$! > var/sweep.pid; \
 	trap 'kill $$(cat var/sweep.pid) 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/daphne -v 0 -b $(HOST) -p $(PORT) --websocket_timeout 86400 \
+	$(PY) -m ether_site.serve -b $(HOST) -p $(PORT) --websocket_timeout 86400 \
 	  --no-server-name ether_site.asgi:application
 
 test: export DJANGO_DEBUG ?= 1
