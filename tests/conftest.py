@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,30 @@ import pytest
 from django.test import Client
 
 from tests import factories
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_persistent_connections_in_worker_threads() -> None:
+    """Consumers reach the database from asgiref's worker threads, whose connections
+    outlive the test when kept for ``CONN_MAX_AGE``; Postgres then refuses to drop the
+    test database ("being accessed by other users"). With 0, each
+    ``database_sync_to_async`` call closes its connection when it is done."""
+    from django.db import connections
+
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture
+def close_worker_connections() -> Iterator[None]:
+    """For tests that call views through ``AsyncClient``: the test client keeps
+    ``request_finished`` from closing connections, so the connection a sync view opened
+    in asgiref's shared worker thread stays open. Closed here, in that same thread
+    (``thread_sensitive`` with no outer event loop runs there)."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
 
 
 class Caller:

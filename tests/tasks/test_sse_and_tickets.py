@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from tasks import realtime
 from tasks.models import RealtimeTicket
 from tests.conftest import problem
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_worker_connections"),
+]
 
 
 def parse(chunks: str) -> list[dict]:
@@ -33,6 +37,9 @@ async def read_events(response, count: int) -> list[dict]:
         text += chunk.decode() if isinstance(chunk, bytes) else chunk
         if len(parse(text)) >= count:
             break
+    # As the ASGI handler does when a client goes away: closing fires request_finished in
+    # the view's thread, which closes its database connection.
+    await sync_to_async(response.close, thread_sensitive=True)()
     return parse(text)[:count]
 
 
