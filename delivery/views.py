@@ -39,6 +39,11 @@ STATUS_LABELS = {
 }
 
 
+def short_time(stamp: str | None) -> str:
+    """``2026-11-25T22:29:51.123Z`` → ``2026-11-25 22:29 UTC`` (grid.js does the same)."""
+    return f"{stamp[:16].replace('T', ' ')} UTC" if stamp else ""
+
+
 def member_required(view: View) -> View:
     """Signed in (else the sign-in page) and a member of an org (else 403).
 
@@ -100,7 +105,11 @@ def grid(request: HttpRequest, org: Org) -> HttpResponse:
         "statusLabels": STATUS_LABELS,
     }
     rows = [
-        {**row, "status_label": STATUS_LABELS.get(row["status"], row["status"])}
+        {
+            **row,
+            "status_label": STATUS_LABELS.get(row["status"], row["status"]),
+            "updated_display": short_time(row["updated_at"]),
+        }
         for row in page.rows
     ]
     return render(

@@ -47,8 +47,9 @@
     repo.textContent = task.repo || "";
 
     var updated = cell("Updated");
-    var time = el("time", "", task.updated_at || "");
-    time.setAttribute("datetime", task.updated_at || "");
+    var stamp = String(task.updated_at || "");
+    var time = el("time", "", stamp ? stamp.slice(0, 16).replace("T", " ") + " UTC" : "");
+    time.setAttribute("datetime", stamp);
     updated.appendChild(time);
 
     [title, status, repo, updated].forEach(function (td) {

@@ -107,7 +107,8 @@ class RemoteHarness:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    with daphne(tmp_path) as running:
+    # The smallest working-notes budget, so a few runs' notes are compacted.
+    with daphne(tmp_path, ETHER_WORKING_BUDGET_BYTES="1024") as running:
         yield running
 
 
@@ -427,7 +428,34 @@ def test_the_replay_page_plays_the_run_and_shows_the_delivery(server, browser, w
     expect(page.locator("#stage > li")).to_have_count(2)
     expect(page.locator("#position")).to_have_text(f"2 / {total}")
 
-    page.goto(f"{server.http}/tasks/{task.public_id}/compaction")
+    assert watched.errors == []
+
+
+def test_the_compaction_page_shows_what_was_folded(server, browser, world, member, task):
+    harness = RemoteHarness(server, world, task.public_id)
+    for n in range(4):
+        if n:
+            status, _ = call(server, "POST", f"/api/tasks/{task.public_id}/reopen", world.token, {})
+            assert status == 200
+        harness.claim()
+        harness.step(f"Attempt {n + 1}")
+        note = f"# Attempt {n + 1}\n\n## Decisions\n\n- decided to try idea {n + 1}\n\n"
+        harness.post(
+            "result",
+            {
+                "run_id": harness.run_id,
+                "status": "no_changes",
+                "agent_status": "Nothing to change",
+                "no_changes_reason": "Already fixed upstream.",
+                "working_summary": note + "Notes. " * 60,
+            },
+        )
+    watched = sign_in(browser, server, f"/tasks/{task.public_id}/compaction")
+    page = watched.page
+    expect(page.locator("#working-docs tbody tr")).to_have_count(4)
     expect(page.locator("#working-docs")).to_contain_text(f"working/{harness.run_id}.md")
+    expect(page.locator("#working-docs")).to_contain_text("folded")
+    expect(page.locator("#memory .markdown")).to_contain_text("decided to try idea 1")
+    expect(page.locator("#compactions > li").first).to_contain_text("B →")
     shoot(page, "compaction")
     assert watched.errors == []
