@@ -204,8 +204,14 @@ def test_narration_turns_into_the_delivery_card_in_place(server, browser, world,
     harness.claim()
     harness.step("Reading the code…", internal_label="read_repo", phase="explore")
     harness.step("Making the changes…", internal_label="edit_files")
+    hostile = '<img src=x onerror="window.__pwned=1">'
+    harness.step(hostile, internal_label="<b>label</b>")
     steps = page.locator("#steps li.step")
-    expect(steps).to_have_count(2)
+    expect(steps).to_have_count(3)
+    # Narration is text: markup a harness sends is shown, never run.
+    expect(steps.nth(2).locator(".step__message")).to_have_text(hostile)
+    assert page.evaluate("window.__pwned") is None
+    assert steps.nth(2).locator("img").count() == 0
     expect(steps.nth(0)).to_contain_text("Reading the code…")
     expect(steps.nth(1)).to_contain_text("Making the changes…")
     expect(page.locator("#task-status")).to_have_text("Working")
@@ -226,7 +232,7 @@ def test_narration_turns_into_the_delivery_card_in_place(server, browser, world,
         "href", f"{task.repo.url}/pull/7"
     )
     expect(card.locator("[data-block=summary] strong")).to_have_text("/healthz")
-    expect(card.locator("[data-block=timeline] li")).to_have_count(2)
+    expect(card.locator("[data-block=timeline] li")).to_have_count(3)
     expect(card.locator("[data-action=open_pr]")).to_be_visible()
     expect(page.locator("#task-status")).to_have_text("Delivered")
     block_types = card.locator("[data-block]").evaluate_all(
@@ -251,6 +257,8 @@ def test_narration_turns_into_the_delivery_card_in_place(server, browser, world,
     assert page.evaluate("window.__loadedAt") != loaded_at
     expect_live(page)
     shoot(page, "task-delivered-reloaded")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shoot(page, "task-delivered-phone")
     assert watched.errors == []
 
 
@@ -389,6 +397,8 @@ def test_the_grid_updates_rows_live(server, browser, world, member, task):
     page.go_back()
     expect_live(page)
     shoot(page, "grid")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shoot(page, "grid-phone")
     assert watched.errors == []
 
 
