@@ -61,6 +61,10 @@ def new_run_id() -> str:
     return new_public_id("run")
 
 
+def new_harness_id() -> str:
+    return new_public_id("harness")
+
+
 def new_step_id() -> str:
     return new_public_id("step")
 
@@ -75,7 +79,3 @@ def new_doc_id() -> str:
 
 def new_dlv_id() -> str:
     return new_public_id("dlv")
-
-
-def new_harness_id() -> str:
-    return new_public_id("harness")

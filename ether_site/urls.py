@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from corpus.http.problems import api_not_found
 from delivery.views import home, sign_in, sign_out
-from tasks.urls import harness, product
+from tasks.urls import definitions, harness, product
 
 handler400 = "corpus.http.problems.handler400"
 handler403 = "corpus.http.problems.handler403"
@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/harness/", include(harness)),
     path("api/", include(product)),
     path("api/", include("corpus.urls")),
+    path("v1/", include(definitions)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

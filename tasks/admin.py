@@ -1,13 +1,23 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
-from tasks.models import Event, HarnessApp, Interrupt, Result, Run, Step, Task
+from corpus.errors import DomainError, describe
+from corpus.http.problems import _flatten_errors
+from tasks.harness_selectors import harness_resolved
+from tasks.harness_serializers import HarnessIn
+from tasks.models import Event, Harness, HarnessApp, Interrupt, Result, Run, Step, Task
 from tasks.services.apps import harness_app_revoke
+from tasks.services.harnesses import depth_check, name_check, parent_check
 
 
 @admin.action(description="Revoke the selected apps' keys")
@@ -18,7 +28,7 @@ def revoke_keys(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Qu
 
 @admin.register(HarnessApp)
 class HarnessAppAdmin(admin.ModelAdmin):
-    list_display = ["app_id", "org", "harness_name", "key_prefix", "created_at", "revoked_at"]
+    list_display = ["app_id", "org", "harness", "key_prefix", "created_at", "revoked_at"]
     list_filter = ["org", "revoked_at"]
     search_fields = ["app_id", "name"]
     # Keys are issued by `manage.py create_harness_app`, which prints the key once.
@@ -102,3 +112,188 @@ class EventAdmin(ReadOnlyAdmin):
     list_display = ["topic", "seq", "name", "created_at"]
     list_filter = ["name"]
     search_fields = ["topic"]
+
+
+# --- harness definitions -------------------------------------------------------------------
+class HarnessForm(forms.ModelForm):
+    """Edits the local fields; every value passes the API's own checks
+    (``tasks/harness_serializers.py`` and the parent rules of the services)."""
+
+    class Meta:
+        model = Harness
+        fields = [
+            "org",
+            "name",
+            "display_name",
+            "description",
+            "system_prompt",
+            "parent",
+            "default_model_id",
+            "capabilities",
+            "mcp_servers",
+            "network_access",
+            "initial_files",
+            "tags",
+            "is_default",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        org = cleaned.get("org")
+        if org is None:
+            raise forms.ValidationError("A definition belongs to an org.")
+        parent = cleaned.get("parent")
+        data = {
+            "name": cleaned.get("name") or "",
+            "display_name": cleaned.get("display_name") or cleaned.get("name") or "",
+            "description": cleaned.get("description"),
+            "system_prompt": cleaned.get("system_prompt") or "",
+            "capabilities": cleaned.get("capabilities") or [],
+            "mcpServers": cleaned.get("mcp_servers") or {},
+            "network_access": cleaned.get("network_access"),
+            "initial_files": cleaned.get("initial_files") or [],
+            "default_model_id": cleaned.get("default_model_id") or None,
+            "tags": cleaned.get("tags") or [],
+        }
+        serializer = HarnessIn(data=data)
+        if not serializer.is_valid():
+            for name, messages in _flatten_errors(serializer.errors).items():
+                self.add_error(None, f"{name}: {' '.join(messages)}")
+            return cleaned
+        valid = serializer.validated_data
+        current = self.instance if self.instance.pk else None
+        try:
+            name_check(org, valid["name"], current)
+            checked = parent_check(org, parent.public_id if parent else None, current)
+            depth_check(checked, current)
+        except DomainError as exc:
+            raise forms.ValidationError(describe(exc)) from None
+        cleaned.update(
+            name=valid["name"],
+            capabilities=valid.get("capabilities", []),
+            mcp_servers=valid.get("mcpServers", {}),
+            network_access=valid.get("network_access"),
+            initial_files=valid.get("initial_files", []),
+            tags=valid.get("tags", []),
+        )
+        return cleaned
+
+
+@admin.register(Harness)
+class HarnessAdmin(admin.ModelAdmin):
+    form = HarnessForm
+    list_display = ["name", "display_name", "org", "status", "parent", "is_built_in", "is_default"]
+    list_filter = ["status", "is_built_in", "org"]
+    search_fields = ["name", "display_name", "description"]
+    readonly_fields = ["public_id", "status", "resolved_view", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["public_id", "org", "name", "display_name", "description", "status"]}),
+        (
+            "Local fields",
+            {
+                "fields": [
+                    "parent",
+                    "system_prompt",
+                    "capabilities",
+                    "mcp_servers",
+                    "network_access",
+                    "initial_files",
+                    "default_model_id",
+                    "tags",
+                    "is_default",
+                ]
+            },
+        ),
+        ("Resolved through its parents", {"fields": ["resolved_view"]}),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        # view_url names a definition by its public id: integer keys never leave the server.
+        if object_id.startswith("harness_"):
+            return self.get_queryset(request).filter(public_id=object_id).first()
+        return super().get_object(request, object_id, from_field)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and not (obj and obj.is_built_in)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting goes through the API's archive-then-delete rules.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if obj.is_default:
+            Harness.objects.filter(org=obj.org, is_default=True).exclude(pk=obj.pk).update(
+                is_default=False
+            )
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="Effective definition")
+    def resolved_view(self, obj: Harness) -> str:
+        if not obj.pk:
+            return "Saved definitions show their resolved result here."
+        chain, effective = harness_resolved(obj)
+        names = {h.public_id: h.name for h in chain}
+
+        def source(layer_id: Any) -> str:
+            if isinstance(layer_id, list):
+                return ", ".join(names.get(i, i) for i in layer_id)
+            return names.get(layer_id, "—") if layer_id else "—"
+
+        o = effective.origins
+        rows: list[tuple[str, str, str]] = [
+            ("layers (root first)", " → ".join(h.name for h in chain), ""),
+            ("system_prompt", effective.system_prompt, source(o["system_prompt"])),
+            ("default_model_id", effective.default_model_id or "—", source(o["default_model_id"])),
+        ]
+        rows += [
+            (
+                f"capability {c['ref']}",
+                json.dumps(c.get("config", {})),
+                source(o["capabilities"][c["ref"]]),
+            )
+            for c in effective.capabilities
+        ]
+        rows += [
+            (f"mcpServers.{key}", server["url"], source(o["mcpServers"][key]))
+            for key, server in effective.mcp_servers.items()
+        ]
+        rows += [
+            (
+                f"file {f['path']}",
+                f"{f.get('encoding', 'text')}, {len(f['content'])} chars"
+                + (", read-only" if f.get("is_readonly") else ""),
+                source(o["initial_files"][f["path"]]),
+            )
+            for f in effective.initial_files
+        ]
+        network = effective.network_access
+        if network is not None:
+            allowed = network["allowed"]
+            rows.append(
+                (
+                    "network allowed",
+                    "everything not blocked"
+                    if allowed is None
+                    else ", ".join(allowed) or "nothing",
+                    source(o["network_access"]["allowed"]),
+                )
+            )
+            rows += [
+                (f"network blocked {entry}", "blocked", source(layers))
+                for entry, layers in o["network_access"]["blocked"].items()
+            ]
+        body = format_html_join(
+            "",
+            '<tr><th style="white-space:nowrap">{}</th><td><pre style="white-space:pre-wrap;'
+            'margin:0">{}</pre></td><td>{}</td></tr>',
+            rows,
+        )
+        return format_html(
+            "<table><thead><tr><th>field</th><th>effective value</th><th>from layer</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
+            body,
+        )

@@ -49,3 +49,13 @@ class OutOfScope(DomainError):
     kind = "unprocessable"
     code = "out_of_scope"
     title = "Artifact out of scope"
+
+
+class HarnessNameTaken(DomainError):
+    code = "name_taken"
+    title = "Name taken"
+
+
+class HarnessInUse(DomainError):
+    code = "harness_in_use"
+    title = "Harness definition in use"

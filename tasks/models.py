@@ -11,8 +11,74 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from corpus.ids import new_int_id, new_run_id, new_step_id, new_task_id
+from corpus.ids import new_harness_id, new_int_id, new_run_id, new_step_id, new_task_id
 from corpus.models import Org, Project, Repository
+
+
+class HarnessStatus(models.TextChoices):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    DELETED = "deleted"
+
+
+class Harness(models.Model):
+    """A harness definition (CONTRACT §4): how an org's harnesses behave.
+
+    Fields mirror the reference resource; JSON fields hold the validated shapes of
+    ``tasks/definitions.py``. Inheritance is resolved at read time, so a change to a
+    parent shows in every child at once. Built-in definitions belong to no org: every
+    org sees them, nobody edits them, anyone may copy them.
+    """
+
+    public_id = models.CharField(max_length=48, unique=True, default=new_harness_id, editable=False)
+    org = models.ForeignKey(
+        Org, on_delete=models.CASCADE, related_name="harnesses", null=True, blank=True
+    )
+    name = models.CharField(max_length=64)
+    display_name = models.CharField(max_length=200)
+    description = models.TextField(null=True, blank=True)
+    system_prompt = models.TextField(blank=True)
+    capabilities = models.JSONField(default=list, blank=True)
+    mcp_servers = models.JSONField(default=dict, blank=True)
+    network_access = models.JSONField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    initial_files = models.JSONField(default=list, blank=True)
+    default_model_id = models.CharField(max_length=200, null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=HarnessStatus.choices, default=HarnessStatus.ACTIVE
+    )
+    is_built_in = models.BooleanField(default=False)
+    # The org setting "default harness": at most one per org (constraint below).
+    is_default = models.BooleanField(default=False)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "harnesses"
+        constraints = [
+            # A deleted definition gives its name back.
+            models.UniqueConstraint(
+                fields=["org", "name"],
+                condition=~models.Q(status="deleted"),
+                name="harness_name_per_org",
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(org__isnull=True),
+                name="built_in_harness_name",
+            ),
+            models.UniqueConstraint(
+                fields=["org"], condition=models.Q(is_default=True), name="one_default_harness"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class HarnessApp(models.Model):
@@ -21,8 +87,13 @@ class HarnessApp(models.Model):
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="harness_apps")
     app_id = models.SlugField(max_length=64)
     name = models.CharField(max_length=200, blank=True)
-    harness_name = models.CharField(
-        max_length=64, blank=True, help_text="Addressable name of its harness definition"
+    harness = models.ForeignKey(
+        Harness,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="apps",
+        help_text="The definition its claims carry, resolved through its parents",
     )
     key_hash = models.CharField(max_length=64, unique=True)
     key_prefix = models.CharField(max_length=16)
@@ -119,6 +190,10 @@ class Run(models.Model):
     end_reason = models.CharField(max_length=20, blank=True)
     released_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    # The definition the run started under (the app's at claim time): session_count.
+    harness = models.ForeignKey(
+        Harness, on_delete=models.PROTECT, null=True, blank=True, related_name="runs"
     )
 
     objects = RunQuerySet.as_manager()

@@ -13,6 +13,7 @@ from corpus.models import Org
 from corpus.selectors import SLICES, scope_slices
 from tasks.context import task_scope
 from tasks.events import TIMELINE, iso, task_topic
+from tasks.harness_selectors import bundle_harness
 from tasks.models import Event, HarnessApp, Interrupt, Run, RunStatus, Task
 
 
@@ -153,7 +154,7 @@ def execution_bundle(*, task: Task, app: HarnessApp, base_url: str) -> dict[str,
         "context": context_refs(task),
         "questions": task_questions(task),
         "checkpoint": last_checkpoint(task),
-        "harness": None,
+        "harness": bundle_harness(app, base_url=base_url),
         "callbacks": {
             "report_step_url": url("harness-steps"),
             "heartbeat_url": url("harness-heartbeat"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from delivery.apis import DeliveryAPI, FeedbackAPI, ResultAPI
-from tasks import apis, context_apis, sse
+from tasks import apis, context_apis, harness_apis, sse
 
 harness = [
     path(
@@ -39,4 +39,22 @@ product = [
     path("tasks/<str:task_id>/feedback", FeedbackAPI.as_view(), name="task-feedback"),
     path("realtime/tickets", apis.RealtimeTicketAPI.as_view(), name="realtime-tickets"),
     path("config", apis.ConfigAPI.as_view(), name="config"),
+    path("harness-apps", harness_apis.HarnessAppListAPI.as_view(), name="harness-app-list"),
+    path(
+        "harness-apps/<str:app_id>",
+        harness_apis.HarnessAppDetailAPI.as_view(),
+        name="harness-app-detail",
+    ),
+]
+
+definitions = [
+    path("harnesses", harness_apis.HarnessListAPI.as_view(), name="harness-list"),
+    path(
+        "harnesses/<str:harness_id>", harness_apis.HarnessDetailAPI.as_view(), name="harness-detail"
+    ),
+    path(
+        "harnesses/<str:harness_id>/copy",
+        harness_apis.HarnessCopyAPI.as_view(),
+        name="harness-copy",
+    ),
 ]

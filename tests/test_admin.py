@@ -12,6 +12,7 @@ PAGES = [
     "corpus/repository",
     "corpus/accesstoken",
     "tasks/harnessapp",
+    "tasks/harness",
     "tasks/task",
     "tasks/run",
     "tasks/step",
@@ -59,3 +60,89 @@ def test_admin_revoke_action_stops_the_key(world, staff, task):
     app.refresh_from_db()
     assert app.revoked_at is not None
     assert world.harness().claim(task.public_id).status_code == 401
+
+
+# --- harness definitions ---------------------------------------------------------------------
+def _definition_form(org, **fields):
+    data = {
+        "org": org.pk,
+        "name": "admin-made",
+        "display_name": "Admin made",
+        "description": "",
+        "system_prompt": "From the admin.",
+        "parent": "",
+        "default_model_id": "",
+        "capabilities": "[]",
+        "mcp_servers": "{}",
+        "network_access": "null",
+        "initial_files": "[]",
+        "tags": "[]",
+    }
+    data.update(fields)
+    return data
+
+
+def test_harness_change_page_shows_the_resolved_result_and_its_layers(world, staff):
+    from tasks.models import Harness
+    from tasks.services.harnesses import harness_create
+
+    base = harness_create(
+        org=world.org,
+        data={"name": "base", "system_prompt": "Base <b>prompt</b>.", "default_model_id": "m1"},
+    )
+    child = harness_create(
+        org=world.org,
+        data={
+            "name": "child",
+            "system_prompt": "Child prompt.",
+            "parent_harness_id": base.public_id,
+            "capabilities": [{"ref": "fs", "config": {}}],
+        },
+    )
+    page = staff.get(f"/admin/tasks/harness/{child.public_id}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Effective definition" in html
+    assert "generic" not in html.split("Effective definition")[1].split("</table>")[0]
+    assert "base → child" in html
+    # Typed text is escaped, never markup.
+    assert "Base &lt;b&gt;prompt&lt;/b&gt;." in html and "<b>prompt</b>" not in html
+    row = html.split("default_model_id</th>")[1].split("</tr>")[0]
+    assert "m1" in row and "base" in row
+    assert Harness.objects.get(pk=child.pk).parent == base
+
+
+def test_admin_edits_pass_the_api_checks(world, staff):
+    from tasks.models import Harness
+
+    bad = _definition_form(world.org, mcp_servers='{"x": {"url": "https://x.io", "type": "stdio"}}')
+    response = staff.post("/admin/tasks/harness/add/", bad)
+    assert response.status_code == 200
+    assert "mcpServers.x.type" in response.content.decode()
+    assert not Harness.objects.filter(name="admin-made").exists()
+
+    good = _definition_form(
+        world.org, initial_files='[{"path": "/workspace/a.txt", "content": "hi"}]'
+    )
+    response = staff.post("/admin/tasks/harness/add/", good)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    made = Harness.objects.get(name="admin-made")
+    # Stored as the API would store it: normalized path, defaults filled in.
+    assert made.initial_files == [
+        {"path": "/a.txt", "content": "hi", "encoding": "text", "is_readonly": False}
+    ]
+
+
+def test_built_in_definitions_are_read_only_in_the_admin(world, staff):
+    from tasks.models import Harness
+
+    generic = Harness.objects.get(name="generic", org__isnull=True)
+    page = staff.get(f"/admin/tasks/harness/{generic.public_id}/change/")
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    response = staff.post(
+        f"/admin/tasks/harness/{generic.public_id}/change/",
+        _definition_form(world.org, name="generic"),
+    )
+    assert response.status_code == 403
+    assert Harness.objects.get(pk=generic.pk).org is None

@@ -12,6 +12,7 @@ from corpus.credentials import HARNESS_KEY_PREFIX, display_prefix, hash_secret, 
 from corpus.errors import NotFound, ValidationFailed
 from corpus.models import Org
 from tasks.errors import InvalidTransition
+from tasks.harness_selectors import harness_get
 from tasks.models import HarnessApp
 
 APP_ID = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
@@ -24,7 +25,7 @@ class IssuedKey:
 
 
 def harness_app_create(
-    *, org: Org, app_id: str, harness_name: str = "", rotate: bool = False
+    *, org: Org, app_id: str, harness: str = "", rotate: bool = False
 ) -> IssuedKey:
     """Registers ``app_id`` (or, with ``rotate``, gives an existing app a new key)."""
     if not APP_ID.match(app_id) or len(app_id) > 64:
@@ -45,8 +46,9 @@ def harness_app_create(
         app.key_hash = hash_secret(key)
         app.key_prefix = display_prefix(key)
         app.revoked_at = None
-        if harness_name:
-            app.harness_name = harness_name
+        if harness:
+            # By id or name, as /v1/harnesses looks them up; an unknown one is an error.
+            app.harness = harness_get(org=org, ref=harness)
         app.save()
     return IssuedKey(app=app, key=key)
 

@@ -188,6 +188,7 @@ def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
                     run = Run.objects.create(
                         task=task,
                         app=app,
+                        harness_id=app.harness_id,
                         lease_epoch=task.lease_epoch,
                         lease_expires_at=expires,
                         started_at=now,

@@ -62,9 +62,12 @@ def test_create_harness_app_prints_a_working_key_last(world, task):
     assert Run.objects.get(task=task).app == app
 
 
-def test_create_harness_app_keeps_the_harness_name(world):
-    run("create_harness_app", "acme", "nightly", "--harness", "reviewer")
-    assert HarnessApp.objects.get(app_id="nightly").harness_name == "reviewer"
+def test_create_harness_app_attaches_a_definition_by_name(world):
+    run("create_harness_app", "acme", "nightly", "--harness", "generic")
+    assert HarnessApp.objects.get(app_id="nightly").harness.name == "generic"
+    with pytest.raises(CommandError, match="No harness 'reviewer'"):
+        run("create_harness_app", "acme", "nightly2", "--harness", "reviewer")
+    assert not HarnessApp.objects.filter(app_id="nightly2").exists()
 
 
 def test_create_existing_harness_app_without_rotate_errors(world, task):

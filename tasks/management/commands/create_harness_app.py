@@ -15,7 +15,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("org", help="org slug")
         parser.add_argument("app_id")
-        parser.add_argument("--harness", default="", help="addressable name of its harness")
+        parser.add_argument(
+            "--harness", default="", help="its harness definition: an id or addressable name"
+        )
         parser.add_argument(
             "--rotate", action="store_true", help="give an existing app a new key (the old stops)"
         )
@@ -28,7 +30,7 @@ class Command(BaseCommand):
             issued = harness_app_create(
                 org=org,
                 app_id=options["app_id"],
-                harness_name=options["harness"],
+                harness=options["harness"],
                 rotate=options["rotate"],
             )
         except DomainError as exc:

@@ -19,8 +19,10 @@ from corpus.services import (
     project_ensure,
     repository_ensure,
 )
+from tasks.models import Harness
 from tasks.services import task_create
 from tasks.services.apps import harness_app_create
+from tasks.services.harnesses import harness_create
 
 DEMO_ORG = "demo"
 DEMO_USER = "demo"
@@ -113,6 +115,32 @@ def seed_corpus(*, org: Org, owner: Any, project: Project, repo: Repository) -> 
     )
 
 
+DEMO_HARNESS = "demo-agent"
+
+
+def demo_harness_definition(org: Any) -> None:
+    """The demo app's definition: a child of the built-in ``generic``, so a claim shows
+    a resolved prompt stack, capabilities and network rules."""
+    if Harness.objects.filter(org=org, name=DEMO_HARNESS).exclude(status="deleted").exists():
+        return
+    harness_create(
+        org=org,
+        data={
+            "name": DEMO_HARNESS,
+            "display_name": "Demo agent",
+            "description": "The demo harness app's definition, built on the generic one.",
+            "parent_harness_id": "generic",
+            "system_prompt": "This is the Widgets demo: keep changes small and tested.",
+            "capabilities": [{"ref": "ether.steps", "config": {"every_seconds": 10}}],
+            "network_access": {"allowed": ["github.com", "*.githubusercontent.com", "pypi.org"]},
+            "initial_files": [
+                {"path": "/workspace/NOTES.md", "content": "# Notes\n", "is_readonly": False}
+            ],
+            "tags": ["demo"],
+        },
+    )
+
+
 class Command(BaseCommand):
     help = "Create (or refresh) the demo org and print its secrets; every call makes a new task."
 
@@ -151,7 +179,10 @@ class Command(BaseCommand):
                 default_branch="main",
             )
             seed_corpus(org=org, owner=owner, project=project, repo=repo)
-            key = harness_app_create(org=org, app_id=DEMO_APP, rotate=True).key
+            demo_harness_definition(org)
+            key = harness_app_create(
+                org=org, app_id=DEMO_APP, harness=DEMO_HARNESS, rotate=True
+            ).key
             token = access_token_create(username=DEMO_USER, label="seed_demo").secret
             task = task_create(
                 org=org,
