@@ -147,6 +147,36 @@ async def test_interrupt_and_activity_frames(world, task, harness, run_id):
     await communicator.disconnect()
 
 
+async def test_delivery_and_timeline_frames_of_a_submitted_result(world, task, harness, run_id):
+    communicator, _ = await connect(world.token)
+    topic = f"tasks/{task.public_id}"
+    await subscribe(communicator, [topic])
+    pr = {
+        "number": 7,
+        "url": f"{task.repo.url}/pull/7",
+        "branch": "ether/fix-flaky-test",
+    }
+    response = await sync_to_async(harness.result)(
+        task.public_id,
+        run_id,
+        status="submitted",
+        artifact={"pr": pr},
+        working_summary="test_widget passes 100 times in a row; no sleep() added.",
+    )
+    assert response.status_code == 200, response.content
+    timeline, delivered = await collect(communicator, 2)
+    assert timeline["type"] == "task.timeline" and timeline["kind"] == "result"
+    assert timeline["status"] == "submitted" and timeline["run_id"] == run_id
+    assert delivered["event"] == delivered["type"] == "task.delivered"
+    assert delivered["seq"] == timeline["seq"] + 1 and delivered["topic"] == topic
+    assert delivered["task_id"] == task.public_id and delivered["run_id"] == run_id
+    assert delivered["status"] == "submitted" and delivered["version"] == 1
+    types = [b["type"] for b in delivered["blocks"]]
+    assert types[0] == "outcome" and types[-1] == "actions" and "hero" in types
+    assert {"ts", "seq"} <= set(delivered)
+    await communicator.disconnect()
+
+
 async def test_unsubscribe_stops_the_frames(world, task, harness, run_id):
     communicator, _ = await connect(world.token)
     topic = f"tasks/{task.public_id}"
