@@ -76,7 +76,7 @@ def websocket(server: Server, secret: str) -> Iterator[ClientConnection]:
         yield ws
 
 
-def frame(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+def frame(ws: ClientConnection, timeout: float = 30) -> dict[str, Any]:
     return json.loads(ws.recv(timeout=timeout))
 
 
@@ -320,23 +320,30 @@ def test_a_client_that_stops_reading_is_closed_and_costs_bounded_memory(world, t
                 # The healthy reader keeps up and is never held back by the stalled one.
                 steps_until(reader, f"{n} {big}")
 
-            # Enough to fill the stalled socket's kernel buffers and the backlog limit.
-            for n in range(60):
+            # Until the stalled socket's kernel buffers and the backlog limit are full
+            # (about 22 steps here; more when the machine is busy).
+            closed: list[str] = []
+            for n in range(200):
                 push(n)
-            closed = [line for line in server.output().splitlines() if "stopped reading" in line]
+                closed = [
+                    line for line in server.output().splitlines() if "stopped reading" in line
+                ]
+                if closed:
+                    break
             assert len(closed) == 1, server.output()[-2000:]
             unsent = int(closed[0].split("(")[1].split()[0])
+            # Checked before each frame: at most one frame (~24 KB) over the limit.
             assert limit < unsent <= limit + 64 * 1024
 
             # From now on the stalled client costs nothing, however much is published.
             before = rss_kib(server.process.pid)
-            for n in range(60, 300):
+            for n in range(1000, 1240):
                 push(n)
             grown = rss_kib(server.process.pid) - before
         code = close_code(stalled)
         stalled.close()
     pushed_kib = 240 * 2 * 24
     # Unbounded, the stalled socket would hold all of it (seen: ~11 MB more RSS).
-    assert grown < pushed_kib / 3, (grown, pushed_kib)
+    assert grown < pushed_kib / 2, (grown, pushed_kib)
     # The close frame sits behind the unread bytes; the server may drop the socket first.
     assert code in (4008, None)
