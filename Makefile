@@ -27,6 +27,12 @@ run: $(STAMP)
 	$(PY) -m ether_site.serve -b $(HOST) -p $(PORT) --websocket_timeout 86400 \
 	  --no-server-name ether_site.asgi:application
 
+# The demo harness against the server `make run` started (task, key and app from
+# var/demo.json); `make demo ARGS=--ask` stops to ask a question on the task page first.
+demo: export DJANGO_DEBUG ?= 1
+demo: $(STAMP)
+	$(PY) manage.py demo_harness $(ARGS)
+
 test: export DJANGO_DEBUG ?= 1
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

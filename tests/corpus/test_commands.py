@@ -235,6 +235,10 @@ def test_seed_demo_base_url_option(db):
     assert json.loads(output)["base_url"] == "http://example.test:9000"
 
 
+def saved_token(output: str) -> str:
+    return next(line.split()[-1] for line in output.splitlines() if "access token" in line)
+
+
 def test_seed_demo_without_json_prints_the_banner(db, tmp_path):
     secrets_file = tmp_path / "demo.json"
     output = run("seed_demo", "--secrets-file", str(secrets_file))
@@ -243,7 +247,10 @@ def test_seed_demo_without_json_prints_the_banner(db, tmp_path):
     assert "harness key" in output
     # How to see the delivery loop: the task page and the demo harness command.
     assert f"http://127.0.0.1:8080/tasks/{task.public_id}" in output
-    assert f"manage.py demo_harness --task {task.public_id}" in output
+    assert "make demo" in output
+    # And how to watch it from a terminal over the realtime hub.
+    assert f"ws://127.0.0.1:8080/api/realtime?token={saved_token(output)}" in output
+    assert f'"topics": ["tasks/{task.public_id}"]' in output
     saved = json.loads(secrets_file.read_text())
     assert set(saved) == SEED_KEYS and saved["task_id"] == task.public_id
     assert saved["harness_key"] in output

@@ -58,12 +58,13 @@ Try the harness loop with curl:
 
 Watch it as a user:
   curl -s -H "Authorization: Bearer {access_token}" {base_url}/api/tasks/{task_id}/timeline
+  .venv/bin/python -m websockets "{ws_url}/api/realtime?token={access_token}"
+  > {{"action": "subscribe", "topics": ["tasks/{task_id}"]}}
 
 See it work end to end: open the task page
   {base_url}/tasks/{task_id}
-and, in a second terminal, run the demo harness against this server:
-  .venv/bin/python manage.py demo_harness --task {task_id}
-  (add --ask to have it stop and ask you a question on that page first)
+(sign in as {username}) and, in a second terminal, run the demo harness against it:
+  make demo               (or: make demo ARGS=--ask, to answer a question on the page)
 """
 
 
@@ -218,7 +219,8 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(out))
             return
-        self.stdout.write(BANNER.format(**out))
+        ws_url = "ws" + out["base_url"].removeprefix("http")  # http→ws, https→wss
+        self.stdout.write(BANNER.format(**out, ws_url=ws_url))
 
 
 def write_secrets(path: Path, out: dict[str, Any]) -> None:
