@@ -133,6 +133,17 @@ if DATABASE_URL:
     if _db["ENGINE"] == "django.db.backends.postgresql":
         lock_ms = int(DB_LOCK_TIMEOUT_SECONDS * 1000)
         _db.setdefault("OPTIONS", {})
+        # Under daphne each request runs its sync code in a thread of its own, so a
+        # persistent connection (CONN_MAX_AGE) outlives its thread and is never reused:
+        # every concurrent request left one open until Postgres refused new clients
+        # (bench/bench_contention.py found it). A per-process pool bounds and reuses them.
+        _db["CONN_MAX_AGE"] = 0
+        _db["CONN_HEALTH_CHECKS"] = False
+        _db["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": env_int("ETHER_DB_POOL_SIZE", 10, minimum=1),
+            "timeout": DB_LOCK_TIMEOUT_SECONDS,
+        }
         # A locked row must not hang a request forever: past the timeout it is a 503.
         _db["OPTIONS"]["options"] = f"-c lock_timeout={lock_ms}"
         _db["OPTIONS"].setdefault("connect_timeout", 5)
