@@ -9,16 +9,20 @@ is stopped when its ``with`` block ends, whatever happens inside.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -59,6 +63,21 @@ class Server:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def call(self, method: str, path: str, secret: str, body: Any = None) -> tuple[int, Any]:
+        """One JSON request with a bearer credential: the status and the parsed body."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.http + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
 
 
 @contextmanager

@@ -12,11 +12,8 @@ of every page are kept in ``var/artifacts/pages/``.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,21 +40,6 @@ pytestmark = [
 # --- the harness and the API, over HTTP to the daphne under test -----------------------
 
 
-def call(server: Server, method: str, path: str, secret: str, body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        server.http + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
 class RemoteHarness:
     """A harness app driving one task on the server under test."""
 
@@ -67,7 +49,7 @@ class RemoteHarness:
 
     def post(self, route: str, body: dict[str, Any]) -> Any:
         path = f"/api/harness/tasks/{self.task_id}/{route}"
-        status, answer = call(self.server, "POST", path, self.world.key, body)
+        status, answer = self.server.call("POST", path, self.world.key, body)
         assert status in (200, 201), (route, status, answer)
         return answer
 
@@ -375,8 +357,7 @@ def test_the_grid_updates_rows_live(server, browser, world, member, task):
     RemoteHarness(server, world, first.public_id).claim()
     expect(row).to_contain_text("Working")
 
-    status, created = call(
-        server,
+    status, created = server.call(
         "POST",
         "/api/tasks",
         world.token,
@@ -445,7 +426,7 @@ def test_the_compaction_page_shows_what_was_folded(server, browser, world, membe
     harness = RemoteHarness(server, world, task.public_id)
     for n in range(4):
         if n:
-            status, _ = call(server, "POST", f"/api/tasks/{task.public_id}/reopen", world.token, {})
+            status, _ = server.call("POST", f"/api/tasks/{task.public_id}/reopen", world.token, {})
             assert status == 200
         harness.claim()
         harness.step(f"Attempt {n + 1}")

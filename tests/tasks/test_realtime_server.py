@@ -31,24 +31,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 # --- clients ------------------------------------------------------------------------------
-def http(server: Server, method: str, path: str, secret: str, body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        server.http + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
 def claim(server: Server, world: Any, task: Any) -> str:
-    status, body = http(
-        server,
+    status, body = server.call(
         "POST",
         f"/api/harness/tasks/{task.public_id}/claim",
         world.key,
@@ -59,8 +43,7 @@ def claim(server: Server, world: Any, task: Any) -> str:
 
 
 def step(server: Server, world: Any, task: Any, run_id: str, message: str) -> int:
-    status, body = http(
-        server,
+    status, body = server.call(
         "POST",
         f"/api/harness/tasks/{task.public_id}/steps",
         world.key,
@@ -233,8 +216,7 @@ def test_with_redis_down_writes_succeed_and_a_reconnecting_client_replays_them(
         redis.wait(timeout=10)
         # The harness API does not notice: every write is in the log.
         step(server, world, task, run_id, "During the outage")
-        status, body = http(
-            server,
+        status, body = server.call(
             "POST",
             f"/api/harness/tasks/{task.public_id}/result",
             world.key,
