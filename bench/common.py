@@ -30,7 +30,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "var" / "bench"
+# The smoke test writes elsewhere, so it never overwrites the numbers of a full run.
+OUT = Path(os.environ.get("ETHER_BENCH_OUT") or ROOT / "var" / "bench")
+# Only SQLite and the in-memory layer (the smoke test: no shared Postgres or Redis).
+SQLITE_ONLY = os.environ.get("ETHER_BENCH_SQLITE_ONLY", "") == "1"
 PY = sys.executable
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -129,6 +132,8 @@ def _pg_url(db: str) -> str:
 
 
 def postgres_available() -> bool:
+    if SQLITE_ONLY:
+        return False
     try:
         import psycopg
 
@@ -139,6 +144,8 @@ def postgres_available() -> bool:
 
 
 def redis_available() -> bool:
+    if SQLITE_ONLY:
+        return False
     try:
         import redis
 
