@@ -45,6 +45,11 @@ test-postgres: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ether
 test-postgres: export REDIS_URL ?= redis://127.0.0.1:6379/0
 test-postgres: test
 
+# Benchmarks against real daphne processes (docs/performance.md): all of them, or some
+# (`make bench BENCH="fanout api"`), or a seconds-long smoke run (`make bench QUICK=1`).
+bench: $(STAMP)
+	$(PY) -m bench $(if $(QUICK),--quick) $(BENCH)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
