@@ -57,6 +57,23 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     return value
 
 
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600}
+
+
+def env_rate(name: str, default: str) -> tuple[int, int] | None:
+    """``"600/minute"`` → (600, 60): requests per window of seconds; ``"off"``/``"0"`` → None."""
+    raw = os.environ.get(name) or default
+    text = raw.strip().lower()
+    if text in {"0", "off", "none"}:
+        return None
+    count, _, period = text.partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in RATE_PERIODS:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate: use '<count>/<second|minute|hour>' or 'off'"
+        )
+    return int(count), RATE_PERIODS[period]
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
@@ -71,6 +88,38 @@ ALLOWED_HOSTS = [h for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost
 if DEBUG:
     ALLOWED_HOSTS += ["testserver"]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS").split(",") if o]
+# A refused CSRF check on an API path is a problem document; on a page, Django's page.
+CSRF_FAILURE_VIEW = "corpus.http.problems.csrf_failure"
+
+# --- Transport security (production: DEBUG off) -------------------------------------
+# Behind a reverse proxy that terminates TLS, ETHER_BEHIND_TLS_PROXY=1 trusts its
+# X-Forwarded-Proto, so request.is_secure() and absolute URLs (callbacks) say https.
+# Only set it when the proxy overwrites that header: a client could send it otherwise.
+ETHER_BEHIND_TLS_PROXY = env_bool("ETHER_BEHIND_TLS_PROXY", False)
+if ETHER_BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
+    # Plain http is redirected to https; turn off only if the proxy already does it.
+    SECURE_SSL_REDIRECT = env_bool("ETHER_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("ETHER_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ETHER_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("ETHER_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Joining browsers' preload list is the domain owner's decision, not a default.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy of every HTML page (corpus.http.middleware.ContentSecurityPolicy).
+# Scripts only from our own static files; styles may be inline because Django's admin
+# and Swagger UI set style attributes.
+ETHER_CSP = env_str(
+    "ETHER_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -100,6 +149,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "corpus.http.middleware.ContentSecurityPolicyMiddleware",
     "corpus.http.middleware.DatabaseUnavailableMiddleware",
 ]
 
@@ -227,6 +277,29 @@ ETHER_REPLAY_MAX = env_int("ETHER_REPLAY_MAX", 1000, minimum=1)
 ETHER_WS_MAX_BACKLOG_BYTES = env_int("ETHER_WS_MAX_BACKLOG_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ETHER_MAX_BODY_BYTES
 
+# Rate limits (corpus/http/ratelimit.py): "<count>/<second|minute|hour>", or "off".
+# Generous by default: they stop a runaway harness loop, not a busy one.
+ETHER_RATE_LIMITS = {
+    "harness": env_rate("ETHER_RATE_HARNESS", "6000/minute"),  # any /api/harness/ call, per key
+    "claim": env_rate("ETHER_RATE_CLAIM", "600/minute"),  # claims, per app key
+    "ticket": env_rate("ETHER_RATE_TICKET", "120/minute"),  # realtime tickets, per user
+}
+# The limiter's counters: in Redis when there is one, so every process shares them.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "ether",
+            # A Redis that is down or stuck must cost a request milliseconds, not minutes.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rate"}
+    ),
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
@@ -235,6 +308,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "corpus.http.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["corpus.http.ratelimit.RateThrottle"],
     "DATETIME_FORMAT": "iso-8601",
 }
 
@@ -251,6 +325,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "corpus.http.schema.document_rate_limits",
+    ],
 }
 
 LOGGING = {

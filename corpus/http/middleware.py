@@ -69,3 +69,20 @@ class DatabaseUnavailableMiddleware:
             log.warning("database unavailable: %s", exception)
             return database_unavailable_json()
         return None
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends ``settings.ETHER_CSP`` with every HTML page: the admin, the API docs and the
+    task pages. Their scripts are all files under /static/, so no page needs an inline
+    script; a sanitizer slip in rendered markdown then still cannot run one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        policy = settings.ETHER_CSP
+        content_type = response.get("Content-Type", "")
+        if policy and content_type.startswith("text/html"):
+            response.headers.setdefault("Content-Security-Policy", policy)
+        return response

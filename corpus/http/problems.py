@@ -202,5 +202,15 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Json
     return json_problem(403, "forbidden", "Forbidden", "You may not do this.")
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: a problem document under the API prefixes, Django's page
+    elsewhere. (DRF's session authentication raises its own 403 for API views.)"""
+    if not is_api_path(request.path):
+        from django.views.csrf import csrf_failure as django_csrf_failure
+
+        return django_csrf_failure(request, reason)
+    return json_problem(403, "forbidden", "Forbidden", f"CSRF check failed: {reason}")
+
+
 def handler500(request: HttpRequest) -> JsonResponse:
     return json_problem(500, "server_error", "Server error", "Something broke on our side.")

@@ -29,3 +29,24 @@ class HarnessKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "Harness app key (eth_app_…): manage.py create_harness_app",
         }
+
+
+def document_rate_limits(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Adds the 429 of corpus/http/ratelimit.py to the routes it limits: every harness
+    route and the realtime ticket route (a POSTPROCESSING_HOOK)."""
+    limited = [p for p in result.get("paths", {}) if p.startswith("/api/harness/")]
+    limited.append("/api/realtime/tickets")
+    for path in limited:
+        for method, operation in result["paths"].get(path, {}).items():
+            if path == "/api/realtime/tickets" and method != "post":
+                continue
+            operation.setdefault("responses", {})["429"] = {
+                "description": "Rate limit reached (ETHER_RATE_*); see Retry-After",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": {
+                    "application/problem+json": {
+                        "schema": {"$ref": "#/components/schemas/ProblemSchema"}
+                    }
+                },
+            }
+    return result

@@ -400,7 +400,7 @@ def test_the_replay_page_plays_the_run_and_shows_the_delivery(server, browser, w
     page.select_option("#speed", "16")
     page.click("#play")
     expect(page.locator("#play")).to_have_text("Pause")
-    page.wait_for_function("window.__replay.shown === window.__replay.total", timeout=20000)
+    page.wait_for_function("() => window.__replay.shown === window.__replay.total", timeout=20000)
     expect(page.locator("#play")).to_have_text("Replay")
     stage = page.locator("#stage .step__message")
     played = stage.all_inner_texts()
