@@ -71,13 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", choices=[*NAMES, []], default=[])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds each")
+    parser.add_argument(
+        "--snapshot", action="store_true", help="serve the committed HEAD, not the working tree"
+    )
     args = parser.parse_args(argv)
     names = args.names or NAMES
     info = machine()
+    info["code"] = c.use_snapshot() if args.snapshot else "working tree"
     print(
         f"machine: {info['cores']} cores, {info['ram_gib']} GiB, {info['cpu']}; Python "
         f"{info['python']}, SQLite {info['sqlite']}, Postgres {info['postgres']}, Redis "
-        f"{info['redis']}; load {info['load_before'][0]:.2f}"
+        f"{info['redis']}; load {info['load_before'][0]:.2f}; code: {info['code']}"
     )
     report = [f"machine: `{json.dumps(info)}`", ""]
     failed = []

@@ -40,6 +40,27 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:543
 PG_TEMPLATE = "ether_bench"  # migrated once per run, then copied for each scenario
 PG_RUN = "ether_bench_run"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
+# The code the servers and fixtures run: the working tree, or (``--snapshot``) the
+# committed HEAD exported to var/bench/src-SHA, so edits in progress in a shared checkout
+# cannot break or skew a long run.
+SRC = ROOT
+
+
+def use_snapshot() -> str:
+    """Exports HEAD and points every child process at it; returns the commit."""
+    global SRC
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    target = OUT / f"src-{sha}"
+    if not target.exists():
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    SRC = target
+    return sha
+
+
 # One secret for every server of a run: DEBUG off, as in production (no query log).
 SECRET_KEY = "bench-" + secrets.token_hex(16)
 
@@ -86,7 +107,7 @@ class Store:
 
 def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run(
-        [PY, "manage.py", *args], cwd=ROOT, env=django_env(env), check=True, capture_output=True
+        [PY, "manage.py", *args], cwd=SRC, env=django_env(env), check=True, capture_output=True
     )
 
 
@@ -99,7 +120,12 @@ def django_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "DATABASE_URL": "",
         "REDIS_URL": "",
         "ETHER_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
+        # Plain HTTP on 127.0.0.1, and the capacity of the server, not of its rate limits.
+        "ETHER_SSL_REDIRECT": "0",
+        "ETHER_RATE_HARNESS": "off",
+        "ETHER_RATE_CLAIM": "off",
+        "ETHER_RATE_TICKET": "off",
+        "PYTHONPATH": str(SRC),
     }
     env.update(extra or {})
     return env
@@ -181,7 +207,7 @@ def fixtures(store: Store, *args: str, redis_url: str = "") -> Any:
     """Runs ``python -m bench.fixtures ARGS`` on the store; its last stdout line is JSON."""
     done = subprocess.run(
         [PY, "-m", "bench.fixtures", *args],
-        cwd=ROOT,
+        cwd=SRC,
         env=django_env({**store.env, "REDIS_URL": redis_url}),
         capture_output=True,
         text=True,
@@ -245,7 +271,7 @@ def start_server(
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=SRC,
             env=child_env,
             stdout=sink,
             stderr=subprocess.STDOUT,
