@@ -328,6 +328,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "corpus.http.schema.document_rate_limits",
+        "corpus.http.schema.problems_as_problem_json",
     ],
 }
 

@@ -50,3 +50,21 @@ def document_rate_limits(result: dict[str, Any], **kwargs: Any) -> dict[str, Any
                 },
             }
     return result
+
+
+def problems_as_problem_json(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Errors are served as ``application/problem+json`` (RFC 9457), but views describe
+    them with ``ProblemSchema`` like any body, which drf-spectacular files under
+    ``application/json``. Found by schemathesis: clients that validate the content type
+    against the schema refused every error. Moves each such response to its real type."""
+    problem_ref = "#/components/schemas/ProblemSchema"
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                described = content.get("application/json", {}).get("schema", {})
+                if described.get("$ref") == problem_ref:
+                    content["application/problem+json"] = content.pop("application/json")
+    return result
