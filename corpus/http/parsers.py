@@ -2,7 +2,8 @@
 
 The stock parser lets through bodies that break later: nesting deep enough to exhaust
 the recursion limit, numbers that overflow to infinity (not valid JSON to store), NUL
-characters and unpaired surrogates (Postgres rejects both in text and jsonb).
+characters and unpaired surrogates (Postgres rejects both in text and jsonb), and
+objects that name a key twice.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ def _finite(text: str) -> float:
 
 def _constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object naming a key twice is refused: parsers disagree on which value wins (the
+    first, the last, an error), so a proxy or a signature check could read another body
+    than ours."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key[:40]!r}")
+        out[key] = value
+    return out
 
 
 def _bad_text(value: str) -> bool:
@@ -56,7 +69,12 @@ class StrictJSONParser(JSONParser):
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = codecs.getreader(encoding)(stream).read()
-            data = json.loads(text, parse_float=_finite, parse_constant=_constant)
+            data = json.loads(
+                text,
+                parse_float=_finite,
+                parse_constant=_constant,
+                object_pairs_hook=_unique_keys,
+            )
             check_value(data)
         except RecursionError:
             raise ParseError(f"JSON parse error - nesting deeper than {MAX_DEPTH} levels")
