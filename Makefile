@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres lint format migrate demo sweep clean bench
+.PHONY: run test test-postgres lint format migrate demo sweep clean bench soak
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
@@ -49,6 +49,12 @@ test-postgres: test
 # (`make bench BENCH="fanout api"`), or a seconds-long smoke run (`make bench QUICK=1`).
 bench: $(STAMP)
 	$(PY) -m bench $(if $(QUICK),--quick) $(BENCH)
+
+# 30 minutes of steady mixed load on a real daphne (README, Reliability); SOAK_SECONDS=180
+# for a short run.
+soak: export DJANGO_DEBUG ?= 1
+soak: $(STAMP)
+	ETHER_SOAK_SECONDS=$(or $(SOAK_SECONDS),1800) $(VENV)/bin/pytest -m soak -s tests/reliability/test_soak.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
