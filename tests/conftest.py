@@ -23,6 +23,13 @@ def _no_persistent_connections_in_worker_threads() -> None:
     from django.db import connections
 
     connections.settings["default"]["CONN_MAX_AGE"] = 0
+    # Postgres runs through a per-process pool (ETHER_DB_POOL_SIZE, 10). The race tests
+    # are up to 64 concurrent "requests" in this one process: with 10 connections the rest
+    # would queue for a slot and, on a loaded machine, time out into 503s.
+    pool = connections.settings["default"].get("OPTIONS", {}).get("pool")
+    if isinstance(pool, dict):
+        pool["max_size"] = 80
+        connections["default"].close_pool()
 
 
 @pytest.fixture
