@@ -224,7 +224,8 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # The core layer (docs/realtime.md says why), minus a leak per closed socket.
+            "BACKEND": "ether_site.channel_layer.EtherRedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 # Events are persisted first; the layer only carries live copies, so a

@@ -1,0 +1,55 @@
+"""The Redis channel layer leaves nothing behind for a consumer that went away
+(``ether_site/channel_layer.py``). Needs Redis: runs in the Postgres + Redis suite."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import pytest
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+
+from ether_site.channel_layer import EtherRedisChannelLayer
+
+pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
+
+
+async def cancel_while_holding_the_receive_lock(layer: RedisChannelLayer) -> tuple[str, str]:
+    """Two consumers of one process: the first in holds the receive lock and reads Redis
+    for both; it goes away (its receive is cancelled) while the other one stays."""
+    gone, staying = await layer.new_channel(), await layer.new_channel()
+    first = asyncio.create_task(layer.receive(gone))
+    await asyncio.sleep(0.2)
+    second = asyncio.create_task(layer.receive(staying))
+    await asyncio.sleep(0.2)
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    # The one that stays still gets its messages.
+    await layer.send(staying, {"type": "event.frame", "n": 1})
+    assert (await asyncio.wait_for(second, 10))["n"] == 1
+    return gone, staying
+
+
+async def test_a_closed_consumer_leaves_no_receive_buffer_behind():
+    layer = EtherRedisChannelLayer(hosts=[settings.REDIS_URL], prefix=f"t{uuid.uuid4().hex}")
+    try:
+        gone, staying = await cancel_while_holding_the_receive_lock(layer)
+        assert gone not in layer.receive_buffer
+        assert staying not in layer.receive_buffer
+        assert len(layer.receive_buffer) == 0
+    finally:
+        await layer.flush()
+
+
+async def test_the_stock_layer_keeps_a_queue_per_closed_consumer():
+    """Why the subclass exists (channels_redis #212, #384). If this starts failing, the
+    upstream layer was fixed and ``EtherRedisChannelLayer`` can go."""
+    layer = RedisChannelLayer(hosts=[settings.REDIS_URL], prefix=f"t{uuid.uuid4().hex}")
+    try:
+        gone, _ = await cancel_while_holding_the_receive_lock(layer)
+        assert gone in layer.receive_buffer
+    finally:
+        await layer.flush()
