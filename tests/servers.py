@@ -64,6 +64,13 @@ class Server:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def rss_kib(self) -> int:
+        """The server process's resident memory."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS line")
+
     def call(self, method: str, path: str, secret: str, body: Any = None) -> tuple[int, Any]:
         """One JSON request with a bearer credential: the status and the parsed body."""
         data = None if body is None else json.dumps(body).encode()

@@ -13,7 +13,6 @@ import json
 import os
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,13 +26,6 @@ pytestmark = [pytest.mark.soak, pytest.mark.django_db(transaction=True)]
 
 SECONDS = float(os.environ.get("ETHER_SOAK_SECONDS", "1800"))
 WARMUP_ROUNDS = 20
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def ok(result: tuple[int, Any], status: int) -> Any:
@@ -110,7 +102,7 @@ def test_soak(world, tmp_path):
     with daphne(tmp_path, **production) as server:
         for n in range(WARMUP_ROUNDS):
             one_round(server, world, n)
-        start_rss = rss_kib(server.process.pid)
+        start_rss = server.rss_kib()
         rounds = WARMUP_ROUNDS
         deadline = time.monotonic() + SECONDS
         samples = []
@@ -118,8 +110,8 @@ def test_soak(world, tmp_path):
             one_round(server, world, rounds)
             rounds += 1
             if rounds % 50 == 0:
-                samples.append(rss_kib(server.process.pid))
-        end_rss = rss_kib(server.process.pid)
+                samples.append(server.rss_kib())
+        end_rss = server.rss_kib()
     print(
         f"\nsoak: {rounds} rounds in {SECONDS:.0f} s, RSS {start_rss} KiB after warm-up, "
         f"{end_rss} KiB at the end, samples {samples}"

@@ -267,13 +267,6 @@ def raw_subscribe(server: Server, secret: str, topic: str) -> socket.socket:
     return sock
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def close_code(sock: socket.socket) -> int | None:
     """Reads what the server left in the socket; the close frame's code, if it got there."""
     sock.settimeout(5)
@@ -318,10 +311,10 @@ def test_a_client_that_stops_reading_is_closed_and_costs_bounded_memory(world, t
             assert limit < unsent <= limit + 64 * 1024
 
             # From now on the stalled client costs nothing, however much is published.
-            before = rss_kib(server.process.pid)
+            before = server.rss_kib()
             for n in range(1000, 1240):
                 push(n)
-            grown = rss_kib(server.process.pid) - before
+            grown = server.rss_kib() - before
         code = close_code(stalled)
         stalled.close()
     pushed_kib = 240 * 2 * 24
