@@ -188,7 +188,11 @@ if DATABASE_URL:
         # every concurrent request left one open until Postgres refused new clients
         # (bench/bench_contention.py found it). A per-process pool bounds and reuses them.
         _db["CONN_MAX_AGE"] = 0
-        _db["CONN_HEALTH_CHECKS"] = False
+        # With a pool, Django turns this into the pool's `check`: a connection is tested
+        # when it leaves the pool and replaced if dead. Without it, a backend killed while
+        # idle (a Postgres restart, a failover, an idle reaper) was handed to the next
+        # request, which answered 503 (tests/reliability/test_faults.py).
+        _db["CONN_HEALTH_CHECKS"] = True
         _db["OPTIONS"]["pool"] = {
             "min_size": 1,
             "max_size": env_int("ETHER_DB_POOL_SIZE", 10, minimum=1),
@@ -284,6 +288,8 @@ ETHER_RATE_LIMITS = {
     "harness": env_rate("ETHER_RATE_HARNESS", "6000/minute"),  # any /api/harness/ call, per key
     "claim": env_rate("ETHER_RATE_CLAIM", "600/minute"),  # claims, per app key
     "ticket": env_rate("ETHER_RATE_TICKET", "120/minute"),  # realtime tickets, per user
+    # Failed sign-ins on /login/, per client address and per username: password guessing.
+    "login": env_rate("ETHER_RATE_LOGIN", "10/minute"),
 }
 # The limiter's counters: in Redis when there is one, so every process shares them.
 CACHES = {

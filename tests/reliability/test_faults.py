@@ -1,21 +1,29 @@
 """Faults on real daphne processes: a server SIGKILLed with sockets open and a request in
-flight, and the channel layer's Redis stopped and started again mid-run. The harness
-retries with the same Idempotency-Key; nothing is lost and nothing is delivered twice."""
+flight, the channel layer's Redis stopped and started again mid-run, and (on Postgres)
+the server's database connections killed mid-transaction and while idle in its pool. The
+harness retries with the same Idempotency-Key; nothing is lost and nothing is delivered
+twice."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import signal
 import socket
+import time
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 
+import psycopg
 import pytest
+from django.db import connection
 from websockets.sync.client import connect
 
 from delivery.models import Delivery
-from tasks.models import Event, Step
+from tasks.models import Event, Step, Task
+from tests.conftest import stored
 from tests.servers import Server, daphne, free_port
 from tests.tasks.test_realtime_server import REDIS_SERVER, private_redis
 
@@ -154,4 +162,158 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_write(world, tmp_path):
     seen = [f["user_message"] for f in frames if f.get("event") == "os.harness.step"]
     assert seen == [f"step {n}" for n in range(4)]
     assert Step.objects.filter(run__task=task).count() == 5
+    assert_gapless(task)
+
+
+# --- Postgres connections killed under the server -------------------------------------
+
+needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="pg_terminate_backend kills a Postgres server backend; SQLite has no connection "
+    "to kill (its locked-database 503 is tested in tests/corpus/test_errors.py)",
+)
+
+
+def send(
+    server: Server, method: str, path: str, secret: str, body: Any = None, key: str | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """One request: the status, the headers and the parsed body."""
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server.http + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def raw_connection() -> psycopg.Connection[Any]:
+    """A connection of the test's own, outside Django and its pool, to hold a lock with."""
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+        application_name="ether-fault-test-lock",
+    )
+
+
+def backends(app_name: str, *, waiting: bool = False) -> list[tuple[int, str]]:
+    """The server's backends (pid, query), told apart from the test's own by the
+    ``application_name`` the server was started with (libpq reads ``PGAPPNAME``)."""
+    sql = "SELECT pid, query FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
+    if waiting:
+        sql += " AND wait_event_type = 'Lock'"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql + " AND pid <> pg_backend_pid()", [connection.settings_dict["NAME"], app_name]
+        )
+        return list(cursor.fetchall())
+
+
+def terminate(pids: list[int]) -> None:
+    with connection.cursor() as cursor:
+        for pid in pids:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # pg_terminate_backend only signals: wait until the backends are really gone.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"backends {pids} outlived pg_terminate_backend")
+
+
+def wait_for_blocked(app_name: str) -> tuple[int, str]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        blocked = backends(app_name, waiting=True)
+        if blocked:
+            assert len(blocked) == 1, blocked
+            return blocked[0]
+        time.sleep(0.05)
+    raise AssertionError("the server never waited on the row lock")
+
+
+@needs_postgres
+def test_backend_killed_mid_write_is_a_clean_503_and_the_same_key_then_runs_once(world, tmp_path):
+    task = world.task()
+    base = f"/api/harness/tasks/{task.public_id}"
+    app_name = f"ether-flt-{uuid.uuid4().hex[:12]}"
+    # A lock timeout far beyond the test, so the kill (not the timeout) ends the wait.
+    with daphne(tmp_path, PGAPPNAME=app_name, ETHER_DB_LOCK_TIMEOUT="120") as server:
+        status, _, claim = send(server, "POST", f"{base}/claim", world.key, {"app_id": "builder"})
+        assert status == 200, claim
+        step = {"run_id": claim["run_id"], "phase": "coding_agent", "user_message": "killed"}
+        before = stored()
+        holder = raw_connection()
+        try:
+            # The row lock every harness write takes first (leases.locked_task).
+            holder.execute(
+                f"SELECT id FROM {Task._meta.db_table} WHERE id = %s FOR UPDATE", [task.pk]
+            )
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                answer = pool.submit(send, server, "POST", f"{base}/steps", world.key, step, "s1")
+                pid, query = wait_for_blocked(app_name)
+                # The locking read of the task row (its text is cut at 1 kB, before FOR UPDATE).
+                assert query.startswith(f'SELECT "{Task._meta.db_table}"."id"'), query
+                terminate([pid])
+                holder.rollback()
+                status, headers, body = answer.result(timeout=60)
+        finally:
+            holder.close()
+        assert status == 503, body
+        assert headers["Content-Type"].startswith("application/problem+json")
+        assert body["code"] == "database_unavailable" and body["status"] == 503
+        assert int(headers["Retry-After"]) >= 1
+        assert stored() == before
+        # The process is healthy: the dead connection left the pool with the failed request.
+        status, _, execution = send(server, "GET", f"{base}/execution", world.key)
+        assert status == 200, execution
+        # The harness retries with the same key: the step is stored once, replayed after.
+        status, headers, first = send(server, "POST", f"{base}/steps", world.key, step, "s1")
+        assert status == 201, first
+        assert "Idempotent-Replayed" not in headers
+        status, headers, again = send(server, "POST", f"{base}/steps", world.key, step, "s1")
+        assert (status, again) == (201, first)
+        assert headers["Idempotent-Replayed"] == "true"
+        assert "Traceback" not in server.output(), server.output()
+    assert list(Step.objects.filter(task=task).values_list("user_message", flat=True)) == ["killed"]
+    names = list(Event.objects.filter(task=task).values_list("name", flat=True))
+    assert names.count("os.harness.step") == 1
+    assert_gapless(task)
+
+
+@needs_postgres
+def test_pooled_connections_killed_while_idle_are_replaced_before_the_next_request(world, tmp_path):
+    task = world.task()
+    base = f"/api/harness/tasks/{task.public_id}"
+    app_name = f"ether-flt-{uuid.uuid4().hex[:12]}"
+    with daphne(tmp_path, PGAPPNAME=app_name) as server:
+        status, _, claim = send(server, "POST", f"{base}/claim", world.key, {"app_id": "builder"})
+        assert status == 200, claim
+        messages = []
+        for n in range(3):
+            # Every backend of the server dies between two requests (a Postgres restart, a
+            # failover, an idle-connection reaper): the next request must not see it.
+            idle = [pid for pid, _ in backends(app_name)]
+            assert idle, "the server's pool holds no connection"
+            terminate(idle)
+            message = f"after kill {n}"
+            step = {"run_id": claim["run_id"], "phase": "coding_agent", "user_message": message}
+            status, _, body = send(server, "POST", f"{base}/steps", world.key, step, f"s{n}")
+            assert status == 201, body
+            messages.append(message)
+        assert "Traceback" not in server.output(), server.output()
+    assert (
+        list(Step.objects.filter(task=task).order_by("seq").values_list("user_message", flat=True))
+        == messages
+    )
     assert_gapless(task)
