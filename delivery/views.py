@@ -10,17 +10,20 @@ session and its CSRF token.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from corpus.errors import NotFound
+from corpus.http import ratelimit
 from corpus.http.auth import org_of_user
 from corpus.models import Org
 from delivery import page_selectors
@@ -71,9 +74,40 @@ def _task(org: Org, task_id: str) -> Task:
     return task
 
 
-sign_in = LoginView.as_view(
-    template_name="delivery/login.html", next_page="pages:grid", redirect_authenticated_user=True
-)
+class SignInView(LoginView):
+    """Django's sign-in form behind ``ETHER_RATE_LOGIN`` (corpus/http/ratelimit.py).
+
+    Over the limit the password is not even checked: the answer is a 429 page with
+    ``Retry-After`` (a page, not a problem document: a person reads it) and no session.
+    A successful sign-in is taken back out of the counts, so only failures lock out.
+    """
+
+    template_name = "delivery/login.html"
+    next_page = "pages:grid"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # REMOTE_ADDR is the client's address, or the proxy's unless daphne runs with
+        # --proxy-headers (X-Forwarded-For is only trusted when the proxy overwrites it).
+        self.attempt = ratelimit.login_attempt(
+            client_ip=request.META.get("REMOTE_ADDR") or "unknown",
+            username=request.POST.get("username", ""),
+        )
+        if self.attempt.wait is not None:
+            seconds = math.ceil(self.attempt.wait)
+            response = render(
+                request, "delivery/login_throttled.html", {"retry_after": seconds}, status=429
+            )
+            response["Retry-After"] = str(seconds)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        ratelimit.login_forgive(self.attempt)
+        return super().form_valid(form)
+
+
+sign_in = SignInView.as_view()
 sign_out = LogoutView.as_view(next_page="login")
 
 

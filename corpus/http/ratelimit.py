@@ -6,7 +6,9 @@ Scopes (env ``ETHER_RATE_<SCOPE>``, each ``"<count>/<second|minute|hour>"``, ``0
 - ``harness``: every request a harness app makes under ``/api/harness/`` (per app key);
 - ``claim``: ``POST /api/harness/tasks/{id}/claim`` on top of ``harness`` (per app key),
   because a claim is the write that mints a lease;
-- ``ticket``: ``POST /api/realtime/tickets`` (per user), because a ticket is a credential.
+- ``ticket``: ``POST /api/realtime/tickets`` (per user), because a ticket is a credential;
+- ``login``: ``POST /login/``, the sign-in page (per client address and per username, see
+  ``login_attempt``), against password guessing. Over it the page answers its own 429.
 
 Counting: one counter per caller, scope and window (``incr`` on the ``ratelimit`` cache).
 With ``REDIS_URL`` that cache is Redis, so all daphne processes share one count and
@@ -23,13 +25,16 @@ limiter must not take the harness API down with it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db import connections
 from rest_framework.request import Request
 
 log = logging.getLogger(__name__)
@@ -91,6 +96,12 @@ class RateThrottle:
 
 def _hit(scope: str, identity: str, limit: int, seconds: int) -> float | None:
     """Counts one request; None when allowed, else the seconds until the window ends."""
+    return _count(scope, identity, limit, seconds)[1]
+
+
+def _count(scope: str, identity: str, limit: int, seconds: int) -> tuple[str, float | None]:
+    """Counts one request: its counter's key, and None when allowed or else the seconds
+    until the window ends."""
     now = time.time()
     window = int(now // seconds)
     key = f"rate:{scope}:{identity}:{seconds}:{window}"
@@ -101,10 +112,56 @@ def _hit(scope: str, identity: str, limit: int, seconds: int) -> float | None:
         count = cache.incr(key)
     except ValueError:
         # The key expired between add and incr: the window just ended, so this is a first hit.
-        return None
+        return key, None
     except Exception as exc:  # a cache outage must not fail the request
         log.warning("rate limiter unavailable, request allowed: %s", exc)
-        return None
+        return key, None
     if count <= limit:
-        return None
-    return max(1.0, math.ceil((window + 1) * seconds - now))
+        return key, None
+    return key, max(1.0, math.ceil((window + 1) * seconds - now))
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """One sign-in attempt as counted: the counters it took a place in, and None when it
+    may go on or else the seconds until it may be tried again."""
+
+    keys: tuple[str, ...]
+    wait: float | None
+
+
+def login_attempt(*, client_ip: str, username: str) -> LoginAttempt:
+    """Counts a sign-in attempt before its password is checked, per client address and
+    per username, so that neither many passwords on one account nor one password sprayed
+    over many accounts goes faster than ``ETHER_RATE_LOGIN``.
+
+    Counting first (then ``login_forgive`` on success) rather than counting failures
+    afterwards keeps the bound exact under concurrent guesses: a refused attempt never
+    reaches the password check. The username is hashed (it is whatever was typed, of any
+    length) and casefolded, so case variants share a count. Both identities carry the
+    database's name: usernames and addresses repeat across databases sharing one Redis.
+    """
+    rate = settings.ETHER_RATE_LIMITS.get("login")
+    if rate is None:
+        return LoginAttempt(keys=(), wait=None)
+    database = str(connections["default"].settings_dict["NAME"])
+    name = hashlib.sha256(username.casefold().encode("utf-8", "replace")).hexdigest()[:32]
+    keys, waits = [], []
+    for identity in (f"ip:{client_ip}", f"name:{name}"):
+        key, wait = _count("login", f"{database}:{identity}", *rate)
+        keys.append(key)
+        if wait is not None:
+            waits.append(wait)
+    return LoginAttempt(keys=tuple(keys), wait=max(waits) if waits else None)
+
+
+def login_forgive(attempt: LoginAttempt) -> None:
+    """Takes a successful sign-in back out of its counters: only failures count."""
+    cache = caches["ratelimit"]
+    for key in attempt.keys:
+        try:
+            cache.decr(key)
+        except ValueError:
+            pass  # the window ended meanwhile and its counter with it
+        except Exception as exc:
+            log.warning("rate limiter unavailable, sign-in not forgiven: %s", exc)
