@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
@@ -44,7 +44,8 @@ def harness_get(*, org: Org, ref: str) -> Harness:
     if is_public_id(ref, "harness"):
         found = rows.filter(public_id=ref).first()
     else:
-        found = rows.filter(name=ref).order_by("org_id").first()
+        # The org's own first; built-ins (no org) after, on every database's NULL order.
+        found = rows.filter(name=ref).order_by(F("org_id").asc(nulls_last=True)).first()
     if found is None:
         raise NotFound(f"No harness {ref!r} in this org.")
     return found

@@ -116,6 +116,8 @@ def name_check(org: Org, name: str, harness: Harness | None) -> None:
 
 
 def _set_default(org: Org, harness: Harness, value: bool) -> None:
+    if value and harness.status != HarnessStatus.ACTIVE:
+        raise ValidationFailed({"is_default": ["Only an active harness can be the default."]})
     if value:
         Harness.objects.filter(org=org, is_default=True).exclude(pk=harness.pk).update(
             is_default=False
@@ -165,14 +167,14 @@ def harness_update(*, org: Org, harness: Harness, data: dict[str, Any]) -> Harne
                 if key == "display_name" and not value:
                     value = harness.name
                 setattr(harness, FIELD_NAMES.get(key, key), value)
-        if "is_default" in data:
-            _set_default(org, harness, data["is_default"])
         if "status" in data and data["status"] != harness.status:
             if data["status"] == HarnessStatus.ARCHIVED:
                 _archive(harness)
             else:
                 harness.status = HarnessStatus.ACTIVE
                 harness.archived_at = None
+        if "is_default" in data:
+            _set_default(org, harness, data["is_default"])
         harness.updated_at = timezone.now()
         return _save(harness)
 

@@ -482,3 +482,16 @@ def test_attaching_checks_the_definition(world, me):
     assert patch(me, path, {"harness": None}).json()["harness_id"] is None
     apps = me.get("/api/harness-apps").json()
     assert [a["app_id"] for a in apps] == ["builder", "rival"]
+
+
+def test_only_an_active_definition_can_be_the_default(me):
+    created(me, name="old")
+    delete(me, "/v1/harnesses/old")
+    problem(patch(me, "/v1/harnesses/old", {"is_default": True}), 400, "validation_error")
+    assert get(me, "default").json()["name"] == "generic"
+    back = patch(me, "/v1/harnesses/old", {"status": "active", "is_default": True})
+    assert back.status_code == 200 and back.json()["is_default"] is True
+    # Archiving the default hands the role back to the built-in.
+    delete(me, "/v1/harnesses/old")
+    assert get(me, "default").json()["name"] == "generic"
+    assert not Harness.objects.filter(is_default=True).exists()
