@@ -128,6 +128,16 @@ def _urls(task_id: str) -> dict[str, str]:
     }
 
 
+def _header(org: Org, detail: dict[str, Any]) -> dict[str, Any]:
+    """What the shared task header of the task, replay and compaction pages shows."""
+    return {
+        "org": org,
+        "task": detail,
+        "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+        "urls": _urls(detail["id"]),
+    }
+
+
 @member_required
 def grid(request: HttpRequest, org: Org) -> HttpResponse:
     page = page_selectors.grid_page(org=org)
@@ -174,9 +184,7 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
         request,
         "delivery/task.html",
         {
-            "org": org,
-            "task": detail,
-            "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+            **_header(org, detail),
             "steps": page.steps,
             "steps_total": page.steps_total,
             "question": detail["open_question"],
@@ -184,7 +192,6 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
             "previous_delivery": page.delivery if not page.delivered else None,
             "created_at": task.created_at,
             "config": config,
-            "urls": config["urls"],
         },
     )
 
@@ -198,9 +205,7 @@ def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
         request,
         "delivery/replay.html",
         {
-            "org": org,
-            "task": detail,
-            "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+            **_header(org, detail),
             "replay_data": {
                 "events": page.events,
                 "deliveries": page.deliveries,
@@ -210,7 +215,6 @@ def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
             "event_count": len(page.events),
             "truncated": page.truncated,
             "deliveries": page.deliveries,
-            "urls": _urls(task.public_id),
         },
     )
 
@@ -224,13 +228,10 @@ def compaction(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
         request,
         "delivery/compaction.html",
         {
-            "org": org,
-            "task": detail,
-            "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+            **_header(org, detail),
             "working": page.working,
             "memory": page.memory,
             "compactions": page.compactions,
             "raw_bytes": page.raw_bytes,
-            "urls": _urls(task.public_id),
         },
     )
