@@ -232,6 +232,12 @@ if REDIS_URL:
             "BACKEND": "ether_site.channel_layer.EtherRedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
+                # Group names are the same in every deployment (ev.activity.<org>): two
+                # deployments, or two test runs (ETHER_TEST_DB_SUFFIX), on one Redis would
+                # hear each other's events and break each other's seq order. Keys are
+                # prefixed apart.
+                "prefix": env_str("ETHER_CHANNEL_PREFIX", "ether")
+                + env_str("ETHER_TEST_DB_SUFFIX"),
                 # Events are persisted first; the layer only carries live copies, so a
                 # short expiry and a bounded capacity keep Redis small under slow readers.
                 "capacity": env_int("ETHER_CHANNEL_CAPACITY", 1000, minimum=10),
