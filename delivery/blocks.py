@@ -81,7 +81,8 @@ HERO = _block(
     "hero",
     {
         "title": _STR,
-        "repository": _object({"name": _STR, "url": _STR}),
+        # null when the repository's URL is not a plain link (delivery.links).
+        "repository": _object({"name": _STR, "url": _NULLABLE_STR}),
         "branch_scope": _STR,
         "pr": {
             "oneOf": [

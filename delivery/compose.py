@@ -11,6 +11,7 @@ from typing import Any
 from corpus.rendering import render_markdown
 from corpus.rfc3339 import iso
 from delivery.judge import DOD_METHOD, dod_check, dod_sources
+from delivery.links import safe_href
 from tasks.models import Result, ResultStatus, Step, Task
 
 # At most this many timeline entries: the first HEAD and the last ones, so the page shows
@@ -92,7 +93,8 @@ def hero_block(task: Task, pr: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "type": "hero",
         "title": task.title,
-        "repository": {"name": task.repo.full_name, "url": task.repo.url},
+        # Pages link only what passed delivery.links; the PR's url passed the judge already.
+        "repository": {"name": task.repo.full_name, "url": safe_href(task.repo.url)},
         "branch_scope": task.branch_scope,
         "pr": None
         if pr is None

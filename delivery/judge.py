@@ -1,9 +1,11 @@
 """The judge: two plain, explainable checks of a finished run.
 
 * Scope (enforced): a submitted pull request must point into the task's repository and
-  its branch must match the task's ``branch_scope`` glob (CONTRACT §3). The comparison is
-  on parsed URLs, exact host and path, so ``github.com.evil.io`` or
-  ``…/acme/widgets-fork/pull/1`` do not pass for ``https://github.com/acme/widgets``.
+  its branch must match the task's ``branch_scope`` glob (CONTRACT §3). The URL is read
+  as a browser reads it (``delivery.links``, WHATWG) and anything a browser could read
+  otherwise is refused; then scheme, host and ``owner/repo`` must be the repository's,
+  so ``github.com.evil.io``, ``evil.example\\@github.com`` or ``…/widgets-fork/pull/1``
+  do not pass for ``https://github.com/acme/widgets``.
 * Definition of done (shown, never enforced): whether the harness *mentions* each item
   in its working summary or in its run's steps. See ``DOD_METHOD`` for the exact rule.
 """
@@ -15,63 +17,63 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
 
+from delivery.links import UnsafeLink, link_parse
 from tasks.errors import OutOfScope
 from tasks.models import Task
 
 PR_PATH = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/pulls?/(?P<number>[1-9][0-9]*)/?$")
 
 
-def _split(url: object) -> SplitResult | None:
-    """The parsed URL, or None for anything that is not one (``urlsplit`` raises on some)."""
-    if not isinstance(url, str):
-        return None
+def _repo_key(url: str) -> tuple[str, str, str] | None:
+    """The repository as (scheme, host, lower-case path); None for a URL that is not a
+    plain link (the repository is set by staff, but it is parsed by the same rules)."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - a bad port only raises when read
-    except ValueError:
+        link = link_parse(url)
+    except UnsafeLink:
         return None
-    return parts
+    return link.scheme, link.host, link.path.rstrip("/").removesuffix(".git").lower()
 
 
-def _repo_key(url: str) -> tuple[str, str] | None:
-    parts = _split(url)
-    if parts is None or parts.scheme not in {"https", "http"} or not parts.hostname:
-        return None
-    return parts.hostname.lower(), parts.path.rstrip("/").removesuffix(".git").lower()
-
-
-def pr_scope_problems(task: Task, pr: dict[str, Any]) -> list[str]:
-    """Every reason the PR is out of scope; empty when it is in scope."""
+def pr_scope(task: Task, pr: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The PR's href as a browser reads it, and every reason it is out of scope (empty
+    when it is in scope). The href is None when the URL is refused."""
     problems: list[str] = []
     url = pr.get("url", "")
-    repo_key = _repo_key(task.repo.url)
-    parts = _split(url)
-    match = PR_PATH.match(parts.path) if parts and parts.scheme in {"https", "http"} else None
-    if parts is None or match is None or not parts.hostname or parts.query or parts.fragment:
-        problems.append(f"artifact.pr.url {url!r} is not a pull request URL.")
+    href = None
+    try:
+        link = link_parse(url)
+    except UnsafeLink as exc:
+        problems.append(f"artifact.pr.url {url!r} is refused: {exc}.")
     else:
-        host = parts.hostname.lower()
-        if repo_key is None or (host, "/" + match["repo"].lower()) != repo_key:
+        match = PR_PATH.match(link.path)
+        repo_key = _repo_key(task.repo.url)
+        if match is None:
+            problems.append(f"artifact.pr.url {url!r} is not a pull request URL.")
+        elif repo_key is None or (link.scheme, link.host, "/" + match["repo"].lower()) != repo_key:
             problems.append(f"artifact.pr.url points outside {task.repo.url}.")
         elif int(match["number"]) != pr.get("number"):
             problems.append("artifact.pr.number does not match the number in its URL.")
+        else:
+            href = link.href
     branch = pr.get("branch", "")
     if not fnmatchcase(branch, task.branch_scope):
         problems.append(
             f"Branch {branch!r} is outside the task's branch_scope {task.branch_scope!r}."
         )
-    return problems
+    return (None if problems else href), problems
 
 
-def check_artifact(task: Task, artifact: dict[str, Any] | None) -> None:
-    """Raises ``OutOfScope`` for a PR outside the task's repository or branch scope."""
+def check_artifact(task: Task, artifact: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The artifact to store, its PR URL replaced by the href a browser reads (the one
+    pages link to); raises ``OutOfScope`` for a PR outside the task's repository or branch
+    scope, or a URL that is not read alike by every parser."""
     if not artifact or "pr" not in artifact:
-        return
-    problems = pr_scope_problems(task, artifact["pr"])
+        return artifact
+    href, problems = pr_scope(task, artifact["pr"])
     if problems:
         raise OutOfScope(" ".join(problems), extra={"errors": {"artifact.pr": problems}})
+    return {**artifact, "pr": {**artifact["pr"], "url": href}}
 
 
 # --- Definition of done: a mention check -------------------------------------------------

@@ -67,7 +67,8 @@ class InterruptIn(RunWriteIn):
 class PullRequestIn(StrictSerializer):
     number = StrictIntegerField(min_value=1)
     branch = StrictCharField(max_length=200)
-    url = StrictCharField(max_length=500)
+    # Not trimmed: the judge sees the URL as sent and refuses surrounding whitespace.
+    url = StrictCharField(max_length=500, trim_whitespace=False)
     # Shown on the delivery's hero block; optional.
     title = StrictCharField(required=False, max_length=300, allow_blank=True)
 

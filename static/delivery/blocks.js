@@ -5,7 +5,7 @@
  * Every string goes in with textContent. The one exception is a summary block's `html`,
  * which the server has already rendered and sanitized (corpus.rendering, nh3 allowlist);
  * it is parsed through a <template> element, where scripts never run. URLs become links
- * only when they are http(s) or same-site paths. Unknown block types get a small generic
+ * only when they are same-site paths or http(s) URLs already in the browser's own form. Unknown block types get a small generic
  * box, so a newer server never breaks an older page.
  */
 (function () {
@@ -28,15 +28,28 @@
     return node;
   }
 
+  // A link only of what reads the same to the browser as it is written: an http(s) URL
+  // that the browser's own parser serializes to exactly this string (no backslash, tab,
+  // userinfo or dot segment it would quietly rewrite; the server stores URLs in that
+  // form, see delivery/links.py), or a path on this site.
   function safeUrl(url) {
-    if (typeof url !== "string") {
+    if (typeof url !== "string" || /[\\\s@%]/.test(url) || /[^\x21-\x7e]/.test(url)) {
       return null;
     }
-    var trimmed = url.trim();
-    if (/^https?:\/\//i.test(trimmed) || (trimmed.charAt(0) === "/" && trimmed.charAt(1) !== "/")) {
-      return trimmed;
+    var parsed;
+    try {
+      if (url.charAt(0) === "/" && url.charAt(1) !== "/") {
+        parsed = new URL(url, window.location.origin);
+        return parsed.origin === window.location.origin ? url : null;
+      }
+      parsed = new URL(url);
+    } catch (error) {
+      return null;
     }
-    return null;
+    if ((parsed.protocol !== "https:" && parsed.protocol !== "http:") || parsed.href !== url) {
+      return null;
+    }
+    return url;
   }
 
   function link(url, text, className) {

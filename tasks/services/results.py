@@ -30,8 +30,9 @@ TASK_STATUS_AFTER = {
     ResultStatus.NO_CHANGES: TaskStatus.NO_CHANGES,
 }
 
-# Runs inside the result's transaction, before anything is stored; raises to refuse.
-ArtifactCheck = Callable[[Task, dict[str, Any] | None], None]
+# Runs inside the result's transaction, before anything is stored; raises to refuse, and
+# returns the artifact to store (delivery stores the PR's URL as a browser reads it).
+ArtifactCheck = Callable[[Task, dict[str, Any] | None], dict[str, Any] | None]
 # Runs inside the result's transaction once the result is stored (never for a replay);
 # delivery composes and persists its payload here, so both commit or neither does.
 ResultHook = Callable[[Result], None]
@@ -99,7 +100,7 @@ def result_submit(
         g = guard_write(app=app, task=locked, run_id=run_id, lease_epoch=lease_epoch)
         task, run = g.task, g.run
         if check_artifact is not None and status == ResultStatus.SUBMITTED:
-            check_artifact(task, artifact)
+            artifact = check_artifact(task, artifact)
         Run.objects.filter(pk=run.pk).update(
             status=RunStatus.FINISHED, ended_at=g.now, end_reason="result"
         )

@@ -476,11 +476,15 @@ def test_submitted_pr_in_scope_completes_and_stores_one_delivery(task, harness, 
     artifact = {"pr": IN_SCOPE[case](task)}
     response = harness.result(task.public_id, run_id, "submitted", artifact=artifact)
     assert response.status_code == 200, response.content
-    assert Result.objects.get(task=task).artifact == artifact
+    # Stored as a browser reads it: scheme and host lower-cased (tests/delivery/test_pr_urls.py).
+    scheme, _, rest = artifact["pr"]["url"].partition("://")
+    host, _, path = rest.partition("/")
+    href = f"{scheme.lower()}://{host.lower()}/{path}"
+    assert Result.objects.get(task=task).artifact == {"pr": {**artifact["pr"], "url": href}}
     [delivery] = Delivery.objects.filter(task=task)
     assert (delivery.status, delivery.version, delivery.run.public_id) == ("submitted", 1, run_id)
     hero = next(b for b in delivery.blocks if b["type"] == "hero")
-    assert hero["pr"]["url"] == artifact["pr"]["url"]
+    assert hero["pr"]["url"] == href
     assert hero["pr"]["title"] == artifact["pr"].get("title")
     outcome = delivery.blocks[0]
     assert outcome["verdict"]["in_scope"] is True
