@@ -14,6 +14,7 @@ from corpus.models import Org
 from tasks.errors import InvalidTransition
 from tasks.harness_selectors import harness_get
 from tasks.models import HarnessApp
+from tasks.services.leases import leases_end_for_revoked_app
 
 APP_ID = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 
@@ -54,9 +55,18 @@ def harness_app_create(
 
 
 def harness_app_revoke(*, org: Org, app_id: str) -> HarnessApp:
+    """Revokes the app's key and ends its live leases in the same transaction, so a rival
+    can claim at once (the admin action and ``revoke_harness_app`` both come here). A
+    harness key opens no realtime stream (the hub takes only people's credentials), so
+    there is none to end."""
     app = HarnessApp.objects.filter(org=org, app_id=app_id).first()
     if app is None:
         raise NotFound(f"No harness app {app_id!r} in {org.slug}.")
-    HarnessApp.objects.filter(pk=app.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    with transaction.atomic():
+        HarnessApp.objects.filter(pk=app.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        # Also on a second revoke: a lease granted in a race with the first one ends here.
+        leases_end_for_revoked_app(app=app)
     app.refresh_from_db()
     return app

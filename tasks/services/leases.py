@@ -340,3 +340,46 @@ def lease_release(*, task: Task, user: Any) -> Run:
         withdraw_questions(task=task, now=now, run=run)
         set_task_status(task, TaskStatus.READY, now)
         return run
+
+
+def leases_end_for_revoked_app(*, app: HarnessApp) -> int:
+    """Ends every live lease of a revoked app, inside the revoke's transaction.
+
+    A revoked key can write nothing, so its live lease would only block every other app
+    until it ran out. Each run is fenced like an expired one (status ``expired``, so a
+    stale write is ``lease_lost``), with a ``lease_revoked`` timeline entry; work in
+    progress goes back to ready and a paused task keeps waiting for its answer, as after
+    an expiry. Task rows are locked in pk order, then each run, as every writer does.
+    """
+    now = timezone.now()
+    ended = 0
+    task_pks = Run.objects.live().filter(app=app).order_by("task_id").values_list("task_id")
+    for (task_pk,) in task_pks:
+        task = (
+            Task.objects.select_for_update(of=("self",))
+            .select_related("org", "project", "repo")
+            .get(pk=task_pk)
+        )
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("app")
+            .filter(task=task, app=app, status=RunStatus.LIVE)
+            .first()
+        )
+        if run is None or not Run.objects.filter(pk=run.pk, status=RunStatus.LIVE).update(
+            status=RunStatus.EXPIRED, ended_at=now, end_reason="app_revoked"
+        ):
+            continue  # settled by another writer meanwhile
+        ended += 1
+        events.timeline(
+            task=task,
+            kind="lease_revoked",
+            actor=events.SYSTEM,
+            summary=f"Lease of {app.app_id} ended: its key was revoked",
+            run_id=run.public_id,
+            app_id=app.app_id,
+            lease_expires_at=events.iso(run.lease_expires_at),
+        )
+        if task.status == TaskStatus.IN_PROGRESS:
+            set_task_status(task, TaskStatus.READY, now)
+    return ended
