@@ -12,6 +12,9 @@ import secrets
 ACCESS_TOKEN_PREFIX = "eth_pat_"
 HARNESS_KEY_PREFIX = "eth_app_"
 TICKET_PREFIX = "eth_tkt_"
+# Query parameter names that may carry a secret (compared lowercased, after decoding):
+# the access log redacts their values, and the realtime URL refuses them in disguise.
+SECRET_PARAMS = frozenset({"token", "ticket", "access_token", "api_key", "key", "secret"})
 
 
 def new_secret(prefix: str) -> str:

@@ -13,14 +13,19 @@ import re
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_plus
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 
-from corpus.credentials import ACCESS_TOKEN_PREFIX, HARNESS_KEY_PREFIX, TICKET_PREFIX
+from corpus.credentials import (
+    ACCESS_TOKEN_PREFIX,
+    HARNESS_KEY_PREFIX,
+    SECRET_PARAMS,
+    TICKET_PREFIX,
+)
 
 REDACTED = "[redacted]"
-_SECRET_PARAM = re.compile(r"(?i)([?&;](?:token|ticket|access_token|api_key|key|secret)=)[^&;#\s]*")
 _SECRET_VALUE = re.compile(
     "(?:"
     + "|".join(re.escape(p) for p in (ACCESS_TOKEN_PREFIX, HARNESS_KEY_PREFIX, TICKET_PREFIX))
@@ -28,10 +33,29 @@ _SECRET_VALUE = re.compile(
 )
 
 
+def _secret_inside(raw: str) -> bool:
+    return _SECRET_VALUE.search(unquote_plus(raw)) is not None
+
+
+def _redact_query(query: str) -> str:
+    pairs = []
+    for pair in re.split(r"([&;])", query):
+        name, eq, value = pair.partition("=")
+        # Names and values are compared decoded: ``%74oken=`` is ``token=`` to a parser.
+        if eq and (unquote_plus(name).lower() in SECRET_PARAMS or _secret_inside(value)):
+            value = REDACTED
+        pairs.append(name + eq + value)
+    return "".join(pairs)
+
+
 def redact(text: str) -> str:
-    """The text with credential query parameters and anything shaped like our secrets
-    replaced: a secret sent in the wrong place is still kept out of the log."""
-    text = _SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
+    """The URI with credential query parameters and anything shaped like our secrets
+    replaced, judged on the decoded text: a secret sent in the wrong place, or
+    percent-encoded, is still kept out of the log."""
+    path, question, rest = text.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    segments = [REDACTED if _secret_inside(seg) else seg for seg in path.split("/")]
+    text = "/".join(segments) + question + _redact_query(query) + hash_ + fragment
     return _SECRET_VALUE.sub(REDACTED, text)
 
 

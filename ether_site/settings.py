@@ -231,7 +231,16 @@ if REDIS_URL:
             # The core layer (docs/realtime.md says why), minus a leak per closed socket.
             "BACKEND": "ether_site.channel_layer.EtherRedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # A blocking pool (EtherRedisChannelLayer.create_pool): past its size a
+                # command waits up to the timeout for a free connection instead of failing
+                # at once with "Too many connections" (redis-py's default pool).
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env_int("ETHER_REDIS_POOL_SIZE", 100, minimum=2),
+                        "timeout": env_float("ETHER_REDIS_POOL_TIMEOUT", 10.0, minimum=0.1),
+                    }
+                ],
                 # Group names are the same in every deployment (ev.activity.<org>): two
                 # deployments, or two test runs (ETHER_TEST_DB_SUFFIX), on one Redis would
                 # hear each other's events and break each other's seq order. Keys are
@@ -286,6 +295,13 @@ ETHER_REPLAY_MAX = env_int("ETHER_REPLAY_MAX", 1000, minimum=1)
 # A WebSocket client whose unsent frames pass this many bytes is closed with 4008; it
 # resumes with `since`. Bounds the memory one stalled reader can cost a server process.
 ETHER_WS_MAX_BACKLOG_BYTES = env_int("ETHER_WS_MAX_BACKLOG_BYTES", 1024 * 1024, minimum=1024)
+# A client frame larger than this is answered bad_request unparsed (client frames are tiny).
+ETHER_WS_MAX_FRAME_BYTES = env_int("ETHER_WS_MAX_FRAME_BYTES", 64 * 1024, minimum=1024)
+# Open WebSockets plus SSE streams one credential may hold in one server process.
+ETHER_STREAMS_PER_CREDENTIAL = env_int("ETHER_STREAMS_PER_CREDENTIAL", 20, minimum=1)
+# How often an open stream re-reads its credential: the safety net behind the revocation
+# broadcast, and SSE's only way to notice a revoke.
+ETHER_CREDENTIAL_RECHECK_SECONDS = env_float("ETHER_CREDENTIAL_RECHECK_SECONDS", 5.0, minimum=0.1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ETHER_MAX_BODY_BYTES
 
 # Rate limits (corpus/http/ratelimit.py): "<count>/<second|minute|hour>", or "off".

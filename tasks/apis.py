@@ -24,6 +24,7 @@ from corpus.http.views import (
     body,
     problems,
 )
+from corpus.models import AccessToken
 from tasks import realtime, selectors, services
 from tasks import serializers as s
 from tasks.auth import HarnessKeyAuthentication, IsHarnessApp
@@ -352,7 +353,9 @@ class RealtimeTicketAPI(UserAPIView):
     @idempotent
     def post(self, request: Request) -> Response:
         validated(s.EmptyIn, body(request))
-        issued = realtime.ticket_create(user=request.user)
+        # Minted with a token, the ticket's socket is that token's stream (ends on revoke).
+        token = request.auth if isinstance(request.auth, AccessToken) else None
+        issued = realtime.ticket_create(user=request.user, token=token)
         return Response({"ticket": issued.ticket, "expires_at": iso(issued.expires_at)}, status=201)
 
 

@@ -11,28 +11,47 @@ Slow readers: before each frame the consumer reads how many bytes the socket has
 yet flushed (``tasks/backlog.py``). Past ``ETHER_WS_MAX_BACKLOG_BYTES`` it closes with
 4008 and ignores everything after; nothing is dropped from the middle of a stream, so a
 client that reconnects with ``since`` gets every frame it missed from the log.
+
+Credentials: the socket joins its credential's groups (``tasks/streams.py``) and closes
+with 4001 when a revoke or a deactivation is announced there, or when its periodic
+re-check finds the credential gone. One credential holds at most
+``ETHER_STREAMS_PER_CREDENTIAL`` streams per process; one more is closed with 4029.
+
+Hostile frames: every frame is parsed by the strict parser of HTTP bodies (depth,
+duplicate keys, size); a bad one is a ``bad_request`` error frame, never an exception.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from corpus.http.parsers import loads_strict
 from tasks import realtime
 from tasks.backlog import pending_bytes, transport_of
 from tasks.events import group_name
+from tasks.streams import StreamCredential, stream_close, stream_open
 
 log = logging.getLogger(__name__)
 
 MAX_TOPICS = 50
 SLOW_READER = 4008
+CREDENTIAL_ENDED = 4001  # the token was revoked or expired, or the user deactivated
+TOO_MANY_STREAMS = 4029  # the credential already holds ETHER_STREAMS_PER_CREDENTIAL
+# Waits between tries of a group_add: after a Redis restart the first command on each
+# pooled connection fails, and under a burst the pool may stay busy for a moment.
+JOIN_BACKOFF = (0.05, 0.5, 2.0)
+
+
+class JoinFailed(Exception):
+    pass
 
 
 @dataclass
@@ -44,45 +63,96 @@ class TopicState:
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        secret = (query.get("token") or [None])[0]
+        self.topics: dict[str, TopicState] = {}
+        self.credential: StreamCredential | None = None
+        self.closing = False
+        try:
+            secret = realtime.credential_from_query(self.scope.get("query_string", b""))
+        except realtime.BadCredentialParameter:
+            secret = None
         self.viewer = await database_sync_to_async(realtime.viewer_for_secret)(secret)
         if self.viewer is None:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
-        self.topics: dict[str, TopicState] = {}
+        credential = StreamCredential(user_id=self.viewer.user.pk, token_id=self.viewer.token_id)
         self.transport = transport_of(self.base_send)
-        self.closing = False
         await self.accept()
+        if not stream_open(credential):
+            self.closing = True
+            await self.close(code=TOO_MANY_STREAMS)
+            return
+        self.credential = credential
+        for group in credential.groups:
+            try:
+                await self.channel_layer.group_add(group, self.channel_name)
+            except Exception:
+                # Without the group a revoke still ends the socket, by the re-check.
+                log.warning("could not join %s", group, exc_info=True)
+        self.recheck = asyncio.create_task(self.recheck_credential())
 
     async def disconnect(self, code: int) -> None:
-        for topic in list(getattr(self, "topics", {})):
+        credential, self.credential = getattr(self, "credential", None), None
+        if credential is None:
+            return
+        stream_close(credential)
+        self.recheck.cancel()
+        groups = [group_name(topic) for topic in self.topics] + credential.groups
+        for group in groups:
             try:
-                await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+                await self.channel_layer.group_discard(group, self.channel_name)
             except Exception:
                 # Redis is away: the membership expires by itself (group_expiry).
-                log.warning("could not leave %s", topic, exc_info=True)
+                log.warning("could not leave %s", group, exc_info=True)
 
     async def join(self, topic: str) -> None:
-        """Joins the topic's group, retrying once: after a Redis restart the first command
-        on each pooled connection fails, and the retry gets a fresh one."""
-        try:
-            await self.channel_layer.group_add(group_name(topic), self.channel_name)
-        except Exception:
-            log.warning("retrying group_add for %s", topic, exc_info=True)
-            await self.channel_layer.group_add(group_name(topic), self.channel_name)
+        """Joins the topic's group, retrying with a backoff: a Redis restart fails the first
+        command on each pooled connection, and a burst can keep the pool busy past its
+        timeout. JoinFailed once every try failed; the socket itself is fine."""
+        for wait in (*JOIN_BACKOFF, None):
+            try:
+                await self.channel_layer.group_add(group_name(topic), self.channel_name)
+                return
+            except Exception:
+                log.warning("group_add for %s failed", topic, exc_info=True)
+                if wait is None:
+                    raise JoinFailed(topic)
+                await asyncio.sleep(wait)
+
+    # --- the credential ------------------------------------------------------------
+    async def credential_revoked(self, message: dict[str, Any]) -> None:
+        """Sent to the credential's groups on commit of a revoke (corpus/revocation.py)."""
+        await self.end_for_credential(message.get("reason", "revoked"))
+
+    async def recheck_credential(self) -> None:
+        """The safety net behind the broadcast (a lost message, a bulk update, an expiry)."""
+        interval = settings.ETHER_CREDENTIAL_RECHECK_SECONDS
+        while not self.closing:
+            await asyncio.sleep(interval)
+            try:
+                valid = await database_sync_to_async(realtime.credential_valid)(
+                    user_id=self.viewer.user.pk, token_id=self.viewer.token_id
+                )
+            except Exception:
+                log.warning("could not re-check a realtime credential", exc_info=True)
+                continue
+            if not valid:
+                await self.end_for_credential("recheck")
+                return
+
+    async def end_for_credential(self, reason: str) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        log.info("closing a realtime client whose credential ended (%s)", reason)
+        await self.close(code=CREDENTIAL_ENDED)
 
     # --- client frames -----------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:
             return
-        try:
-            message = json.loads(text_data or "")
-        except ValueError:
-            await self.error("bad_request", "Frames are JSON objects.")
-            return
-        if not isinstance(message, dict):
-            await self.error("bad_request", "Frames are JSON objects.")
+        message = self.parse(text_data)
+        if isinstance(message, str):
+            await self.error("bad_request", message)
             return
         action = message.get("action")
         if action == "ping":
@@ -93,6 +163,22 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.unsubscribe(message)
         else:
             await self.error("bad_request", "action must be subscribe, unsubscribe or ping.")
+
+    @staticmethod
+    def parse(text: str | None) -> dict[str, Any] | str:
+        """The frame as an object, or why it is refused: the rules of HTTP bodies."""
+        if text is None:
+            return "Frames are JSON text, not binary."
+        limit = settings.ETHER_WS_MAX_FRAME_BYTES
+        if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
+            return f"Frames are at most {limit} bytes."
+        try:
+            message = loads_strict(text)
+        except ValueError as exc:
+            return f"Frames are JSON objects: {exc}."
+        if not isinstance(message, dict):
+            return "Frames are JSON objects."
+        return message
 
     def _topics_of(self, message: dict[str, Any]) -> list[str] | None:
         topics = message.get("topics")
@@ -126,12 +212,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         recovered: dict[str, bool] = {}
         replays: dict[str, realtime.Replay] = {}
-        for topic in allowed:
+        for topic in list(allowed):
             state = self.topics.get(topic)
             if state is None:
                 state = self.topics[topic] = TopicState()
                 # Join before reading the log: every later event reaches the buffer.
-                await self.join(topic)
+                try:
+                    await self.join(topic)
+                except JoinFailed:
+                    del self.topics[topic]
+                    allowed.remove(topic)
+                    await self.error("unavailable", f"Could not subscribe to {topic!r}; retry.")
+                    continue
             state.replaying = True
             if topic in since:
                 replay = await database_sync_to_async(realtime.replay_after)(topic, since[topic])
@@ -141,6 +233,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 # Live only: start from the current end of the log.
                 position = await database_sync_to_async(realtime.last_seq)(topic)
                 replays[topic] = realtime.Replay(frames=[], recovered=True, position=position)
+        if not allowed:
+            return
         answer: dict[str, Any] = {"type": "subscribed", "topics": allowed}
         if recovered:
             answer["recovered"] = recovered
@@ -161,7 +255,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         for topic in topics:
             if self.topics.pop(topic, None) is not None:
-                await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+                try:
+                    await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+                except Exception:
+                    # Its frames are dropped anyway (no state); the membership expires.
+                    log.warning("could not leave %s", topic, exc_info=True)
         await self.send_frame({"type": "unsubscribed", "topics": topics})
 
     # --- events from the channel layer --------------------------------------------

@@ -334,6 +334,11 @@ class RealtimeTicket(models.Model):
     token need not sit in a URL. Stored only as a hash."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    # The token the ticket was minted with (none for a browser session): a socket opened
+    # with the ticket is that token's stream, and revoking the token ends it.
+    access_token = models.ForeignKey(
+        "corpus.AccessToken", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     ticket_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()

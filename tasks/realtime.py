@@ -7,15 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote_plus
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
-from corpus.credentials import TICKET_PREFIX, hash_secret, new_secret
+from corpus.credentials import SECRET_PARAMS, TICKET_PREFIX, hash_secret, new_secret
 from corpus.http.auth import org_of_user, user_for_token
 from corpus.ids import is_public_id
-from corpus.models import Org
+from corpus.models import AccessToken, Org
 from tasks.events import frame
 from tasks.models import Event, EventTopic, RealtimeTicket, Task
 
@@ -26,6 +28,7 @@ TICKET_SECONDS = 30
 class Viewer:
     user: Any
     org: Org
+    token_id: int | None = None  # the access token behind the stream, if one opened it
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,49 @@ class IssuedTicket:
     expires_at: Any
 
 
-def ticket_create(*, user: Any) -> IssuedTicket:
+def ticket_create(*, user: Any, token: AccessToken | None = None) -> IssuedTicket:
+    """A single-use ticket; ``token`` is the access token of the request that minted it."""
     secret = new_secret(TICKET_PREFIX)
     expires = timezone.now() + timedelta(seconds=TICKET_SECONDS)
-    RealtimeTicket.objects.create(user=user, ticket_hash=hash_secret(secret), expires_at=expires)
+    RealtimeTicket.objects.create(
+        user=user, access_token=token, ticket_hash=hash_secret(secret), expires_at=expires
+    )
     return IssuedTicket(ticket=secret, expires_at=expires)
+
+
+# The query parameter that carries the credential, and names that look like it: a name
+# that only decodes to one of these (``%74oken``) is refused, not silently accepted, so
+# the server and its access log (ether_site/serve.py) never read a URL differently.
+CREDENTIAL_PARAM = "token"
+
+
+class BadCredentialParameter(ValueError):
+    pass
+
+
+def credential_from_query(query_string: bytes) -> str | None:
+    """The ``token`` of a raw query string. Raises BadCredentialParameter when the name is
+    percent-encoded or given twice: only a plain, single ``token=`` is read."""
+    found: list[str] = []
+    for pair in query_string.decode("latin-1").replace(";", "&").split("&"):
+        raw_name, _, raw_value = pair.partition("=")
+        name = unquote_plus(raw_name)
+        if name.lower() not in SECRET_PARAMS:
+            continue
+        if raw_name != name or name != CREDENTIAL_PARAM:
+            raise BadCredentialParameter("credential parameter names are sent plain: token=")
+        found.append(unquote_plus(raw_value))
+    if len(found) > 1:
+        raise BadCredentialParameter("token= is given more than once")
+    return found[0] if found else None
+
+
+def _token_usable(token: AccessToken | None) -> bool:
+    if token is None:
+        return True
+    return token.revoked_at is None and (
+        token.expires_at is None or token.expires_at > timezone.now()
+    )
 
 
 def viewer_for_secret(secret: str | None) -> Viewer | None:
@@ -46,27 +87,42 @@ def viewer_for_secret(secret: str | None) -> Viewer | None:
     if not secret:
         return None
     user = None
+    token_id = None
     if secret.startswith(TICKET_PREFIX):
         now = timezone.now()
         ticket = (
-            RealtimeTicket.objects.select_related("user")
+            RealtimeTicket.objects.select_related("user", "access_token")
             .filter(ticket_hash=hash_secret(secret))
             .first()
         )
         # The conditional update spends the ticket exactly once, even under a race.
-        if ticket is not None and RealtimeTicket.objects.filter(
+        spent = ticket is not None and RealtimeTicket.objects.filter(
             pk=ticket.pk, used_at__isnull=True, expires_at__gt=now
-        ).update(used_at=now):
-            user = ticket.user if ticket.user.is_active else None
+        ).update(used_at=now)
+        # A ticket minted with a token revoked since is no better than the token.
+        if spent and ticket.user.is_active and _token_usable(ticket.access_token):
+            user, token_id = ticket.user, ticket.access_token_id
     else:
         try:
-            user, _ = user_for_token(secret)
+            user, row = user_for_token(secret)
         except AuthenticationFailed:
             return None
+        token_id = row.pk
     if user is None:
         return None
     org = org_of_user(user)
-    return Viewer(user=user, org=org) if org is not None else None
+    return Viewer(user=user, org=org, token_id=token_id) if org is not None else None
+
+
+def credential_valid(*, user_id: int, token_id: int | None) -> bool:
+    """Whether the credentials behind an open stream still hold: the user is active and
+    the token (if any) is neither revoked nor expired. The streams' periodic re-check."""
+    if not get_user_model().objects.filter(pk=user_id, is_active=True).exists():
+        return False
+    if token_id is None:
+        return True
+    token = AccessToken.objects.filter(pk=token_id).first()
+    return token is not None and _token_usable(token)
 
 
 def topic_allowed(viewer: Viewer, topic: str) -> bool:

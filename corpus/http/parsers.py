@@ -63,21 +63,29 @@ def check_value(value: Any, depth: int = 0) -> None:
             check_value(item, depth + 1)
 
 
+def loads_strict(text: str) -> Any:
+    """Parses JSON text the way every body and WebSocket frame is parsed; any refusal
+    (bad JSON, too deep, a duplicate key, NaN, out-of-range numbers, NUL) is a ValueError."""
+    try:
+        data = json.loads(
+            text,
+            parse_float=_finite,
+            parse_constant=_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except RecursionError:
+        # The C scanner recurses once per level and stops at the interpreter's limit.
+        raise ValueError(f"nesting deeper than {MAX_DEPTH} levels")
+    check_value(data)
+    return data
+
+
 class StrictJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = codecs.getreader(encoding)(stream).read()
-            data = json.loads(
-                text,
-                parse_float=_finite,
-                parse_constant=_constant,
-                object_pairs_hook=_unique_keys,
-            )
-            check_value(data)
-        except RecursionError:
-            raise ParseError(f"JSON parse error - nesting deeper than {MAX_DEPTH} levels")
+            return loads_strict(text)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}")
-        return data

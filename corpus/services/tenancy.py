@@ -12,6 +12,7 @@ from django.utils import timezone
 from corpus.credentials import ACCESS_TOKEN_PREFIX, display_prefix, hash_secret, new_secret
 from corpus.errors import NotFound, ValidationFailed
 from corpus.models import AccessToken, Membership, Org, Project, Repository
+from corpus.revocation import announce_revoked, token_group
 
 
 def org_ensure(*, slug: str, name: str = "") -> Org:
@@ -76,6 +77,11 @@ def access_token_create(*, username: str, label: str = "", expires_at: Any = Non
 
 
 def access_token_revoke(*, token: AccessToken) -> None:
-    AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+    """Revokes the token; the streams it opened close once this commits
+    (``corpus/revocation.py``)."""
+    with transaction.atomic():
+        revoked = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if revoked:
+            announce_revoked(groups=[token_group(token.pk)], reason="token_revoked")
