@@ -16,7 +16,6 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -74,40 +73,55 @@ def _task(org: Org, task_id: str) -> Task:
     return task
 
 
-class SignInView(LoginView):
-    """Django's sign-in form behind ``ETHER_RATE_LOGIN`` (corpus/http/ratelimit.py).
+def sign_in_throttled(view: View) -> View:
+    """A sign-in view behind ``ETHER_RATE_LOGIN`` (corpus/http/ratelimit.py): the product's
+    ``/login/`` and the admin's ``/admin/login/`` alike, so neither is a way around the other.
 
-    Over the limit the password is not even checked: the answer is a 429 page with
-    ``Retry-After`` (a page, not a problem document: a person reads it) and no session.
-    A successful sign-in is taken back out of the counts, so only failures lock out.
+    Every POST is counted before its password is checked, per client address and per
+    username. Over the limit the password is not even checked: the answer is a 429 page
+    with ``Retry-After`` (a page, not a problem document: a person reads it) and no
+    session. A successful sign-in is taken back out of the counts, so only failures lock
+    out. Success is read from the answer: Django's ``LoginView`` answers a POST with a
+    redirect only from ``form_valid``, after ``login()`` has set ``request.user``.
     """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        # REMOTE_ADDR is the client's address, or the proxy's unless daphne runs with
+        # --proxy-headers (X-Forwarded-For is only trusted when the proxy overwrites it).
+        attempt = ratelimit.login_attempt(
+            client_ip=request.META.get("REMOTE_ADDR") or "unknown",
+            username=request.POST.get("username", ""),
+        )
+        if attempt.wait is not None:
+            seconds = math.ceil(attempt.wait)
+            response = render(
+                request,
+                "delivery/login_throttled.html",
+                {"retry_after": seconds, "back_url": request.path},
+                status=429,
+            )
+            response["Retry-After"] = str(seconds)
+            return response
+        response = view(request, *args, **kwargs)
+        if response.status_code == 302 and request.user.is_authenticated:
+            ratelimit.login_forgive(attempt)
+        return response
+
+    return wrapper
+
+
+class SignInView(LoginView):
+    """Django's sign-in form; ``sign_in`` puts it behind the sign-in rate limit."""
 
     template_name = "delivery/login.html"
     next_page = "pages:grid"
     redirect_authenticated_user = True
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        # REMOTE_ADDR is the client's address, or the proxy's unless daphne runs with
-        # --proxy-headers (X-Forwarded-For is only trusted when the proxy overwrites it).
-        self.attempt = ratelimit.login_attempt(
-            client_ip=request.META.get("REMOTE_ADDR") or "unknown",
-            username=request.POST.get("username", ""),
-        )
-        if self.attempt.wait is not None:
-            seconds = math.ceil(self.attempt.wait)
-            response = render(
-                request, "delivery/login_throttled.html", {"retry_after": seconds}, status=429
-            )
-            response["Retry-After"] = str(seconds)
-            return response
-        return super().post(request, *args, **kwargs)
 
-    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
-        ratelimit.login_forgive(self.attempt)
-        return super().form_valid(form)
-
-
-sign_in = SignInView.as_view()
+sign_in = sign_in_throttled(SignInView.as_view())
 sign_out = LogoutView.as_view(next_page="login")
 
 

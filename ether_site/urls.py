@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from corpus.http.problems import api_not_found
-from delivery.views import home, sign_in, sign_out
+from delivery.views import home, sign_in, sign_in_throttled, sign_out
 from tasks.urls import definitions, harness, product
 
 handler400 = "corpus.http.problems.handler400"
@@ -22,6 +22,8 @@ urlpatterns = [
     # The split view serves Swagger UI's start-up script as a file, so the docs page
     # needs no inline script under the Content-Security-Policy.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # The admin's sign-in under the same limit as /login/ (delivery.views.sign_in_throttled).
+    path("admin/login/", sign_in_throttled(admin.site.login)),
     path("admin/", admin.site.urls),
     path("tasks/", include("delivery.urls")),
     path("login/", sign_in, name="login"),

@@ -7,8 +7,9 @@ Scopes (env ``ETHER_RATE_<SCOPE>``, each ``"<count>/<second|minute|hour>"``, ``0
 - ``claim``: ``POST /api/harness/tasks/{id}/claim`` on top of ``harness`` (per app key),
   because a claim is the write that mints a lease;
 - ``ticket``: ``POST /api/realtime/tickets`` (per user), because a ticket is a credential;
-- ``login``: ``POST /login/``, the sign-in page (per client address and per username, see
-  ``login_attempt``), against password guessing. Over it the page answers its own 429.
+- ``login``: ``POST /login/`` and ``POST /admin/login/``, the sign-in pages, one count
+  for both (per client address and per username, see ``login_attempt``), against
+  password guessing. Over it the page answers its own 429 (``delivery.views``).
 
 Counting: one counter per caller, scope and window (``incr`` on the ``ratelimit`` cache).
 With ``REDIS_URL`` that cache is Redis, so all daphne processes share one count and
