@@ -23,6 +23,11 @@ from tests.servers import daphne
         ("/api/x?q=eth_app_secret123", f"/api/x?q={REDACTED}"),
         ("/api/tasks/eth_tkt_abc/events", f"/api/tasks/{REDACTED}/events"),
         ("/api/tasks?cursor=abc&limit=5", "/api/tasks?cursor=abc&limit=5"),
+        # Judged decoded: a percent-encoded name or value is what a parser would read.
+        ("/api/x?%74oken=abc123", f"/api/x?%74oken={REDACTED}"),
+        ("/api/x?T%4Fken=abc;b=2", f"/api/x?T%4Fken={REDACTED};b=2"),
+        ("/api/x?q=%65th_pat_abc", f"/api/x?q={REDACTED}"),
+        ("/api/tasks/%65th_tkt_abc/events", f"/api/tasks/{REDACTED}/events"),
     ],
 )
 def test_redact_removes_credentials_and_keeps_the_rest(line, expected):
