@@ -7,9 +7,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from corpus.errors import ValidationFailed
 from corpus.http.fields import validated
 from corpus.http.idempotency import idempotent
+from corpus.http.params import ascii_int
 from corpus.http.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, UserAPIView, body, problems
 from delivery import selectors
 from delivery import serializers as ds
@@ -57,12 +57,13 @@ class ResultAPI(HarnessAPIView):
 
 
 def version_param(request: Request) -> int | None:
-    raw = request.query_params.get("version")
-    if raw is None:
-        return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1 or len(raw) > 9:
-        raise ValidationFailed({"version": ["Must be a positive integer."]})
-    return int(raw)
+    return ascii_int(
+        request.query_params.get("version"),
+        name="version",
+        minimum=1,
+        maximum=999_999_999,
+        message="Must be a positive integer.",
+    )
 
 
 class DeliveryAPI(UserAPIView):

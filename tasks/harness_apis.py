@@ -168,6 +168,11 @@ class HarnessAppOut(serializers.Serializer):
     revoked = serializers.BooleanField()
 
 
+class HarnessAppPageOut(serializers.Serializer):
+    data = HarnessAppOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
 def app_body(app: HarnessApp) -> dict[str, Any]:
     return {
         "app_id": app.app_id,
@@ -182,11 +187,17 @@ class HarnessAppListAPI(UserAPIView):
     @extend_schema(
         tags=["harnesses"],
         summary="The org's harness apps and their definitions",
-        responses={200: HarnessAppOut(many=True), **problems()},
+        description="Paged like every list, in app_id order.",
+        parameters=[
+            OpenApiParameter("limit", int, required=False),
+            OpenApiParameter("cursor", str, required=False),
+        ],
+        responses={200: HarnessAppPageOut, **problems(400)},
     )
     def get(self, request: Request) -> Response:
         apps = HarnessApp.objects.filter(org=self.org(request)).select_related("harness")
-        return Response([app_body(a) for a in apps.order_by("app_id")])
+        page, cursor = paginate(apps, request.query_params, field="app_id", kind=str)
+        return Response({"data": [app_body(a) for a in page], "next_cursor": cursor})
 
 
 class HarnessAppDetailAPI(UserAPIView):

@@ -10,6 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
+from corpus.http.params import is_ascii_int
 from corpus.http.problems import database_unavailable_json, json_problem
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,12 @@ class BodyLimitMiddleware:
             return json_problem(400, "bad_request", "Bad request", "NUL in the query string.")
         limit = settings.ETHER_MAX_BODY_BYTES
         raw_length = request.META.get("CONTENT_LENGTH") or "0"
-        try:
-            declared = int(raw_length)
-        except ValueError:
+        # ASCII digits only (corpus.http.params): int() would also read " 12" or "+12".
+        if not is_ascii_int(raw_length):
             return json_problem(
                 400, "bad_request", "Bad request", "Content-Length is not a number."
             )
+        declared = int(raw_length)
         if declared > limit:
             return _too_large(limit)
         if request.method in {"POST", "PUT", "PATCH"}:

@@ -5,26 +5,33 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from django.db.models import Model, QuerySet
 
 from corpus.errors import ValidationFailed
+from corpus.http.params import ascii_int
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+# Positions are public values: a seq or version (a positive BIGINT), or a public id
+# (``task_…``) or slug (a harness app's ``app_id``). Nothing else is ever issued.
+MAX_POSITION = 2**63 - 1
+STR_POSITION = re.compile(r"[A-Za-z0-9_-]{1,100}")
+MAX_CURSOR_CHARS = 200
+NOT_ISSUED = {"cursor": ["Not a cursor this server issued."]}
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed({"limit": [f"Must be an integer from 1 to {MAX_LIMIT}."]})
-    if not 1 <= value <= MAX_LIMIT:
-        raise ValidationFailed({"limit": [f"Must be an integer from 1 to {MAX_LIMIT}."]})
-    return value
+    limit = ascii_int(
+        raw,
+        name="limit",
+        minimum=1,
+        maximum=MAX_LIMIT,
+        message=f"Must be an integer from 1 to {MAX_LIMIT}.",
+    )
+    return DEFAULT_LIMIT if limit is None else limit
 
 
 def encode_cursor(position: int | str) -> str:
@@ -32,17 +39,30 @@ def encode_cursor(position: int | str) -> str:
 
 
 def decode_cursor(raw: str | None, kind: type = int) -> int | str | None:
+    """The position in a cursor, or ``400 validation_error`` for anything this server
+    would not have issued: not base64, not ``{"p": …}``, a position of another type
+    (``{"p": 1e30}``, ``true``), out of range, or any other spelling of a valid one
+    (padding, spaces, extra keys). The last rule is checked by encoding again: a cursor
+    is valid only if it is, byte for byte, the one ``encode_cursor`` makes of it."""
     if not raw:
         return None
+    if len(raw) > MAX_CURSOR_CHARS:
+        raise ValidationFailed(NOT_ISSUED)
     try:
         padded = raw + "=" * (-len(raw) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        position = value["p"]
-        if not isinstance(position, kind) or isinstance(position, bool):
-            raise ValueError
-        return position
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed({"cursor": ["Not a cursor this server issued."]})
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise ValidationFailed(NOT_ISSUED) from None
+    if not isinstance(value, dict) or set(value) != {"p"}:
+        raise ValidationFailed(NOT_ISSUED)
+    position = value["p"]
+    if kind is int:
+        valid = type(position) is int and 1 <= position <= MAX_POSITION
+    else:
+        valid = type(position) is str and STR_POSITION.fullmatch(position) is not None
+    if not valid or encode_cursor(position) != raw:
+        raise ValidationFailed(NOT_ISSUED)
+    return position
 
 
 def paginate(

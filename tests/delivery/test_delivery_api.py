@@ -67,7 +67,9 @@ def test_delivery_latest_and_older_versions(world, task, harness):
     assert (older["version"], older["latest_version"]) == (1, 2)
     assert older["blocks"][1]["pr"]["number"] == 7
     problem(person.get(url(task) + "?version=3"), 404, "not_found")
-    for bad in ("0", "-1", "one", "1.5", "", "\u0661", "9" * 12):
+    # An empty ?version= counts as absent (docs/api.md): the newest.
+    assert person.get(url(task) + "?version=").json()["version"] == 2
+    for bad in ("0", "-1", "one", "1.5", "\u0661", "\uff11", "+1", " 1", "9" * 12):
         body = problem(person.get(url(task) + f"?version={bad}"), 400, "validation_error")
         assert body["errors"] == {"version": ["Must be a positive integer."]}, bad
 

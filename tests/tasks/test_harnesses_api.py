@@ -481,7 +481,8 @@ def test_attaching_checks_the_definition(world, me):
     assert HarnessApp.objects.get(pk=world.app.pk).harness is None
     assert patch(me, path, {"harness": None}).json()["harness_id"] is None
     apps = me.get("/api/harness-apps").json()
-    assert [a["app_id"] for a in apps] == ["builder", "rival"]
+    assert [a["app_id"] for a in apps["data"]] == ["builder", "rival"]
+    assert apps["next_cursor"] is None
 
 
 def test_only_an_active_definition_can_be_the_default(me):
