@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ether_site.settings")
-django_asgi_app = get_asgi_application()
+# What get_asgi_application() does, with a handler whose own refusals (an undecodable
+# request, before any middleware) are problem documents on API paths.
+django.setup(set_prefix=False)
+
+from corpus.http.asgi import ProblemASGIHandler  # noqa: E402
+
+django_asgi_app = ProblemASGIHandler()
 
 # Imported after Django is set up: consumers touch models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

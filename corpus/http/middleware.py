@@ -6,14 +6,62 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from corpus.http.params import is_ascii_int
-from corpus.http.problems import database_unavailable_json, json_problem
+from corpus.http.problems import (
+    PROBLEM_CONTENT_TYPE,
+    database_unavailable_json,
+    is_api_path,
+    json_problem,
+    status_problem,
+)
 
 log = logging.getLogger(__name__)
+
+
+# Headers of a refusal that still mean something in its problem document.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+class ApiProblemMiddleware:
+    """On /api/ and /v1/, every error answer is a problem document, DEBUG on or off.
+
+    Our views and DRF already answer problems. What is left is what Django decides before
+    or around them: a disallowed ``Host`` (raised in ``CommonMiddleware``), too many query
+    parameters, a CSRF page, and with ``DEBUG`` on (``make run``) its HTML debug pages for
+    400, 404 and 500, which replace the ``handler*`` views. Django turns those exceptions
+    into responses inside the middleware chain, so no ``process_exception`` sees them:
+    this middleware is the outermost one and rewrites any error answer on an API path that
+    is not already a problem into the problem of its status. Product pages keep HTML.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not is_api_path(request.path_info):
+            return self.get_response(request)
+        try:
+            response = self.get_response(request)
+        except Exception as exc:
+            # Django's own answer to an exception failed in turn (DEBUG's page reads
+            # request.GET again, which raises TooManyFieldsSent again): still a problem.
+            if isinstance(exc, SuspiciousOperation):
+                return status_problem(400)
+            log.exception("unhandled error on %s", request.path_info)
+            return status_problem(500)
+        if response.status_code < 400:
+            return response
+        if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
+            return response
+        problem = status_problem(response.status_code)
+        for name in _KEPT_HEADERS:
+            if name in response:
+                problem[name] = response[name]
+        return problem
 
 
 def _too_large(limit: int) -> HttpResponse:
@@ -40,8 +88,14 @@ class BodyLimitMiddleware:
         # path names nothing (found by tests/reliability/test_bad_input.py on Postgres).
         if "\x00" in request.path:
             return json_problem(404, "not_found", "Not found", "No such resource.")
+        try:
+            query = request.GET
+        except TooManyFieldsSent:
+            return json_problem(
+                400, "bad_request", "Bad request", "Too many query parameters (at most 1000)."
+            )
         if "\x00" in request.META.get("QUERY_STRING", "") or any(
-            "\x00" in value for values in request.GET.lists() for value in [values[0], *values[1]]
+            "\x00" in value for values in query.lists() for value in [values[0], *values[1]]
         ):
             return json_problem(400, "bad_request", "Bad request", "NUL in the query string.")
         limit = settings.ETHER_MAX_BODY_BYTES

@@ -188,6 +188,24 @@ def is_api_path(path: str) -> bool:
     return path.startswith(("/api/", "/v1/")) or path in {"/api", "/v1"}
 
 
+# The problem of an answer that Django, not our code, decided on (a transport refusal, a
+# bad Host, a debug page): by its status, so that every such answer on the API is one.
+STATUS_PROBLEMS: dict[int, tuple[str, str, str]] = {
+    400: ("bad_request", "Bad request", "The request could not be read."),
+    403: ("forbidden", "Forbidden", "You may not do this."),
+    404: ("not_found", "Not found", "No such resource."),
+    405: ("method_not_allowed", "Method not allowed", "This method is not allowed here."),
+    413: ("payload_too_large", "Payload too large", "The request is too large."),
+    500: ("server_error", "Server error", "Something broke on our side."),
+}
+
+
+def status_problem(status: int) -> JsonResponse:
+    default = ("error", "Error", "The request failed.") if status < 500 else STATUS_PROBLEMS[500]
+    code, title, detail = STATUS_PROBLEMS.get(status, default)
+    return json_problem(status, code, title, detail)
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if not is_api_path(request.path):
         return defaults.page_not_found(request, exception or Http404())
@@ -195,11 +213,11 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return json_problem(400, "bad_request", "Bad request", "The request could not be read.")
+    return status_problem(400)
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return json_problem(403, "forbidden", "Forbidden", "You may not do this.")
+    return status_problem(403)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
@@ -213,4 +231,4 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 
 def handler500(request: HttpRequest) -> JsonResponse:
-    return json_problem(500, "server_error", "Server error", "Something broke on our side.")
+    return status_problem(500)
