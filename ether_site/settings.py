@@ -208,7 +208,8 @@ if DATABASE_URL:
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     _db = {
-        "ENGINE": "django.db.backends.sqlite3",
+        # Django's backend with 0600 files (the database holds password and key hashes).
+        "ENGINE": "ether_site.sqlite",
         # ETHER_SQLITE_PATH points a second process (a test's daphne) at the same file.
         "NAME": Path(env_str("ETHER_SQLITE_PATH", str(DATA_DIR / "ether.sqlite3"))),
         "OPTIONS": {

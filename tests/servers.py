@@ -39,7 +39,7 @@ def free_port() -> int:
 def database_env() -> dict[str, str]:
     """Environment that points a child process at this test's database."""
     db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         return {"DATABASE_URL": "", "ETHER_SQLITE_PATH": str(db["NAME"])}
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     port = f":{db['PORT']}" if db.get("PORT") else ""

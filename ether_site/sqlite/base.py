@@ -1,0 +1,46 @@
+"""Django's SQLite backend whose files are private: ``0600``, whatever the umask.
+
+The database holds password hashes, session keys and the hashes of every token and app
+key. ``sqlite3.connect`` creates the file as ``0666 & ~umask``, usually ``0644``, so any
+local account could read it. Before each connection the file is created ``0600`` if it is
+missing (and tightened if it exists); SQLite gives the ``-wal`` and ``-shm`` files it
+makes later the mode of the database file, and those that exist are tightened too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.db.backends.sqlite3 import base
+
+PRIVATE = 0o600
+
+
+def _file_path(name: object) -> Path | None:
+    """The file a database name opens; None for in-memory databases and URIs."""
+    text = str(name)
+    if not text or text == ":memory:" or text.startswith("file:") or "mode=memory" in text:
+        return None
+    return Path(text)
+
+
+def make_private(path: Path) -> None:
+    """Creates ``path`` as 0600 if missing, then brings it and its -wal/-shm to 0600."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE)
+    os.close(fd)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if file.stat().st_mode & 0o777 != PRIVATE:
+                os.chmod(file, PRIVATE)
+        except FileNotFoundError:
+            pass
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        path = _file_path(conn_params.get("database"))
+        if path is not None:
+            make_private(path)
+        return super().get_new_connection(conn_params)
