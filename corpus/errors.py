@@ -12,6 +12,7 @@ Kind = Literal[
     "not_found",
     "conflict",
     "precondition_failed",
+    "too_large",
     "unprocessable",
     "unavailable",
 ]
@@ -87,3 +88,11 @@ class PreconditionFailed(DomainError):
     kind = "precondition_failed"
     code = "precondition_failed"
     title = "Precondition failed"
+
+
+class MarkdownTooLarge(DomainError):
+    """Markdown over ``ETHER_MAX_RENDER_BYTES``: refused before it is stored or rendered."""
+
+    kind = "too_large"
+    code = "markdown_too_large"
+    title = "Markdown too large"

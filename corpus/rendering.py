@@ -3,26 +3,42 @@
 This is the only place that should do it. Markdown is rendered first and the
 *final* HTML is sanitized afterwards, never the other way round:
 
-* Python-Markdown passes raw HTML through untouched and builds links from any
-  URL the user typed (``[x](javascript:...)``, reference links, autolinks), so
-  its output is only as safe as its input. Cleaning the markdown source instead
-  would not help: the dangerous HTML is *produced* by the rendering step.
+* The renderer is cmark-gfm (GitHub's C implementation of GitHub-flavoured markdown,
+  through ``cmarkgfm``): linear time on any input. Python-Markdown, used before, was
+  quadratic (``"[" * 8000`` took 19 s and held a write lock; see docs/performance.md).
+* cmark runs with ``CMARK_OPT_UNSAFE``: raw HTML and every link URL reach the
+  sanitizer untouched, so there is exactly one sanitizer and one allowlist (nh3,
+  below) rather than cmark's "safe mode" deciding some things (it drops all raw HTML
+  and a few schemes) and nh3 the rest. The GFM ``tagfilter`` extension still runs: it
+  escapes the nine raw-text tags (``<script>``, ``<style>``, ``<textarea>``,
+  ``<title>``, ``<xmp>``, ``<iframe>``, ``<noembed>``, ``<noframes>``,
+  ``<plaintext>``), so the sanitizer's parser never switches into the raw-text modes
+  that mutation-XSS tricks rely on; they show as text.
 * Sanitizing the rendered HTML means one parser (nh3/ammonia, an html5ever
   HTML5 parser) sees exactly the markup a browser will see, and one explicit
   allowlist decides which tags, attributes and URL schemes survive, however
   they were spelled (entities, case, control characters, comments, mutation
   tricks).
+
+Two limits keep the cost bounded: sources over ``ETHER_MAX_RENDER_BYTES`` are refused
+(``MarkdownTooLarge``, a 413), and HTML nested deeper than ``MAX_NESTING`` is shown as
+plain text, because html5ever's tree builder is quadratic in nesting depth (it scans the
+stack of open elements for every block tag: 20,000 nested ``<div>`` take 0.8 s).
 """
 
 from __future__ import annotations
 
+import html as html_lib
 import re
+from importlib.metadata import version
+from urllib.parse import unquote
 
-import markdown
+import cmarkgfm
 import nh3
-from markdown.extensions.fenced_code import FencedCodeExtension
-from markdown.extensions.sane_lists import SaneListExtension
-from markdown.extensions.tables import TableExtension
+from cmarkgfm.cmark import Options
+from django.conf import settings
+
+from corpus.errors import MarkdownTooLarge
 
 ALLOWED_TAGS: frozenset[str] = frozenset(
     {
@@ -62,8 +78,8 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "code": {"class"},
 }
 
-# Attributes restricted to a fixed set of values (the tables extension is told to
-# emit ``align`` instead of ``style="text-align: ..."``; ``style`` is never allowed).
+# Attributes restricted to a fixed set of values (cmark-gfm's tables emit ``align``, not
+# ``style="text-align: ..."``, unless told otherwise; ``style`` is never allowed).
 ALIGN_VALUES: set[str] = {"left", "center", "right"}
 ALLOWED_ATTRIBUTE_VALUES: dict[str, dict[str, set[str]]] = {
     "th": {"align": ALIGN_VALUES},
@@ -80,6 +96,7 @@ _IMAGE_URL = re.compile(r"https?://", re.IGNORECASE)
 _URL_NOISE = re.compile(r"[\t\n\r]")
 _C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
 _PRE_LEADING_NEWLINE = re.compile(r"(<pre(?: [^>]*)?>)\n")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _MAX_PASSES = 4
 
 
@@ -91,6 +108,15 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
         return " ".join(kept) or None
     if attribute == "start":
         return value if value.isascii() and value.isdigit() else None
+    if attribute == "href":
+        # nh3 has checked the scheme as written. cmark percent-encodes what it decodes
+        # from entities (``java&#x09;script:`` becomes ``java%09script:``), which a browser
+        # reads as a harmless relative path; drop it anyway when, decoded, it names a
+        # scheme we do not allow: no real link looks like that, and it keeps the rule
+        # "a hostile link loses its href" independent of how the renderer escapes.
+        decoded = _URL_NOISE.sub("", unquote(value)).strip(_C0_AND_SPACE)
+        scheme = _SCHEME.match(decoded)
+        return None if scheme and scheme.group(1).lower() not in URL_SCHEMES else value
     if tag == "img" and attribute == "src":
         # Images load without a click: absolute http(s) only, no relative or mailto.
         url = _URL_NOISE.sub("", value).strip(_C0_AND_SPACE)
@@ -137,17 +163,95 @@ def sanitize_html(html: str) -> str:
     return cleaned
 
 
+# Raw HTML and all URLs go to nh3 (see the module docstring); VALIDATE_UTF8 because
+# cmark must never see a broken sequence, whatever the caller passed.
+CMARK_OPTIONS = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_VALIDATE_UTF8
+# No footnotes (their ids and <section>/<sup> are not allowed) and no task lists
+# (<input> is not allowed): "- [ ] item" stays text, as it always was here.
+CMARK_EXTENSIONS = ("table", "strikethrough", "autolink", "tagfilter")
+# Stored beside rendered HTML (DocumentVersion.html_renderer): HTML from another version
+# of the renderer, the sanitizer or this policy is rendered again on read. Bump the last
+# part whenever the allowlist or the pipeline changes.
+RENDERER = f"cmarkgfm {version('cmarkgfm')}; nh3 {nh3.__version__}; policy 1"
+
+# Deeper than this (by the estimate of ``nesting_depth``) the HTML is not handed to
+# html5ever: GitHub's own sanitizer parser (Nokogiri's gumbo) stops at 400; real
+# documents stay far below 100 (a list in a list in a quote is 6).
+MAX_NESTING = 128
+_VOID_ELEMENTS = "area|base|br|col|embed|hr|img|input|keygen|link|meta|param|source|track|wbr"
+_TAG = re.compile(rf"<(/?)(?!(?:{_VOID_ELEMENTS})\b)([A-Za-z][^\s/>]*)", re.IGNORECASE)
+
+
+def render_limit() -> int:
+    return settings.ETHER_MAX_RENDER_BYTES
+
+
+def check_renderable(text: str) -> None:
+    """Raises ``MarkdownTooLarge`` for a source over ``ETHER_MAX_RENDER_BYTES`` (UTF-8)."""
+    limit = render_limit()
+    # Every character is 1 to 4 bytes: most texts are decided without encoding them.
+    if len(text) * 4 <= limit:
+        return
+    size = len(text) if len(text) > limit else len(text.encode("utf-8", "replace"))
+    if size > limit:
+        raise MarkdownTooLarge(
+            f"This markdown is {size} bytes; at most {limit} bytes are rendered "
+            "(ETHER_MAX_RENDER_BYTES).",
+            extra={"bytes": size, "limit": limit},
+        )
+
+
+def nesting_depth(html: str) -> int:
+    """An upper bound of how deep html5ever will nest the elements of ``html``.
+
+    A close tag counts only when it closes the element on top: a stray or misnested one
+    (``<span><div></span>``) never lowers the count, though html5ever may ignore it and
+    keep nesting. Unclosed ``<p>`` or ``<li>`` count as nested although html5ever closes
+    them: the bound errs on the deep side. Linear: one regex pass and one list walk.
+    """
+    tags = html.count("<")
+    if tags <= MAX_NESTING:
+        return tags  # the common case of a short document: no walk needed
+    stack: list[str] = []
+    deepest = 0
+    for close, name in _TAG.findall(html):
+        name = name.lower()
+        if not close:
+            stack.append(name)
+            deepest = max(deepest, len(stack))
+        elif stack and stack[-1] == name:
+            stack.pop()
+    return deepest
+
+
+def _plain_text(text: str) -> str:
+    """The source itself, escaped, as preformatted text: what a too-deep document shows."""
+    return "<pre>" + html_lib.escape(text, quote=False) + "</pre>"
+
+
 def render_markdown(text: str) -> str:
-    """Render user markdown to sanitized HTML."""
+    """Render user markdown to sanitized HTML; ``MarkdownTooLarge`` past the limit.
+
+    Linear in the size of ``text``; docs/performance.md has the measured worst cases.
+    """
+    check_renderable(text)
     # Lone surrogates (legal in JSON "\\ud800") make both libraries raise on encode.
     text = text.encode("utf-8", "replace").decode("utf-8")
-    html = markdown.markdown(
-        text,
-        extensions=[
-            TableExtension(use_align_attribute=True),
-            FencedCodeExtension(),
-            SaneListExtension(),
-        ],
-        output_format="html",
+    html = cmarkgfm.markdown_to_html_with_extensions(
+        text, options=CMARK_OPTIONS, extensions=list(CMARK_EXTENSIONS)
     )
+    # cmark ends every block with a newline; the one after the last block is noise.
+    html = html.rstrip("\n")
+    if nesting_depth(html) > MAX_NESTING:
+        html = _plain_text(text)
     return sanitize_html(html)
+
+
+def render_for_display(text: str) -> str:
+    """``render_markdown`` for text already stored: never refuses, so a page still shows a
+    document kept from before the limit was lowered (as plain text, which costs nh3 alone,
+    linear)."""
+    try:
+        return render_markdown(text)
+    except MarkdownTooLarge:
+        return sanitize_html(_plain_text(text.encode("utf-8", "replace").decode("utf-8")))

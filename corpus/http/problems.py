@@ -33,6 +33,7 @@ STATUS_BY_KIND: dict[Kind, int] = {
     "not_found": 404,
     "conflict": 409,
     "precondition_failed": 412,
+    "too_large": 413,
     "unprocessable": 422,
     "unavailable": 503,
 }
