@@ -22,7 +22,11 @@ def boom(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("a bug")
 
 
-# This module is also the URLconf of the crash test: the site's routes plus two that fail.
+# This module is also the URLconf of the crash test: the site's routes plus two that fail,
+# with the site's error handlers.
+handler400 = "corpus.http.problems.handler400"
+handler404 = "corpus.http.problems.handler404"
+handler500 = "corpus.http.problems.handler500"
 urlpatterns = [
     path("api/boom", boom),
     path("boom", boom),
