@@ -27,8 +27,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 
-from corpus.errors import ValidationFailed
 from corpus.http.negotiation import AnyAcceptNegotiation
+from corpus.http.params import ascii_int
 from corpus.http.views import UserAPIView, problems
 from corpus.models import AccessToken
 from tasks import realtime, selectors
@@ -40,13 +40,15 @@ KEEPALIVE_SECONDS = 15.0
 
 def _position(request: Request) -> int:
     raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ValidationFailed({"after": ["Last-Event-ID and after are seqs: integers >= 0."]})
-    return value
+    # ASCII digits only: int() would read fullwidth digits, "+5" and " 5" as 5.
+    value = ascii_int(
+        raw,
+        name="after",
+        minimum=0,
+        maximum=2**63 - 1,
+        message="Last-Event-ID and after are seqs: integers >= 0.",
+    )
+    return value or 0
 
 
 async def event_stream(topic: str, after: int, credential: StreamCredential) -> AsyncIterator[str]:

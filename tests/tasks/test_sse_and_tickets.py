@@ -70,6 +70,11 @@ async def test_sse_refusals_are_problem_documents(world, task):
     client = AsyncClient()
     problem(await client.get(url + "?after=-3", headers=mine), 400, "validation_error")
     problem(await client.get(url + "?after=x", headers=mine), 400, "validation_error")
+    # int() reads each of these as a number; a seq is ASCII digits only.
+    for forged in ("%EF%BC%93", "+3", "%203", "1_0"):
+        problem(await client.get(url + f"?after={forged}", headers=mine), 400, "validation_error")
+    signed = {**mine, "Last-Event-ID": "+3"}
+    problem(await client.get(url, headers=signed), 400, "validation_error")
     problem(await client.get("/api/tasks/task_nothex/events", headers=mine), 404, "not_found")
 
 
