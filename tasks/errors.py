@@ -59,3 +59,11 @@ class HarnessNameTaken(DomainError):
 class HarnessInUse(DomainError):
     code = "harness_in_use"
     title = "Harness definition in use"
+
+
+class AppRevoked(DomainError):
+    """The app's key was revoked while its claim was on the way (it authenticated first)."""
+
+    kind = "unauthenticated"
+    code = "not_authenticated"
+    title = "Not authenticated"

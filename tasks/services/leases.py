@@ -13,14 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from corpus.errors import Forbidden
 from tasks import events
 from tasks.context import task_document_sync
-from tasks.errors import LeaseHeld, LeaseLost, NoLiveRun, TaskClosed, TaskPaused
+from tasks.errors import AppRevoked, LeaseHeld, LeaseLost, NoLiveRun, TaskClosed, TaskPaused
 from tasks.models import (
     CLAIMABLE_STATUSES,
     HarnessApp,
@@ -140,6 +140,24 @@ def _lease_held(live: Run, now: datetime) -> LeaseHeld:
     )
 
 
+def _hold_unrevoked(app: HarnessApp) -> None:
+    """The key was checked when the request came in, but a revoke may have committed
+    since: its transaction ended the app's leases, and a claim granted after it would
+    hold a lease nobody ends. Read again inside the claim's transaction. On Postgres the
+    row is held FOR SHARE until the claim commits, so a revoke (an UPDATE of that row)
+    waits for the claim and then ends its lease, while claims of one app do not queue on
+    each other; on SQLite the transaction already holds the one write lock."""
+    share = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {HarnessApp._meta.db_table} WHERE id = %s AND revoked_at IS NULL"
+            + share,
+            [app.pk],
+        )
+        if cursor.fetchone() is None:
+            raise AppRevoked("This harness key was revoked.")
+
+
 def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
     """Grants the task's lease to ``app``.
 
@@ -149,6 +167,7 @@ def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
     unique index on live runs makes a second live run impossible even if that were wrong.
     """
     with transaction.atomic():
+        _hold_unrevoked(app)
         task = locked_task(task)
         now = timezone.now()  # after the lock wait, which may have taken seconds
         if task.status == TaskStatus.PAUSED:

@@ -88,3 +88,71 @@ def test_a_second_revoke_records_nothing_twice(world, task, harness):
     revoke_with_service(world)
     revoke_with_service(world)
     assert Event.objects.filter(task=task, payload__kind="lease_revoked").count() == 1
+
+
+def test_a_claim_that_authenticated_before_the_revoke_is_refused(world, task):
+    """The request's key check ran before the revoke committed (the app object here was
+    read then); the claim's own transaction reads the app again and grants nothing."""
+    from tasks.errors import AppRevoked
+    from tasks.services.leases import lease_claim
+
+    app = world.app
+    harness_app_revoke(org=world.org, app_id=app.app_id)
+    with pytest.raises(AppRevoked):
+        lease_claim(app=app, task=task)
+    task.refresh_from_db()
+    assert task.status == TaskStatus.READY
+    assert not Run.objects.filter(task=task).exists()
+    assert "claim" not in timeline_kinds(task)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claims_racing_a_revoke_leave_no_live_lease_of_the_revoked_app():
+    """Real threads and connections: claims of one app on many tasks while the app is
+    revoked. Whatever the order, once both are done the revoked app holds no lease."""
+    import threading
+
+    from django.db import connection
+
+    from tasks.errors import AppRevoked, LeaseLost
+    from tasks.services.leases import lease_claim
+    from tests import factories
+
+    org = factories.make_org("revrace")
+    app, _key = factories.make_app(org, "doomed")
+    tasks = [factories.make_task(org) for _ in range(12)]
+    barrier = threading.Barrier(len(tasks) + 1)
+    errors: list[BaseException] = []
+
+    def claim(target: Task) -> None:
+        try:
+            barrier.wait(timeout=30)
+            lease_claim(app=app, task=target)
+        except (AppRevoked, LeaseLost):
+            pass
+        except BaseException as exc:  # anything else fails the test below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def revoke() -> None:
+        try:
+            barrier.wait(timeout=30)
+            harness_app_revoke(org=org, app_id=app.app_id)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(t,)) for t in tasks]
+    threads.append(threading.Thread(target=revoke))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(not t.is_alive() for t in threads), "a thread hung"
+    assert errors == []
+    assert not Run.objects.filter(app=app, status=RunStatus.LIVE).exists()
+    for target in tasks:
+        target.refresh_from_db()
+        assert target.status == TaskStatus.READY
