@@ -22,7 +22,8 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from corpus.diffing import diff_texts
-from corpus.errors import NotFound, PreconditionFailed
+from corpus.errors import MarkdownTooLarge, NotFound, PreconditionFailed
+from corpus.http.problems import json_problem
 from corpus.models import (
     AccessToken,
     Compaction,
@@ -36,7 +37,7 @@ from corpus.models import (
     Skill,
     Tool,
 )
-from corpus.rendering import render_markdown
+from corpus.rendering import check_renderable, render_markdown
 from corpus.services import access_token_revoke, document_restore, document_save
 
 
@@ -140,6 +141,13 @@ class MarkdownField(forms.CharField):
 
     def to_python(self, value: Any) -> str:
         return super().to_python(value).replace("\r\n", "\n")
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        try:
+            check_renderable(value)
+        except MarkdownTooLarge as exc:
+            raise ValidationError(exc.detail, code="markdown_too_large")
 
 
 def _stale_message(document: Document) -> str:
@@ -343,7 +351,10 @@ class DocumentAdmin(admin.ModelAdmin):
 
     def preview_view(self, request: HttpRequest) -> JsonResponse:
         """The sanitized HTML of the posted markdown: the editor's live preview."""
-        return JsonResponse({"html": render_markdown(request.POST.get("text", ""))})
+        try:
+            return JsonResponse({"html": render_markdown(request.POST.get("text", ""))})
+        except MarkdownTooLarge as exc:
+            return json_problem(413, exc.code, exc.title, exc.detail)
 
     def versions_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         document = self.get_object(request, unquote(object_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,6 +18,7 @@ from corpus.http.idempotency import idempotent
 from corpus.http.pagination import paginate
 from corpus.http.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, UserAPIView, body, problems
 from corpus.models import DocumentKind, DocumentVersion, Membership, Project, Repository
+from corpus.rendering import Renders
 from corpus.services import document_create, document_save
 
 IF_MATCH = OpenApiParameter(
@@ -56,6 +58,16 @@ def _scope(org: Any, user: Any, data: dict[str, Any]) -> dict[str, Any]:
 
 
 class DocumentListAPI(UserAPIView):
+    @cached_property
+    def renders(self) -> Renders:
+        return Renders()  # one view instance per request: the request's renders
+
+    def prepare_idempotent(self, request: Request) -> None:
+        """With an Idempotency-Key the handler runs inside the key's transaction (on
+        SQLite the write lock, from its first statement): render the body first."""
+        data = request.data
+        self.renders.warm(data.get("body") if isinstance(data, dict) else None)
+
     @extend_schema(
         tags=["documents"],
         summary="The org's documents",
@@ -91,12 +103,15 @@ class DocumentListAPI(UserAPIView):
     def post(self, request: Request) -> Response:
         data = validated(s.DocumentCreateIn, body(request))
         org = self.org(request)
+        # Before the service's transaction; 413 past ETHER_MAX_RENDER_BYTES, nothing stored.
+        self.renders.render(data["body"])
         document = document_create(
             org=org,
             kind=data["kind"],
             body=data["body"],
             title=data.get("title", ""),
             user=request.user,
+            renders=self.renders,
             **_scope(org, request.user, data),
         )
         return Response(
@@ -124,12 +139,16 @@ class DocumentDetailAPI(UserAPIView):
     def put(self, request: Request, doc_id: str) -> Response:
         document = selectors.document_get(org=self.org(request), doc_id=doc_id)
         data = validated(s.DocumentUpdateIn, body(request))
+        renders = Renders()
+        # Before the service's transaction; 413 past ETHER_MAX_RENDER_BYTES, nothing stored.
+        renders.render(data["body"])
         saved = document_save(
             document=document,
             body=data["body"],
             title=data.get("title"),
             user=request.user,
             if_match=request.headers.get("If-Match"),
+            renders=renders,
         )
         return Response(selectors.document_detail(saved), headers={"ETag": saved.etag})
 

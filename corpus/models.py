@@ -196,6 +196,13 @@ class DocumentVersion(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
+    # The body rendered once (corpus.rendering), so reads never render it again. Filled
+    # when the version is written if the caller rendered before its transaction (the API),
+    # else on the first read (versions written inside other flows' transactions, rows
+    # from before this column). ``html_renderer`` names what produced it: HTML of another
+    # renderer or policy (``rendering.RENDERER``), or none, is rendered again on read.
+    html = models.TextField(blank=True, default="")
+    html_renderer = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         constraints = [

@@ -9,11 +9,11 @@ This is the only place that should do it. Markdown is rendered first and the
 * cmark runs with ``CMARK_OPT_UNSAFE``: raw HTML and every link URL reach the
   sanitizer untouched, so there is exactly one sanitizer and one allowlist (nh3,
   below) rather than cmark's "safe mode" deciding some things (it drops all raw HTML
-  and a few schemes) and nh3 the rest. The GFM ``tagfilter`` extension still runs: it
-  escapes the nine raw-text tags (``<script>``, ``<style>``, ``<textarea>``,
-  ``<title>``, ``<xmp>``, ``<iframe>``, ``<noembed>``, ``<noframes>``,
-  ``<plaintext>``), so the sanitizer's parser never switches into the raw-text modes
-  that mutation-XSS tricks rely on; they show as text.
+  and a few schemes) and nh3 the rest. GFM's ``tagfilter`` extension is left off on
+  purpose: it would turn ``<script>…</script>`` into visible text, where nh3 removes it
+  with its content, as it always did here; and it adds no safety on top of nh3, whose
+  html5ever parser reads raw-text elements (``<style>``, ``<textarea>``, …) exactly as
+  a browser does (the mutation-XSS vectors in tests/corpus/test_rendering.py check it).
 * Sanitizing the rendered HTML means one parser (nh3/ammonia, an html5ever
   HTML5 parser) sees exactly the markup a browser will see, and one explicit
   allowlist decides which tags, attributes and URL schemes survive, however
@@ -28,6 +28,7 @@ stack of open elements for every block tag: 20,000 nested ``<div>`` take 0.8 s).
 
 from __future__ import annotations
 
+import contextlib
 import html as html_lib
 import re
 from importlib.metadata import version
@@ -168,7 +169,7 @@ def sanitize_html(html: str) -> str:
 CMARK_OPTIONS = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_VALIDATE_UTF8
 # No footnotes (their ids and <section>/<sup> are not allowed) and no task lists
 # (<input> is not allowed): "- [ ] item" stays text, as it always was here.
-CMARK_EXTENSIONS = ("table", "strikethrough", "autolink", "tagfilter")
+CMARK_EXTENSIONS = ("table", "strikethrough", "autolink")
 # Stored beside rendered HTML (DocumentVersion.html_renderer): HTML from another version
 # of the renderer, the sanitizer or this policy is rendered again on read. Bump the last
 # part whenever the allowlist or the pipeline changes.
@@ -255,3 +256,38 @@ def render_for_display(text: str) -> str:
         return render_markdown(text)
     except MarkdownTooLarge:
         return sanitize_html(_plain_text(text.encode("utf-8", "replace").decode("utf-8")))
+
+
+class Renders:
+    """Markdown rendered for one request before its write transaction opens.
+
+    A service that stores HTML inside a transaction only looks its source up here
+    (``get``) and never renders: on SQLite every transaction holds the one write lock
+    from its first statement, so a render inside it stalls every other org's writes. A
+    source the caller did not render first is stored without HTML and rendered on
+    its first read instead.
+    """
+
+    def __init__(self) -> None:
+        self._html: dict[str, str] = {}
+
+    def render(self, text: str) -> str:
+        """The HTML of ``text`` (``MarkdownTooLarge`` past the limit), rendered at most once."""
+        html = self._html.get(text)
+        if html is None:
+            html = self._html[text] = render_markdown(text)
+        return html
+
+    def warm(self, text: object) -> None:
+        """``render`` for a value not validated yet: anything but a renderable string is
+        left for the handler to refuse, with the request's own error."""
+        if isinstance(text, str):
+            with contextlib.suppress(MarkdownTooLarge):
+                self.render(text)
+
+    def get(self, text: str) -> str | None:
+        return self._html.get(text)
+
+    def put(self, text: str, html: str) -> None:
+        """HTML rendered earlier by this renderer (an old version's, for a restore)."""
+        self._html[text] = html

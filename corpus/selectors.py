@@ -12,8 +12,9 @@ from django.db.models import Q, QuerySet
 from corpus.errors import NotFound
 from corpus.ids import is_public_id
 from corpus.models import Compaction, Document, DocumentKind, DocumentVersion, Org, Skill, Tool
-from corpus.rendering import render_markdown
+from corpus.rendering import RENDERER, render_for_display
 from corpus.rfc3339 import iso
+from corpus.services.documents import version_html_keep
 
 SLICES = ("profile", "project", "repo", "task", "working")
 
@@ -174,6 +175,26 @@ def document_row(document: Document) -> dict[str, Any]:
     }
 
 
+def document_html(document: Document) -> str:
+    """The sanitized HTML of the document's current version, rendered once per version.
+
+    The version row keeps what was rendered; a version written without it (inside another
+    flow's transaction, or before the column existed) or by an older renderer is rendered
+    here, outside any write, and kept for the next read.
+    """
+    row = (
+        DocumentVersion.objects.filter(document=document, version=document.version)
+        .values("pk", "html", "html_renderer")
+        .first()
+    )
+    if row is not None and row["html_renderer"] == RENDERER:
+        return row["html"]
+    html = render_for_display(document.body)
+    if row is not None:
+        version_html_keep(version_pk=row["pk"], seen_renderer=row["html_renderer"], html=html)
+    return html
+
+
 def document_detail(document: Document) -> dict[str, Any]:
     return {
         "id": document.public_id,
@@ -182,7 +203,7 @@ def document_detail(document: Document) -> dict[str, Any]:
         "title": document.title,
         "version": document.version,
         "body": document.body,
-        "html": render_markdown(document.body),
+        "html": document_html(document),
         "updated_at": iso(document.updated_at),
         "updated_by": _username(document.updated_by),
     }

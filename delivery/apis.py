@@ -3,6 +3,8 @@ product routes that read and rate the delivery it produced (CONTRACT §5)."""
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,8 +13,10 @@ from corpus.http.fields import validated
 from corpus.http.idempotency import idempotent
 from corpus.http.params import ascii_int
 from corpus.http.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, UserAPIView, body, problems
+from corpus.rendering import Renders
 from delivery import selectors
 from delivery import serializers as ds
+from delivery.compose import summary_markdown
 from delivery.services import delivery_feedback, delivery_result_submit
 from tasks import serializers as s
 from tasks.apis import HarnessAPIView, TaskUserAPIView
@@ -20,6 +24,27 @@ from tasks.selectors import task_get
 
 
 class ResultAPI(HarnessAPIView):
+    @cached_property
+    def renders(self) -> Renders:
+        return Renders()  # one view instance per request: the request's renders
+
+    def prepare_idempotent(self, request: Request, task_id: str) -> None:
+        """With an Idempotency-Key the handler runs inside the key's transaction (on
+        SQLite the write lock, from its first statement): render the summary first."""
+        super().prepare_idempotent(request, task_id)
+        data = request.data
+        if isinstance(data, dict) and all(
+            isinstance(data.get(k, ""), str)
+            for k in ("status", "working_summary", "agent_status", "no_changes_reason")
+        ):
+            summary = summary_markdown(
+                status=data.get("status", ""),
+                working_summary=data.get("working_summary", ""),
+                agent_status=data.get("agent_status", ""),
+                no_changes_reason=data.get("no_changes_reason", ""),
+            )
+            self.renders.warm(summary)
+
     @extend_schema(
         tags=["harness"],
         summary="Submit the run's result",
@@ -50,6 +75,7 @@ class ResultAPI(HarnessAPIView):
             working_summary=data.get("working_summary", ""),
             no_changes_reason=data.get("no_changes_reason", ""),
             question=data.get("question", ""),
+            renders=self.renders,
         )
         answer = dict(submitted.result.response)
         headers = {"Idempotent-Replayed": "true"} if submitted.replayed else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corpus.rendering import render_markdown
+from corpus.rendering import Renders, render_markdown
 from corpus.rfc3339 import iso
 from delivery.judge import DOD_METHOD, dod_check, dod_sources
 from delivery.links import safe_href
@@ -107,8 +107,24 @@ def hero_block(task: Task, pr: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def summary_block(markdown: str) -> dict[str, Any]:
-    return {"type": "summary", "markdown": markdown, "html": render_markdown(markdown)}
+def summary_markdown(
+    *, status: str, working_summary: str, agent_status: str, no_changes_reason: str
+) -> str | None:
+    """The markdown of the summary block (None: a blocked result has none)."""
+    if status == ResultStatus.BLOCKED:
+        return None
+    if status == ResultStatus.NO_CHANGES:
+        return working_summary.strip() or no_changes_reason
+    return working_summary.strip() or agent_status.strip() or "_The harness left no summary._"
+
+
+def summary_block(markdown: str, renders: Renders | None = None) -> dict[str, Any]:
+    # Rendered by delivery_result_submit before the result's transaction opened; rendering
+    # here (inside it, under the write lock) is only for a caller that did not.
+    html = renders.get(markdown) if renders is not None else None
+    if html is None:
+        html = render_markdown(markdown)
+    return {"type": "summary", "markdown": markdown, "html": html}
 
 
 def checklist_block(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -189,7 +205,7 @@ def actions_block(result: Result, pr: dict[str, Any] | None) -> dict[str, Any]:
     return {"type": "actions", "actions": actions}
 
 
-def compose(result: Result) -> list[dict[str, Any]]:
+def compose(result: Result, *, renders: Renders | None = None) -> list[dict[str, Any]]:
     """The blocks of this result, in the order of ``delivery.blocks.ORDER``."""
     task = result.task
     steps = list(Step.objects.filter(run=result.run).order_by("seq"))
@@ -198,17 +214,20 @@ def compose(result: Result) -> list[dict[str, Any]]:
     outcome = outcome_block(result, pr, items)
     timeline = timeline_block(steps)
     actions = actions_block(result, pr)
-    if result.status == ResultStatus.BLOCKED:
+    summary = summary_markdown(
+        status=result.status,
+        working_summary=result.working_summary,
+        agent_status=result.agent_status,
+        no_changes_reason=result.no_changes_reason,
+    )
+    if summary is None:
         return [outcome, timeline, actions]
-    summary = result.working_summary.strip() or result.agent_status.strip()
     if result.status == ResultStatus.NO_CHANGES:
-        summary = result.working_summary.strip() or result.no_changes_reason
-        return [outcome, summary_block(summary), timeline, actions]
-    summary = summary or "_The harness left no summary._"
+        return [outcome, summary_block(summary, renders), timeline, actions]
     return [
         outcome,
         hero_block(task, pr),
-        summary_block(summary),
+        summary_block(summary, renders),
         checklist_block(items),
         timeline,
         actions,

@@ -17,8 +17,8 @@ from typing import Any
 from django.utils.safestring import SafeString, mark_safe
 
 from corpus.models import Compaction, Document, DocumentKind, DocumentVersion, Org
-from corpus.rendering import render_markdown
 from corpus.rfc3339 import iso
+from corpus.selectors import document_html
 from delivery.models import Delivery
 from tasks import realtime
 from tasks.events import TIMELINE, activity_topic, frame, task_topic
@@ -175,9 +175,10 @@ class CompactionPage:
     raw_bytes: int
 
 
-def _memory_html(body: str) -> SafeString:
+def _memory_html(memory: Document) -> SafeString:
     # corpus.rendering is the one sanitizing renderer (nh3 allowlist): its output is safe.
-    return mark_safe(render_markdown(body))
+    # document_html renders each version once and keeps it (a page view is no write).
+    return mark_safe(document_html(memory))
 
 
 def compaction_page(*, org: Org, task: Task) -> CompactionPage:
@@ -221,7 +222,7 @@ def compaction_page(*, org: Org, task: Task) -> CompactionPage:
             "bytes": memory_doc.size,
             "updated_at": memory_doc.updated_at,
             "body": memory_doc.body,
-            "html": _memory_html(memory_doc.body),
+            "html": _memory_html(memory_doc),
         }
     bodies = {
         (v.document_id, v.version): v.body

@@ -32,7 +32,7 @@ ERROR_TEXT = {
     405: "Method not allowed",
     409: "Conflict with the current state",
     412: "If-Match does not match the current ETag",
-    413: "Body over ETHER_MAX_BODY_BYTES",
+    413: "Body over ETHER_MAX_BODY_BYTES, or markdown over ETHER_MAX_RENDER_BYTES",
     415: "Body is not application/json",
     422: "Idempotency-Key reused with another body, or artifact out of scope",
     503: "Database locked or unreachable past its timeout; see Retry-After",

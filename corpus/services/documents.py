@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from corpus.errors import DocumentExists, NotFound, PreconditionFailed
 from corpus.models import Document, DocumentKind, DocumentVersion, Org, Project, Repository
+from corpus.rendering import RENDERER, Renders
 
 TITLE_MAX = 200
+
+log = logging.getLogger(__name__)
 
 
 def sha256_hex(body: str) -> str:
@@ -43,7 +47,11 @@ def scope_of(
     raise ValueError(f"unknown document kind {kind!r}")
 
 
-def _new_version(document: Document, user: Any, note: str = "") -> None:
+def _new_version(
+    document: Document, user: Any, note: str = "", renders: Renders | None = None
+) -> None:
+    # Only a lookup: this runs inside the write's transaction, where nothing is rendered.
+    html = renders.get(document.body) if renders is not None else None
     DocumentVersion.objects.create(
         document=document,
         version=document.version,
@@ -53,6 +61,8 @@ def _new_version(document: Document, user: Any, note: str = "") -> None:
         note=note,
         created_at=document.updated_at,
         created_by=user,
+        html=html or "",
+        html_renderer=RENDERER if html is not None else "",
     )
 
 
@@ -68,8 +78,12 @@ def document_create(
     repo: Repository | None = None,
     task_ref: str = "",
     run_ref: str = "",
+    renders: Renders | None = None,
 ) -> Document:
-    """A new document, version 1. A scope that has one already is ``document_exists``."""
+    """A new document, version 1. A scope that has one already is ``document_exists``.
+
+    ``renders``: the body rendered by the caller before this transaction, stored with the
+    version (without it the version is rendered on its first read)."""
     scope_key, path = scope_of(
         kind=kind, owner=owner, project=project, repo=repo, task_ref=task_ref, run_ref=run_ref
     )
@@ -93,7 +107,7 @@ def document_create(
                 updated_at=now,
                 updated_by=user,
             )
-            _new_version(document, user, note="created")
+            _new_version(document, user, note="created", renders=renders)
     except IntegrityError:
         raise DocumentExists(f"This scope already has a {path}; update it instead.")
     return document
@@ -107,11 +121,13 @@ def document_save(
     user: Any = None,
     if_match: str | None = None,
     note: str = "",
+    renders: Renders | None = None,
 ) -> Document:
     """Stores a new version when the body or title changed.
 
     ``if_match`` is the ETag the editor started from: if someone saved since, the save is
-    refused (412) and nothing is lost; the editor reloads and merges.
+    refused (412) and nothing is lost; the editor reloads and merges. ``renders`` as for
+    ``document_create``.
     """
     with transaction.atomic():
         current = Document.objects.select_for_update().get(pk=document.pk)
@@ -131,7 +147,7 @@ def document_save(
         current.updated_at = timezone.now()
         current.updated_by = user
         current.save()
-        _new_version(current, user, note=note)
+        _new_version(current, user, note=note, renders=renders)
         return current
 
 
@@ -154,6 +170,9 @@ def document_restore(
     old = DocumentVersion.objects.filter(document=document, version=version).first()
     if old is None:
         raise NotFound(f"{document.path} has no version {version}.")
+    renders = Renders()
+    if old.html_renderer == RENDERER:
+        renders.put(old.body, old.html)  # the same body: its HTML is already rendered
     return document_save(
         document=document,
         body=old.body,
@@ -161,4 +180,22 @@ def document_restore(
         user=user,
         if_match=if_match,
         note=f"restored from v{version}",
+        renders=renders,
     )
+
+
+def version_html_keep(*, version_pk: int, seen_renderer: str, html: str) -> None:
+    """Keeps HTML rendered on a read for the version's next reads.
+
+    Conditional on the renderer the reader saw, so two readers filling the same row at
+    once both write the same thing and a newer renderer's HTML is never overwritten. A
+    failure only costs a render on the next read: it is logged, never raised into a read.
+    """
+    try:
+        # A savepoint when a caller's transaction is open, so a failure cannot break it.
+        with transaction.atomic():
+            DocumentVersion.objects.filter(pk=version_pk, html_renderer=seen_renderer).update(
+                html=html, html_renderer=RENDERER
+            )
+    except DatabaseError as exc:
+        log.warning("could not keep the rendered HTML of version %s: %s", version_pk, exc)

@@ -246,7 +246,7 @@ def test_refused_result_stores_no_delivery_and_no_event(task, harness, claimed):
 
 
 def test_a_failing_composition_rolls_the_result_back(world, task, claimed, monkeypatch):
-    def broken(result: Any) -> list[dict[str, Any]]:
+    def broken(result: Any, **options: Any) -> list[dict[str, Any]]:
         raise RuntimeError("composer bug")
 
     monkeypatch.setattr("delivery.services.compose", broken)
