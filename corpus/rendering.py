@@ -179,8 +179,15 @@ RENDERER = f"cmarkgfm {version('cmarkgfm')}; nh3 {nh3.__version__}; policy 1"
 # html5ever: GitHub's own sanitizer parser (Nokogiri's gumbo) stops at 400; real
 # documents stay far below 100 (a list in a list in a quote is 6).
 MAX_NESTING = 128
-_VOID_ELEMENTS = "area|base|br|col|embed|hr|img|input|keygen|link|meta|param|source|track|wbr"
-_TAG = re.compile(rf"<(/?)(?!(?:{_VOID_ELEMENTS})\b)([A-Za-z][^\s/>]*)", re.IGNORECASE)
+_VOID_ELEMENTS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta"}
+    | {"param", "source", "track", "wbr"}
+)
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)")
+# An element with no tag inside, closed by its own name: ``<td>b</td>``. Possessive
+# quantifiers, so a long unclosed tag cannot make the scan backtrack.
+_LEAF = re.compile(r"<([A-Za-z][^\s/>]*+)[^<>]*+>[^<]*+</\1>")
+_LEAF_PASSES = 2
 
 
 def render_limit() -> int:
@@ -202,27 +209,42 @@ def check_renderable(text: str) -> None:
         )
 
 
-def nesting_depth(html: str) -> int:
+def nesting_depth(html: str, stop_above: int | None = None) -> int:
     """An upper bound of how deep html5ever will nest the elements of ``html``.
 
-    A close tag counts only when it closes the element on top: a stray or misnested one
-    (``<span><div></span>``) never lowers the count, though html5ever may ignore it and
-    keep nesting. Unclosed ``<p>`` or ``<li>`` count as nested although html5ever closes
-    them: the bound errs on the deep side. Linear: one regex pass and one list walk.
+    A close tag counts only when it closes the element on top, spelled the same: a stray
+    or misnested one (``<span><div></span>``) never lowers the count, though html5ever
+    may ignore it and keep nesting. Unclosed ``<p>`` or ``<li>`` count as nested although
+    html5ever closes them: the bound errs on the deep side.
+
+    Linear, and mostly at C speed: leaf elements are removed by a regex first (each pass
+    lowers the depth by one at most, so the passes are added back), which leaves little
+    for the Python walk over the remaining tags; ``stop_above`` ends that walk early.
     """
     tags = html.count("<")
     if tags <= MAX_NESTING:
-        return tags  # the common case of a short document: no walk needed
+        return tags  # a short document: no walk needed
+    passes = 0
+    for _ in range(_LEAF_PASSES):
+        html, removed = _LEAF.subn("", html)
+        if not removed:
+            break
+        passes += 1
     stack: list[str] = []
     deepest = 0
-    for close, name in _TAG.findall(html):
-        name = name.lower()
+    for match in _TAG.finditer(html):
+        close, name = match.groups()
         if not close:
+            if name.lower() in _VOID_ELEMENTS:
+                continue
             stack.append(name)
-            deepest = max(deepest, len(stack))
+            if len(stack) > deepest:
+                deepest = len(stack)
+                if stop_above is not None and deepest + passes > stop_above:
+                    break
         elif stack and stack[-1] == name:
             stack.pop()
-    return deepest
+    return deepest + passes
 
 
 def _plain_text(text: str) -> str:
@@ -243,7 +265,7 @@ def render_markdown(text: str) -> str:
     )
     # cmark ends every block with a newline; the one after the last block is noise.
     html = html.rstrip("\n")
-    if nesting_depth(html) > MAX_NESTING:
+    if nesting_depth(html, stop_above=MAX_NESTING) > MAX_NESTING:
         html = _plain_text(text)
     return sanitize_html(html)
 
