@@ -110,6 +110,8 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     if attribute == "start":
         return value if value.isascii() and value.isdigit() else None
     if attribute == "href":
+        if "%" not in value:
+            return value  # decoded it is the same string, whose scheme nh3 has checked
         # nh3 has checked the scheme as written. cmark percent-encodes what it decodes
         # from entities (``java&#x09;script:`` becomes ``java%09script:``), which a browser
         # reads as a harmless relative path; drop it anyway when, decoded, it names a
@@ -272,12 +274,20 @@ def render_markdown(text: str) -> str:
 
 def render_for_display(text: str) -> str:
     """``render_markdown`` for text already stored: never refuses, so a page still shows a
-    document kept from before the limit was lowered (as plain text, which costs nh3 alone,
-    linear)."""
+    document written by the server itself (a task document of a long prompt) or kept from
+    before the limit was lowered. Past the limit it shows the first
+    ``ETHER_MAX_RENDER_BYTES`` as plain text, so the cost stays that of the limit; the
+    whole body is still the API's ``body``."""
     try:
         return render_markdown(text)
     except MarkdownTooLarge:
-        return sanitize_html(_plain_text(text.encode("utf-8", "replace").decode("utf-8")))
+        encoded = text.encode("utf-8", "replace")
+        head = encoded[: render_limit()].decode("utf-8", "ignore")
+        note = (
+            f"<p>{len(encoded):,} bytes: only the first {len(head.encode()):,} are shown "
+            "(ETHER_MAX_RENDER_BYTES).</p>"
+        )
+        return sanitize_html(_plain_text(head) + note)
 
 
 class Renders:

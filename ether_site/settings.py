@@ -288,9 +288,9 @@ LOGIN_URL = "/admin/login/"
 ETHER_LEASE_SECONDS = env_int("ETHER_LEASE_SECONDS", 300, minimum=1)
 ETHER_MAX_BODY_BYTES = env_int("ETHER_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 # Markdown longer than this is refused (413 markdown_too_large) rather than rendered.
-# cmark-gfm is linear, but dense markup costs ~0.3 µs a byte and nh3 about as much
-# again: 256 KiB keeps the worst case near 0.2 s (docs/performance.md, "Markdown").
-ETHER_MAX_RENDER_BYTES = env_int("ETHER_MAX_RENDER_BYTES", 256 * 1024, minimum=1024)
+# cmark-gfm and nh3 are linear, but dense markup costs them ~1 µs a byte: at 32 KiB the
+# worst case of bench/bench_markdown.py is ~35-55 ms, at 1 MiB seconds (docs/performance.md).
+ETHER_MAX_RENDER_BYTES = env_int("ETHER_MAX_RENDER_BYTES", 32 * 1024, minimum=1024)
 ETHER_IDEMPOTENCY_TTL_SECONDS = env_int("ETHER_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60)
 # A key whose first request never finished (a crashed process) may be retried after this:
 # its write rolled back with it, because the stored answer commits with the write.

@@ -82,9 +82,20 @@ def create_profile(caller: Any, body: str = "# Notes\n", **extra: Any) -> dict[s
 # --- the attack through the API ------------------------------------------------------------
 
 
-def test_put_of_200k_brackets_answers_with_its_html(world):
+def test_put_of_200k_brackets_is_refused_before_rendering(world, spy):
     doc = create_profile(world.person())
-    hostile = "[" * 200_000
+    before = stored()
+    with hang_guard():
+        response = put(world.person(), doc["id"], {"body": "[" * 200_000})
+    body = problem(response, 413, "markdown_too_large")
+    assert body["bytes"] == 200_000
+    assert stored() == before
+    assert spy.count("[" * 200_000) == 0
+
+
+def test_put_of_brackets_up_to_the_limit_answers_with_its_html(world, settings):
+    doc = create_profile(world.person())
+    hostile = "[" * settings.ETHER_MAX_RENDER_BYTES
     with hang_guard():
         response = put(world.person(), doc["id"], {"body": hostile})
     assert response.status_code == 200, response.content[:500]
@@ -219,12 +230,17 @@ def test_admin_preview_over_the_limit_is_413(admin_client, settings):
     assert response.json()["code"] == "markdown_too_large"
 
 
-def test_stored_document_over_a_lowered_limit_still_shows_as_text(world, settings):
+def test_stored_document_over_the_limit_shows_its_head_as_text(world, settings):
+    """Documents the server writes itself (a task document of a long prompt) or kept from
+    before the limit was lowered are not refused on read: their first
+    ETHER_MAX_RENDER_BYTES show as plain text."""
     doc = create_profile(world.person(), "<b>bold</b> " * 200)
     DocumentVersion.objects.update(html_renderer="")
     settings.ETHER_MAX_RENDER_BYTES = 1024
     html = world.person().get(f"{DOCS}/{doc['id']}").json()["html"]
     assert html.startswith("<pre>&lt;b&gt;bold&lt;/b&gt; ")
+    note = "<p>2,400 bytes: only the first 1,024 are shown (ETHER_MAX_RENDER_BYTES).</p>"
+    assert html.endswith(note)
     assert problems(html) == []
 
 
