@@ -125,6 +125,8 @@ def django_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "ETHER_RATE_HARNESS": "off",
         "ETHER_RATE_CLAIM": "off",
         "ETHER_RATE_TICKET": "off",
+        # The fan-out and idle-socket benchmarks open thousands of sockets with one token.
+        "ETHER_STREAMS_PER_CREDENTIAL": "1000000",
         "PYTHONPATH": str(SRC),
     }
     env.update(extra or {})
