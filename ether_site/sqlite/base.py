@@ -27,9 +27,19 @@ def _file_path(name: object) -> Path | None:
 
 
 def make_private(path: Path) -> None:
-    """Creates ``path`` as 0600 if missing, then brings it and its -wal/-shm to 0600."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE)
-    os.close(fd)
+    """Creates ``path`` as 0600 if missing, then brings it and its -wal/-shm to 0600.
+
+    Never opens a file that exists: SQLite's locks are POSIX advisory locks, which belong
+    to the process, and closing *any* descriptor of the file drops every lock the
+    process holds on it, so an open-and-close here while another thread's connection is
+    in a transaction breaks that connection's locking ("disk I/O error" under the
+    concurrency tests). ``O_EXCL`` creates only a file nobody has open yet; the modes of
+    existing files are changed by path."""
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE))
+        except FileExistsError:
+            pass  # another thread made it first, with the same mode
     for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         try:
             if file.stat().st_mode & 0o777 != PRIVATE:
