@@ -12,6 +12,7 @@ of every page are kept in ``var/artifacts/pages/``.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -125,6 +126,7 @@ class Watched:
     def __init__(self, page: Page) -> None:
         self.page = page
         self.errors: list[str] = []
+        self.network: Network | None = None
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.on(
             "console",
@@ -132,9 +134,37 @@ class Watched:
         )
 
 
-def sign_in(browser: Browser, server: Server, path: str) -> Watched:
+class Network:
+    """The page's WebSockets, passed through Playwright to the server, so a test can cut
+    one as a failing network would (the page sees its socket close)."""
+
+    def __init__(self, page: Page) -> None:
+        self.servers: list[Any] = []
+        page.route_web_socket("**/api/realtime*", self.route)
+
+    def route(self, socket: Any) -> None:
+        self.servers.append(socket.connect_to_server())
+
+    def drop(self) -> None:
+        for server in self.servers:
+            server.close()
+        self.servers.clear()
+
+
+def mark_page(page: Page) -> None:
+    """A mark in the window: it is gone once the page has reloaded or navigated."""
+    page.evaluate("() => { window.testMark = true; }")
+
+
+def still_marked(page: Page) -> bool:
+    return page.evaluate("() => window.testMark === true")
+
+
+def sign_in(browser: Browser, server: Server, path: str, network: bool = False) -> Watched:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     watched = Watched(page)
+    if network:
+        watched.network = Network(page)
     page.goto(f"{server.http}/login/?next={path}")
     page.fill("#id_username", "alice")
     page.fill("#id_password", PASSWORD)
@@ -180,7 +210,7 @@ def test_narration_turns_into_the_delivery_card_in_place(server, browser, world,
     page = watched.page
     expect_live(page)
     expect(page.locator("#steps-empty")).to_contain_text("Waiting for a harness")
-    loaded_at = page.evaluate("window.__loadedAt")
+    mark_page(page)
     shoot(page, "task-ready")
 
     harness.claim()
@@ -221,7 +251,7 @@ def test_narration_turns_into_the_delivery_card_in_place(server, browser, world,
         "nodes => nodes.map(n => n.getAttribute('data-block'))"
     )
     assert block_types == ["outcome", "hero", "summary", "checklist", "timeline", "actions"]
-    assert page.evaluate("window.__loadedAt") == loaded_at, "the page reloaded"
+    assert still_marked(page), "the page reloaded"
     shoot(page, "task-delivered")
 
     # Rating the delivery goes through the card's feedback action.
@@ -236,7 +266,7 @@ def test_narration_turns_into_the_delivery_card_in_place(server, browser, world,
         "nodes => nodes.map(n => n.getAttribute('data-block'))"
     )
     assert reloaded == block_types
-    assert page.evaluate("window.__loadedAt") != loaded_at
+    assert not still_marked(page)
     expect_live(page)
     shoot(page, "task-delivered-reloaded")
     page.set_viewport_size({"width": 390, "height": 844})
@@ -252,7 +282,7 @@ def test_demo_harness_asks_the_page_answers_and_the_card_arrives(
     watched = sign_in(browser, server, f"/tasks/{task.public_id}")
     page = watched.page
     expect_live(page)
-    loaded_at = page.evaluate("window.__loadedAt")
+    mark_page(page)
     command = [sys.executable, "manage.py", "demo_harness", "--task", task.public_id]
     command += ["--base-url", server.http, "--key", world.key, "--app-id", world.app.app_id]
     command += ["--ask", "--pause", "0.2", "--wait", "60"]
@@ -276,7 +306,7 @@ def test_demo_harness_asks_the_page_answers_and_the_card_arrives(
     assert harness.returncode == 0, output
     assert "[answer] Only the build version" in output
     assert "Result submitted: task is now completed." in output
-    assert page.evaluate("window.__loadedAt") == loaded_at, "the page reloaded"
+    assert still_marked(page), "the page reloaded"
     expect(card.locator("[data-block=timeline]")).to_contain_text(
         "Got your answer: Only the build version"
     )
@@ -324,13 +354,14 @@ def test_a_dropped_socket_resumes_without_gap_or_duplicate(server, browser, worl
     harness = RemoteHarness(server, world, task.public_id)
     harness.claim()
     harness.step("Before the page")  # part of the server-rendered state
-    watched = sign_in(browser, server, f"/tasks/{task.public_id}")
+    watched = sign_in(browser, server, f"/tasks/{task.public_id}", network=True)
     page = watched.page
     expect_live(page)
     harness.step("One")
     expect(page.locator("#steps li.step")).to_have_count(2)
 
-    page.evaluate("window.__etherRealtime.drop()")
+    watched.network.drop()
+    expect(page.locator("#live-state")).not_to_have_attribute("data-state", "live")
     harness.step("Two, while offline")
     harness.step("Three, while offline")
     expect_live(page)  # a new ticket, subscribed again with since
@@ -395,13 +426,13 @@ def test_the_replay_page_plays_the_run_and_shows_the_delivery(server, browser, w
     expect(page.locator("#replay-delivery .outcome__headline")).to_have_text(
         "Pull request #7 is ready for review"
     )
-    total = page.evaluate("window.__replay.total")
+    expect(page.locator("#position")).to_have_text(re.compile(r"^0 / \d+$"))
+    total = int(page.locator("#position").inner_text().split(" / ")[1])
     assert total >= 6  # claim, four steps, result, delivery
     page.select_option("#speed", "16")
     page.click("#play")
     expect(page.locator("#play")).to_have_text("Pause")
-    page.wait_for_function("() => window.__replay.shown === window.__replay.total", timeout=20000)
-    expect(page.locator("#play")).to_have_text("Replay")
+    expect(page.locator("#play")).to_have_text("Replay", timeout=20000)
     stage = page.locator("#stage .step__message")
     played = stage.all_inner_texts()
     assert [m for m in played if m in {"Cloning", "Reading", "Editing", "Testing"}] == [

@@ -16,13 +16,14 @@ from typing import Any
 
 from django.utils.safestring import SafeString, mark_safe
 
-from corpus.models import Compaction, Document, DocumentKind, DocumentVersion, Org
-from corpus.rfc3339 import iso
+from accounts.models import Org
+from api.rfc3339 import iso
+from corpus.models import Compaction, Document, DocumentKind, DocumentVersion
 from corpus.selectors import document_html
 from delivery.models import Delivery
-from tasks import realtime
 from tasks.events import TIMELINE, activity_topic, frame, task_topic
 from tasks.models import Event, Run, Step, Task
+from tasks.realtime import hub
 from tasks.selectors import task_detail, task_row, tasks_for_org
 
 GRID_LIMIT = 200
@@ -43,7 +44,7 @@ class GridPage:
 
 def grid_page(*, org: Org) -> GridPage:
     topic = activity_topic(org)
-    position = realtime.last_seq(topic)  # before the rows: see the module docstring
+    position = hub.last_seq(topic)  # before the rows: see the module docstring
     tasks = tasks_for_org(org=org, status=None).order_by("-updated_at", "-pk")[:GRID_LIMIT]
     return GridPage(org=org, topic=topic, position=position, rows=[task_row(t) for t in tasks])
 
@@ -103,8 +104,8 @@ def task_page(*, org: Org, task: Task) -> TaskPage:
     ``task`` comes from ``tasks.selectors.task_get`` (the org check); it is read again
     here, after the positions."""
     positions = {
-        task_topic(task): realtime.last_seq(task_topic(task)),
-        activity_topic(org): realtime.last_seq(activity_topic(org)),
+        task_topic(task): hub.last_seq(task_topic(task)),
+        activity_topic(org): hub.last_seq(activity_topic(org)),
     }
     task.refresh_from_db()
     steps_qs = Step.objects.select_related("run").filter(task=task)

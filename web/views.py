@@ -3,7 +3,7 @@ its delivery card), the replay of a task's event log and its compaction history.
 
 Who may see them: any signed-in member of an org (staff or not), for their own org's
 tasks only. Another org's task is a 404, as on the API. A signed-in user without an org
-gets a 403 page. The pages read through ``delivery.page_selectors``; the only writes a
+gets a 403 page. The pages read through ``web.selectors``; the only writes a
 page makes go through the product API from the browser (answer, reopen), with the
 session and its CSRF token.
 """
@@ -21,15 +21,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from corpus.errors import NotFound
-from corpus.http import ratelimit
-from corpus.http.auth import org_of_user
-from corpus.models import Org
-from delivery import page_selectors
+from accounts.auth import org_of_user
+from accounts.models import Org
+from api import ratelimit
+from api.errors import NotFound
 from tasks import selectors, services
 from tasks.models import Task
+from web import selectors as page_selectors
 
 View = Callable[..., HttpResponse]
+
+# The realtime hub's path (ether_site/asgi.py routes it; it is no Django URL to reverse).
+REALTIME_PATH = "/api/realtime"
 
 STATUS_LABELS = {
     "ready": "Ready",
@@ -42,7 +45,7 @@ STATUS_LABELS = {
 
 
 def short_time(stamp: str | None) -> str:
-    """``2026-11-25T22:29:51.123Z`` → ``2026-11-25 22:29 UTC`` (grid.js does the same)."""
+    """``2026-11-25T22:29:51.123Z`` → ``2026-11-25 22:29 UTC`` (web/static/web/grid.js too)."""
     return f"{stamp[:16].replace('T', ' ')} UTC" if stamp else ""
 
 
@@ -57,7 +60,7 @@ def member_required(view: View) -> View:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         org = org_of_user(request.user)
         if org is None:
-            return render(request, "delivery/no_org.html", status=403)
+            return render(request, "web/no_org.html", status=403)
         return view(request, org, *args, **kwargs)
 
     return wrapper
@@ -74,7 +77,7 @@ def _task(org: Org, task_id: str) -> Task:
 
 
 def sign_in_throttled(view: View) -> View:
-    """A sign-in view behind ``ETHER_RATE_LOGIN`` (corpus/http/ratelimit.py): the product's
+    """A sign-in view behind ``ETHER_RATE_LOGIN`` (api/ratelimit.py): the product's
     ``/login/`` and the admin's ``/admin/login/`` alike, so neither is a way around the other.
 
     Every POST is counted before its password is checked, per client address and per
@@ -99,7 +102,7 @@ def sign_in_throttled(view: View) -> View:
             seconds = math.ceil(attempt.wait)
             response = render(
                 request,
-                "delivery/login_throttled.html",
+                "web/login_throttled.html",
                 {"retry_after": seconds, "back_url": request.path},
                 status=429,
             )
@@ -116,7 +119,7 @@ def sign_in_throttled(view: View) -> View:
 class SignInView(LoginView):
     """Django's sign-in form; ``sign_in`` puts it behind the sign-in rate limit."""
 
-    template_name = "delivery/login.html"
+    template_name = "web/login.html"
     next_page = "pages:grid"
     redirect_authenticated_user = True
 
@@ -158,6 +161,7 @@ def grid(request: HttpRequest, org: Org) -> HttpResponse:
     config = {
         "positions": {page.topic: page.position},
         "ticketUrl": reverse("realtime-tickets"),
+        "socketPath": REALTIME_PATH,
         # The JS fills in the id; "task_" keeps the placeholder a valid path segment.
         "taskUrl": reverse("pages:task", args=["task_ID"]),
         "statusLabels": STATUS_LABELS,
@@ -172,7 +176,7 @@ def grid(request: HttpRequest, org: Org) -> HttpResponse:
     ]
     return render(
         request,
-        "delivery/grid.html",
+        "web/grid.html",
         {"org": org, "rows": rows, "config": config, "position": page.position},
     )
 
@@ -187,6 +191,7 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
         "org": org.slug,
         "positions": page.positions,
         "ticketUrl": reverse("realtime-tickets"),
+        "socketPath": REALTIME_PATH,
         "urls": _urls(task.public_id),
         "status": detail["status"],
         "statusLabels": STATUS_LABELS,
@@ -196,7 +201,7 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
     }
     return render(
         request,
-        "delivery/task.html",
+        "web/task.html",
         {
             **_header(org, detail),
             "steps": page.steps,
@@ -217,7 +222,7 @@ def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
     detail = selectors.task_detail(task)
     return render(
         request,
-        "delivery/replay.html",
+        "web/replay.html",
         {
             **_header(org, detail),
             "replay_data": {
@@ -240,7 +245,7 @@ def compaction(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
     detail = selectors.task_detail(task)
     return render(
         request,
-        "delivery/compaction.html",
+        "web/compaction.html",
         {
             **_header(org, detail),
             "working": page.working,

@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from corpus.models import Compaction, Document
-from tasks import realtime
 from tasks.models import Event, Task
+from tasks.realtime import hub
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -131,7 +131,7 @@ def test_grid_lists_only_the_orgs_tasks_newest_update_first(world):
     assert html.index("Newer task") < html.index("Older task")
     assert f'href="/tasks/{newer.public_id}"' in html
     config = embedded(response, "page-config")
-    assert config["positions"] == {"activity/acme": realtime.last_seq("activity/acme")}
+    assert config["positions"] == {"activity/acme": hub.last_seq("activity/acme")}
     assert config["positions"]["activity/acme"] >= 2  # two tasks created, one event each
     assert config["ticketUrl"] == "/api/realtime/tickets"
 
@@ -175,8 +175,8 @@ def test_running_task_shows_its_steps_and_embeds_both_positions(world, task, har
     config = embedded(response, "page-config")
     topic = f"tasks/{task.public_id}"
     assert config["positions"] == {
-        topic: realtime.last_seq(topic),
-        "activity/acme": realtime.last_seq("activity/acme"),
+        topic: hub.last_seq(topic),
+        "activity/acme": hub.last_seq("activity/acme"),
     }
     # Every step at or below the embedded position is on the page: nothing falls between.
     step_seqs = set(

@@ -1,0 +1,328 @@
+/*
+ * The one renderer of delivery blocks, for the live card, the reloaded page (blocks
+ * embedded with json_script) and the replay page alike.
+ *
+ * Every string goes in with textContent. The one exception is a summary block's `html`,
+ * which the server has already rendered and sanitized (corpus.rendering, nh3 allowlist);
+ * it is parsed through a <template> element, where scripts never run. URLs become links
+ * only when they are same-site paths or http(s) URLs already in the browser's own form.
+ * Unknown block types get a small generic box, so a newer server never breaks an older
+ * page.
+ */
+import { el, token } from "./dom.js";
+
+const STATUS_TEXT = {
+  submitted: "Delivered",
+  blocked: "Blocked",
+  no_changes: "No changes",
+};
+
+// A link only of what reads the same to the browser as it is written: an http(s) URL
+// that the browser's own parser serializes to exactly this string (no backslash, tab,
+// userinfo or dot segment it would quietly rewrite; the server stores URLs in that
+// form, see delivery/links.py), or a path on this site.
+export function safeUrl(url) {
+  if (typeof url !== "string" || /[\\\s@%]/.test(url) || /[^\x21-\x7e]/.test(url)) {
+    return null;
+  }
+  let parsed;
+  try {
+    if (url.charAt(0) === "/" && url.charAt(1) !== "/") {
+      parsed = new URL(url, window.location.origin);
+      return parsed.origin === window.location.origin ? url : null;
+    }
+    parsed = new URL(url);
+  } catch (error) {
+    return null;
+  }
+  if ((parsed.protocol !== "https:" && parsed.protocol !== "http:") || parsed.href !== url) {
+    return null;
+  }
+  return url;
+}
+
+function link(url, text, className) {
+  let href = safeUrl(url);
+  if (!href) {
+    return el("span", className, text);
+  }
+  let anchor = el("a", className, text);
+  anchor.href = href;
+  if (/^https?:/i.test(href)) {
+    anchor.target = "_blank";
+    anchor.rel = "noopener noreferrer";
+  }
+  return anchor;
+}
+
+function section(block, title) {
+  let node = el("section", "block block--" + token(block.type, /[^a-z0-9_-]/gi));
+  node.setAttribute("data-block", String(block.type));
+  if (title) {
+    node.appendChild(el("h3", "block__title", title));
+  }
+  return node;
+}
+
+const renderers = {
+  outcome: function (block) {
+    let node = section(block);
+    let status = String(block.status || "");
+    node.classList.add("outcome--" + token(status));
+    let head = el("div", "outcome__head");
+    head.appendChild(el("span", "status status--" + token(status), STATUS_TEXT[status] || status));
+    head.appendChild(el("h2", "outcome__headline", block.headline));
+    node.appendChild(head);
+    let verdict = block.verdict;
+    if (verdict && typeof verdict === "object") {
+      let facts = el("div", "outcome__verdict");
+      if (typeof verdict.in_scope === "boolean") {
+        facts.appendChild(
+          el("span", "pill " + (verdict.in_scope ? "pill--ok" : "pill--warn"), verdict.in_scope ? "In scope" : "Out of scope")
+        );
+      }
+      if (typeof verdict.checklist_total === "number" && verdict.checklist_total > 0) {
+        facts.appendChild(
+          el("span", "pill", "Checklist " + (verdict.checklist_met || 0) + "/" + verdict.checklist_total)
+        );
+      }
+      node.appendChild(facts);
+      if (verdict.summary) {
+        node.appendChild(el("p", "outcome__summary", verdict.summary));
+      }
+    }
+    if (block.reason) {
+      node.appendChild(el("p", "outcome__reason", block.reason));
+    }
+    if (block.question && block.question !== block.headline) {
+      node.appendChild(el("p", "outcome__question", block.question));
+    }
+    if (block.agent_status) {
+      node.appendChild(el("p", "muted small", "Harness: " + block.agent_status));
+    }
+    return node;
+  },
+
+  hero: function (block) {
+    let node = section(block);
+    node.appendChild(el("h3", "hero__title", block.title));
+    let meta = el("p", "hero__meta");
+    let repo = block.repository;
+    if (repo && typeof repo === "object") {
+      meta.appendChild(link(repo.url, repo.name || repo.url, "hero__repo"));
+    }
+    node.appendChild(meta);
+    let pr = block.pr;
+    if (pr && typeof pr === "object") {
+      let line = el("p", "hero__pr");
+      let label = "Pull request" + (pr.number ? " #" + pr.number : "") + (pr.title ? ": " + pr.title : "");
+      line.appendChild(link(pr.url, label, "hero__pr-link"));
+      if (pr.branch) {
+        line.appendChild(document.createTextNode(" "));
+        line.appendChild(el("code", "hero__branch", pr.branch));
+      }
+      node.appendChild(line);
+    } else {
+      node.appendChild(el("p", "muted", "No pull request."));
+    }
+    return node;
+  },
+
+  summary: function (block) {
+    let node = section(block, "Summary");
+    let body = el("div", "markdown");
+    if (typeof block.html === "string") {
+      // Server-sanitized (nh3); a <template> parses without running anything.
+      let template = document.createElement("template");
+      template.innerHTML = block.html;
+      body.appendChild(template.content);
+    } else if (block.markdown) {
+      body.appendChild(el("pre", "doc-body", block.markdown));
+    }
+    node.appendChild(body);
+    return node;
+  },
+
+  checklist: function (block) {
+    let node = section(block, "Definition of done");
+    if (block.method) {
+      node.appendChild(el("p", "muted small", "Checked by: " + block.method));
+    }
+    let list = el("ul", "checklist");
+    (Array.isArray(block.items) ? block.items : []).forEach(function (item) {
+      let met = Boolean(item && item.mentioned);
+      let row = el("li", "checklist__item " + (met ? "is-met" : "is-open"));
+      row.appendChild(el("span", "checklist__mark", met ? "✓" : "○")).setAttribute("aria-label", met ? "met" : "not shown");
+      let text = el("div", "checklist__text");
+      text.appendChild(el("span", "", item && item.text));
+      if (item && item.evidence) {
+        text.appendChild(el("span", "checklist__evidence", item.evidence));
+      }
+      row.appendChild(text);
+      list.appendChild(row);
+    });
+    node.appendChild(list);
+    return node;
+  },
+
+  timeline: function (block) {
+    let node = section(block, "How it went");
+    let list = el("ol", "steps steps--compact");
+    (Array.isArray(block.steps) ? block.steps : []).forEach(function (step) {
+      list.appendChild(renderStep(step));
+    });
+    node.appendChild(list);
+    if (typeof block.omitted === "number" && block.omitted > 0) {
+      node.appendChild(el("p", "muted small", block.omitted + " steps in the middle left out; the replay page has all " + block.total + "."));
+    } else if (typeof block.total === "number" && typeof block.shown === "number" && block.total > block.shown) {
+      node.appendChild(el("p", "muted small", block.total + " steps, repeats folded."));
+    }
+    return node;
+  },
+
+  actions: function (block, context) {
+    let node = section(block);
+    let bar = el("div", "actions");
+    let said = el("p", "actions__result muted small");
+    said.hidden = true;
+
+    function postButton(action, label, body, className) {
+      let control = el("button", "button" + (className ? " " + className : ""), label);
+      control.type = "button";
+      let url = safeUrl(action.url);
+      if (!url || context.readOnly || !context.post) {
+        control.disabled = true; // the replay page shows actions; the task page runs them
+        return control;
+      }
+      control.addEventListener("click", function () {
+        let buttons = bar.querySelectorAll("button");
+        buttons.forEach(function (b) {
+          b.disabled = true;
+        });
+        context
+          .post(url, body)
+          .then(function (answer) {
+            said.hidden = false;
+            said.textContent = answer.ok
+              ? context.done(action, answer.data, body) || "Done."
+              : (answer.data && answer.data.detail) || "The server said no (" + answer.status + ").";
+          })
+          .catch(function () {
+            said.hidden = false;
+            said.textContent = "Could not reach the server; try again.";
+          })
+          .then(function () {
+            buttons.forEach(function (b) {
+              b.disabled = false;
+            });
+          });
+      });
+      return control;
+    }
+
+    (Array.isArray(block.actions) ? block.actions : []).forEach(function (action) {
+      if (!action || typeof action !== "object") {
+        return;
+      }
+      let kind = String(action.kind || "");
+      let method = String(action.method || "GET").toUpperCase();
+      let label = action.label || kind;
+      let control;
+      if (method === "GET") {
+        control = link(action.url, label, "button" + (kind === "open_pr" ? " button--primary" : ""));
+      } else if (kind === "answer") {
+        // The question box of the task page takes the answer; this button leads there.
+        control = el("button", "button button--primary", label);
+        control.type = "button";
+        control.disabled = context.readOnly || !context.focusAnswer;
+        control.addEventListener("click", function () {
+          context.focusAnswer();
+        });
+      } else if (kind === "feedback") {
+        control = el("span", "actions__group");
+        control.appendChild(el("span", "muted small", label));
+        let ratings = (action.choices && action.choices.rating) || ["up", "down"];
+        ratings.forEach(function (rating) {
+          // Words, not emoji: not every system has an emoji font.
+          let text = rating === "up" ? "Good" : rating === "down" ? "Not good" : rating;
+          let button = postButton(action, text, { rating: rating });
+          button.setAttribute("data-rating", rating);
+          control.appendChild(button);
+        });
+      } else {
+        control = postButton(action, label, {});
+      }
+      control.setAttribute("data-action", kind);
+      bar.appendChild(control);
+    });
+    node.appendChild(bar);
+    node.appendChild(said);
+    return node;
+  },
+};
+
+function renderUnknown(block) {
+  let node = el("section", "block block--unknown");
+  node.setAttribute("data-block", String(block && block.type));
+  node.appendChild(el("span", "muted small", "Block “" + String(block && block.type) + "”"));
+  let text = block && (block.title || block.headline || block.text);
+  if (text) {
+    node.appendChild(el("p", "", text));
+  }
+  return node;
+}
+
+// A narration line: the same markup as the server-rendered steps of the task page.
+export function renderStep(step) {
+  let row = el("li", "step");
+  if (typeof step.seq === "number") {
+    row.setAttribute("data-seq", String(step.seq));
+  }
+  if (step.run_id) {
+    row.setAttribute("data-run-id", String(step.run_id));
+  }
+  let time = el("time", "step__time", typeof step.ts === "string" ? step.ts.slice(11, 19) : "");
+  if (step.ts) {
+    time.setAttribute("datetime", step.ts);
+  }
+  row.appendChild(time);
+  let message = el("span", "step__message", step.user_message);
+  if (typeof step.repeat === "number" && step.repeat > 1) {
+    message.appendChild(el("span", "step__repeat", "×" + step.repeat));
+  }
+  row.appendChild(message);
+  let debug = el("span", "debug-only step__debug");
+  if (step.phase) {
+    debug.appendChild(el("code", "", step.phase));
+  }
+  if (step.internal_label) {
+    debug.appendChild(document.createTextNode(" "));
+    debug.appendChild(el("code", "", step.internal_label));
+  }
+  row.appendChild(debug);
+  return row;
+}
+
+/*
+ * blocks: the list from a delivery frame or a stored delivery.
+ * context: post(url, body) → Promise of {ok, status, data} (runs POST actions: reopen,
+ * feedback); done(action, data, body) → the text to show after one succeeded;
+ * focusAnswer() for the `answer` action; readOnly shows actions without running them.
+ */
+export function render(blocks, context) {
+  context = context || {};
+  if (!context.done) {
+    context.done = function () {
+      return "";
+    };
+  }
+  let card = el("article", "delivery-card");
+  (Array.isArray(blocks) ? blocks : []).forEach(function (block) {
+    if (!block || typeof block !== "object") {
+      return;
+    }
+    let renderer = Object.prototype.hasOwnProperty.call(renderers, block.type) ? renderers[block.type] : null;
+    card.appendChild(renderer ? renderer(block, context) : renderUnknown(block));
+  });
+  return card;
+}

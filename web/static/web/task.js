@@ -1,0 +1,219 @@
+/*
+ * The task page: live narration, the open question with its answer box, and the
+ * delivery card that replaces the narration in place when the run's result arrives.
+ *
+ * State on load comes from the server (steps and question as HTML, the delivery as JSON);
+ * frames after the embedded positions come over the realtime hub. Applying a frame is
+ * idempotent (steps by seq, questions by id, the card by run), because the frames just
+ * after the positions may already be part of the page.
+ */
+import { postJSON, problemText } from "./api.js";
+import { render, renderStep } from "./blocks.js";
+import { el, embedded, token } from "./dom.js";
+import { connect, showState } from "./realtime.js";
+
+const config = embedded("page-config");
+const storedDelivery = embedded("delivery-data");
+const labels = config.statusLabels;
+
+const statusBadge = document.getElementById("task-status");
+const narration = document.getElementById("narration");
+const steps = document.getElementById("steps");
+const stepsEmpty = document.getElementById("steps-empty");
+const deliveryBox = document.getElementById("delivery");
+const question = document.getElementById("question");
+const questionText = document.getElementById("question-text");
+const choices = document.getElementById("question-choices");
+const form = document.getElementById("answer-form");
+const input = document.getElementById("answer-input");
+const answerError = document.getElementById("answer-error");
+const debugToggle = document.getElementById("debug-toggle");
+
+let deliveredRun = config.delivered ? config.deliveryRunId : null;
+
+function setStatus(status) {
+  statusBadge.textContent = labels[status] || status;
+  statusBadge.className = `status status--${token(status)}`;
+  statusBadge.setAttribute("data-status", status);
+}
+
+function addLine(step) {
+  if (typeof step.seq === "number" && steps.querySelector(`li[data-seq="${step.seq}"]`)) {
+    return; // already on the page
+  }
+  steps.appendChild(renderStep(step));
+  stepsEmpty.hidden = true;
+}
+
+function note(text, kind) {
+  const row = el("li", `step step--note step--${kind}`);
+  row.appendChild(el("span", "step__message", text));
+  steps.appendChild(row);
+  stepsEmpty.hidden = true;
+}
+
+function showNarration() {
+  deliveredRun = null;
+  deliveryBox.hidden = true;
+  narration.hidden = false;
+}
+
+// What the delivery card's actions do on this page (the card itself only renders).
+const cardContext = {
+  post: postJSON,
+  done(action, data, body) {
+    if (action.kind === "reopen") {
+      setStatus(data.status);
+      showNarration();
+      note("Reopened: the task is ready for a harness again.", "system");
+      return "Reopened.";
+    }
+    if (action.kind === "feedback") {
+      return body.rating === "up" ? "Thanks: recorded as good." : "Thanks: recorded as not good.";
+    }
+    return "Done.";
+  },
+  focusAnswer() {
+    if (!question.hidden) {
+      question.scrollIntoView({ block: "nearest" });
+      input.focus();
+    }
+  },
+};
+
+function showDelivery(payload) {
+  deliveredRun = payload.run_id || null;
+  const card = render(payload.blocks, cardContext);
+  card.setAttribute("data-version", String(payload.version || ""));
+  card.setAttribute("data-status", String(payload.status || ""));
+  deliveryBox.replaceChildren(card);
+  deliveryBox.hidden = false;
+  narration.hidden = true;
+}
+
+function showQuestion(open) {
+  question.setAttribute("data-interrupt-id", open.interrupt_id || "");
+  questionText.textContent = open.question;
+  choices.replaceChildren(
+    ...(open.choices || []).map((choice) => {
+      const button = el("button", "button choice", choice);
+      button.type = "button";
+      button.setAttribute("data-choice", choice);
+      return button;
+    })
+  );
+  answerError.hidden = true;
+  question.hidden = false;
+}
+
+function hideQuestion() {
+  question.hidden = true;
+  question.setAttribute("data-interrupt-id", "");
+}
+
+async function sendAnswer(text) {
+  if (!text.trim()) {
+    return;
+  }
+  const buttons = question.querySelectorAll("button");
+  buttons.forEach((b) => {
+    b.disabled = true;
+  });
+  try {
+    const answer = await postJSON(config.urls.answer, { answer: text });
+    if (answer.ok) {
+      hideQuestion();
+      input.value = "";
+      setStatus(answer.data.status);
+      note(`You answered: ${text}`, "answer");
+    } else {
+      answerError.textContent = problemText(answer, "The answer was not accepted.");
+      answerError.hidden = false;
+    }
+  } catch {
+    answerError.textContent = "Could not reach the server; try again.";
+    answerError.hidden = false;
+  } finally {
+    buttons.forEach((b) => {
+      b.disabled = false;
+    });
+  }
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  sendAnswer(input.value);
+});
+choices.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-choice]");
+  if (button) {
+    sendAnswer(button.getAttribute("data-choice"));
+  }
+});
+
+// Debug mode shows each step's phase and internal label; remembered per browser.
+function setDebug(on) {
+  document.body.classList.toggle("show-debug", on);
+  debugToggle.checked = on;
+  try {
+    window.localStorage.setItem("ether.debug", on ? "1" : "0");
+  } catch {
+    // private mode: not remembered
+  }
+}
+debugToggle.addEventListener("change", () => setDebug(debugToggle.checked));
+try {
+  setDebug(window.localStorage.getItem("ether.debug") === "1");
+} catch {
+  setDebug(false);
+}
+
+function onFrame(frame) {
+  if (frame.task_id !== config.taskId) {
+    return; // the org's activity topic carries every task
+  }
+  switch (frame.type) {
+    case "os.harness.step":
+      if (deliveredRun && frame.run_id !== deliveredRun) {
+        showNarration(); // a new run started after the delivery
+      }
+      addLine(frame);
+      break;
+    case "task.interrupted":
+      showQuestion(frame);
+      break;
+    case "task.delivered":
+    case "task.blocked":
+    case "task.no_changes":
+      showDelivery(frame);
+      if (frame.type !== "task.blocked") {
+        hideQuestion();
+      }
+      break;
+    case "activity.list_updated":
+      setStatus(frame.status);
+      if (frame.status !== "paused") {
+        hideQuestion(); // answered here, in another tab, or withdrawn
+      }
+      break;
+    case "task.timeline":
+      if (frame.kind === "answer" && frame.actor && frame.actor.type === "user") {
+        hideQuestion();
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+if (config.delivered && storedDelivery) {
+  showDelivery(storedDelivery);
+}
+
+connect({
+  positions: config.positions,
+  ticketUrl: config.ticketUrl,
+  socketPath: config.socketPath,
+  onFrame,
+  onState: showState(document.getElementById("live-state")),
+});
