@@ -29,13 +29,13 @@ from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from corpus.models import Org, Project, Repository
-from corpus.services import access_token_create, member_ensure
+from accounts.models import Org, Project, Repository
+from accounts.services import access_token_create, member_ensure
 from delivery.compose import compose
 from delivery.services import delivery_result_submit
+from tasks.harnesses.keys import harness_app_create
 from tasks.models import HarnessApp, Result, Run, Task
 from tasks.services import lease_claim, lease_release, step_record, task_create
-from tasks.services.apps import harness_app_create
 
 ORG = "bench"
 REPO = "bench-org/widgets"

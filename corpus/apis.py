@@ -10,14 +10,16 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.auth import UserAPIView
+from accounts.models import Membership, Project, Repository
+from api.errors import ValidationFailed
+from api.fields import validated
+from api.idempotency import idempotent
+from api.pagination import paginate
+from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
 from corpus import selectors
 from corpus import serializers as s
-from corpus.errors import ValidationFailed
-from corpus.http.fields import validated
-from corpus.http.idempotency import idempotent
-from corpus.http.pagination import paginate
-from corpus.http.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, UserAPIView, body, problems
-from corpus.models import DocumentKind, DocumentVersion, Membership, Project, Repository
+from corpus.models import DocumentKind, DocumentVersion
 from corpus.rendering import Renders
 from corpus.services import document_create, document_save
 
@@ -134,7 +136,7 @@ class DocumentDetailAPI(UserAPIView):
         summary="Store a new version (when the body or title changed)",
         request=s.DocumentUpdateIn,
         parameters=[IF_MATCH],
-        responses={200: s.DocumentOut, **problems(400, 404, 405, 412, 413, 415)},
+        responses={200: s.DocumentOut, **problems(404, 412)},
     )
     def put(self, request: Request, doc_id: str) -> Response:
         document = selectors.document_get(org=self.org(request), doc_id=doc_id)

@@ -1,8 +1,5 @@
-"""Tenancy (orgs, members, projects, repositories, access tokens) and the idempotency store.
-
-``corpus`` is the base app: every document it holds is scoped by these objects, and
-``tasks`` and ``delivery`` build on them, so they live here.
-"""
+"""The markdown context corpus: documents with every version kept, compactions of the
+working notes, tools and skills. Everything here is scoped by an org (``accounts``)."""
 
 from __future__ import annotations
 
@@ -10,116 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from corpus.ids import new_doc_id
-
-
-class Org(models.Model):
-    slug = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=200)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return self.slug
-
-
-class Membership(models.Model):
-    """A user belongs to exactly one org: every request then has one unambiguous scope."""
-
-    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="memberships")
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"{self.user} in {self.org}"
-
-
-class Project(models.Model):
-    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="projects")
-    slug = models.SlugField(max_length=64)
-    name = models.CharField(max_length=200)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["org", "slug"], name="project_slug_per_org")]
-
-    def __str__(self) -> str:
-        return f"{self.org.slug}/{self.slug}"
-
-
-class Repository(models.Model):
-    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="repositories")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="repositories")
-    full_name = models.CharField(max_length=200, help_text='"owner/name", as on the forge')
-    url = models.URLField(max_length=300, help_text="https://github.com/owner/name")
-    default_branch = models.CharField(max_length=200, default="main")
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        verbose_name_plural = "repositories"
-        constraints = [
-            models.UniqueConstraint(fields=["org", "full_name"], name="repo_name_per_org")
-        ]
-
-    def __str__(self) -> str:
-        return self.full_name
-
-
-class AccessTokenQuerySet(models.QuerySet):
-    def usable(self) -> AccessTokenQuerySet:
-        now = timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(
-            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
-        )
-
-
-class AccessToken(models.Model):
-    """A personal access token: shown once, stored only as its SHA-256."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens"
-    )
-    label = models.CharField(max_length=100, blank=True)
-    token_hash = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=16, help_text="First characters, to recognise a token")
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects = AccessTokenQuerySet.as_manager()
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.user})"
-
-
-class IdempotencyRecord(models.Model):
-    """The stored answer to a POST sent with ``Idempotency-Key``.
-
-    The row is inserted (``in_flight``) before the handler runs and completed in the same
-    transaction as the handler's writes, so a crash leaves an ``in_flight`` row whose write
-    rolled back: it is safe to run again once it is older than the lock window.
-    """
-
-    IN_FLIGHT = "in_flight"
-    DONE = "done"
-
-    scope = models.CharField(max_length=80, help_text="app:<pk> or user:<pk>")
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64)
-    state = models.CharField(max_length=10, default=IN_FLIGHT)
-    status_code = models.PositiveSmallIntegerField(null=True)
-    body = models.JSONField(null=True)
-    headers = models.JSONField(default=dict)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_per_scope")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.scope} {self.key}"
+from accounts.models import Org, Project, Repository
+from api.ids import new_doc_id
 
 
 class DocumentKind(models.TextChoices):

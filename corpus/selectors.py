@@ -9,11 +9,12 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from corpus.errors import NotFound
-from corpus.ids import is_public_id
-from corpus.models import Compaction, Document, DocumentKind, DocumentVersion, Org, Skill, Tool
+from accounts.models import Org
+from api.errors import NotFound
+from api.ids import is_public_id
+from api.rfc3339 import iso
+from corpus.models import Compaction, Document, DocumentKind, DocumentVersion, Skill, Tool
 from corpus.rendering import RENDERER, render_for_display
-from corpus.rfc3339 import iso
 from corpus.services.documents import version_html_keep
 
 SLICES = ("profile", "project", "repo", "task", "working")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from corpus.http.fields import StrictCharField, StrictChoiceField, StrictSerializer
+from api.fields import StrictCharField, StrictChoiceField, StrictSerializer
 
 EDITABLE_KINDS = ["profile", "project", "repo"]
 BODY_MAX = 512 * 1024

@@ -9,10 +9,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from corpus.http.fields import validated
-from corpus.http.idempotency import idempotent
-from corpus.http.params import ascii_int
-from corpus.http.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, UserAPIView, body, problems
+from accounts.auth import UserAPIView
+from api.fields import validated
+from api.idempotency import idempotent
+from api.params import ascii_int
+from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
 from corpus.rendering import Renders
 from delivery import selectors
 from delivery import serializers as ds

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.rfc3339 import iso
 from corpus.rendering import Renders, render_markdown
-from corpus.rfc3339 import iso
 from delivery.judge import DOD_METHOD, dod_check, dod_sources
 from delivery.links import safe_href
 from tasks.models import Result, ResultStatus, Step, Task

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from corpus.ids import new_dlv_id
+from api.ids import new_dlv_id
 from tasks.models import Run, Task
 
 

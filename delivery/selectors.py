@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from corpus.errors import NotFound
-from corpus.rfc3339 import iso
+from api.errors import NotFound
+from api.rfc3339 import iso
 from delivery.models import Delivery
 from tasks.models import Task
 

@@ -1,16 +1,17 @@
-"""The people's pages: ``/tasks/`` and one task's live, replay and compaction pages."""
+"""The delivery app's routes: a harness submits its result (``harness``, under
+/api/harness/); people read the delivery and rate it (``product``, under /api/)."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from delivery import views
+from delivery.apis import DeliveryAPI, FeedbackAPI, ResultAPI
 
-app_name = "pages"
+harness = [
+    path("tasks/<str:task_id>/result", ResultAPI.as_view(), name="harness-result"),
+]
 
-urlpatterns = [
-    path("", views.grid, name="grid"),
-    path("<str:task_id>", views.task_page, name="task"),
-    path("<str:task_id>/replay", views.replay, name="replay"),
-    path("<str:task_id>/compaction", views.compaction, name="compaction"),
+product = [
+    path("tasks/<str:task_id>/delivery", DeliveryAPI.as_view(), name="task-delivery"),
+    path("tasks/<str:task_id>/feedback", FeedbackAPI.as_view(), name="task-feedback"),
 ]

@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ether_site.settings")
 # request, before any middleware) are problem documents on API paths.
 django.setup(set_prefix=False)
 
-from corpus.http.asgi import ProblemASGIHandler  # noqa: E402
+from api.asgi import ProblemASGIHandler  # noqa: E402
 
 django_asgi_app = ProblemASGIHandler()
 
@@ -19,7 +19,7 @@ django_asgi_app = ProblemASGIHandler()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from tasks.consumers import RealtimeConsumer  # noqa: E402
+from tasks.realtime.consumers import RealtimeConsumer  # noqa: E402
 
 websocket_urlpatterns = [path("api/realtime", RealtimeConsumer.as_asgi())]
 

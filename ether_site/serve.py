@@ -18,7 +18,7 @@ from urllib.parse import unquote_plus
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 
-from corpus.credentials import (
+from accounts.credentials import (
     ACCESS_TOKEN_PREFIX,
     HARNESS_KEY_PREFIX,
     SECRET_PARAMS,

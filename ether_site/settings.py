@@ -89,7 +89,7 @@ if DEBUG:
     ALLOWED_HOSTS += ["testserver"]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS").split(",") if o]
 # A refused CSRF check on an API path is a problem document; on a page, Django's page.
-CSRF_FAILURE_VIEW = "corpus.http.problems.csrf_failure"
+CSRF_FAILURE_VIEW = "api.problems.csrf_failure"
 
 # --- Transport security (production: DEBUG off) -------------------------------------
 # Behind a reverse proxy that terminates TLS, ETHER_BEHIND_TLS_PROXY=1 trusts its
@@ -111,7 +111,7 @@ if not DEBUG:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-# Content-Security-Policy of every HTML page (corpus.http.middleware.ContentSecurityPolicy).
+# Content-Security-Policy of every HTML page (api.middleware.ContentSecurityPolicy).
 # Scripts only from our own static files; styles may be inline because Django's admin
 # and Swagger UI set style attributes.
 ETHER_CSP = env_str(
@@ -134,15 +134,19 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    # Our apps, each above the ones it imports (a contract in pyproject.toml enforces it).
+    "api",
+    "accounts",
     "corpus",
     "tasks",
     "delivery",
+    "web",
 ]
 
 MIDDLEWARE = [
     # Outermost: an error answer on an API path that is not a problem document becomes one.
-    "corpus.http.middleware.ApiProblemMiddleware",
-    "corpus.http.middleware.BodyLimitMiddleware",
+    "api.middleware.ApiProblemMiddleware",
+    "api.middleware.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -151,8 +155,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "corpus.http.middleware.ContentSecurityPolicyMiddleware",
-    "corpus.http.middleware.DatabaseUnavailableMiddleware",
+    "api.middleware.ContentSecurityPolicyMiddleware",
+    "api.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "ether_site.urls"
@@ -311,7 +315,7 @@ ETHER_STREAMS_PER_CREDENTIAL = env_int("ETHER_STREAMS_PER_CREDENTIAL", 20, minim
 ETHER_CREDENTIAL_RECHECK_SECONDS = env_float("ETHER_CREDENTIAL_RECHECK_SECONDS", 5.0, minimum=0.1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ETHER_MAX_BODY_BYTES
 
-# Rate limits (corpus/http/ratelimit.py): "<count>/<second|minute|hour>", or "off".
+# Rate limits (api/ratelimit.py): "<count>/<second|minute|hour>", or "off".
 # Generous by default: they stop a runaway harness loop, not a busy one.
 ETHER_RATE_LIMITS = {
     "harness": env_rate("ETHER_RATE_HARNESS", "6000/minute"),  # any /api/harness/ call, per key
@@ -339,12 +343,12 @@ CACHES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
-    "DEFAULT_PARSER_CLASSES": ["corpus.http.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "corpus.http.problems.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.EtherAutoSchema",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["corpus.http.ratelimit.RateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.ratelimit.RateThrottle"],
     "DATETIME_FORMAT": "iso-8601",
 }
 
@@ -363,8 +367,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "corpus.http.schema.document_rate_limits",
-        "corpus.http.schema.problems_as_problem_json",
+        "api.schema.problems_as_problem_json",
     ],
 }
 

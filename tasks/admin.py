@@ -8,16 +8,24 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from corpus.errors import DomainError, describe
-from corpus.http.problems import _flatten_errors
-from tasks.harness_selectors import harness_resolved
-from tasks.harness_serializers import HarnessIn
+from api.errors import DomainError, describe
+from api.problems import _flatten_errors
+from tasks.harnesses.keys import harness_app_rename, harness_app_revoke
+from tasks.harnesses.selectors import harness_resolved
+from tasks.harnesses.serializers import HarnessIn
+from tasks.harnesses.services import (
+    attachable_check,
+    default_check,
+    depth_check,
+    harness_app_attach,
+    harness_create,
+    harness_update,
+    name_check,
+    parent_check,
+)
 from tasks.models import Event, Harness, HarnessApp, Interrupt, Result, Run, Step, Task
-from tasks.services.apps import harness_app_revoke
-from tasks.services.harnesses import depth_check, name_check, parent_check
 
 
 @admin.action(description="Revoke the selected apps' keys")
@@ -26,18 +34,49 @@ def revoke_keys(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Qu
         harness_app_revoke(org=app.org, app_id=app.app_id)
 
 
+class HarnessAppForm(forms.ModelForm):
+    class Meta:
+        model = HarnessApp
+        fields = ["name", "harness"]
+
+    def clean_harness(self) -> Harness | None:
+        harness = self.cleaned_data.get("harness")
+        try:
+            # The same rule as `manage.py attach_harness`: a definition of the app's org
+            # (or a built-in), and an active one.
+            return attachable_check(self.instance.org, harness.public_id if harness else None)
+        except DomainError as exc:
+            raise forms.ValidationError(describe(exc)) from None
+
+
 @admin.register(HarnessApp)
 class HarnessAppAdmin(admin.ModelAdmin):
+    """Apps are registered and rotated by `manage.py create_harness_app` (which prints the
+    key once) and revoked by the action; here only the name and the definition change,
+    each through its service."""
+
+    form = HarnessAppForm
     list_display = ["app_id", "org", "harness", "key_prefix", "created_at", "revoked_at"]
     list_filter = ["org", "revoked_at"]
     search_fields = ["app_id", "name"]
-    # Keys are issued by `manage.py create_harness_app`, which prints the key once.
-    exclude = ["key_hash"]
-    readonly_fields = ["key_prefix", "created_at"]
+    fields = ["org", "app_id", "name", "harness", "key_prefix", "created_at", "revoked_at"]
+    readonly_fields = ["org", "app_id", "key_prefix", "created_at", "revoked_at"]
     actions = [revoke_keys]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Runs name their app: revoke it instead (the action ends its leases too).
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if "name" in form.changed_data:
+            harness_app_rename(app=obj, name=form.cleaned_data["name"])
+        if "harness" in form.changed_data:
+            harness = form.cleaned_data["harness"]
+            harness_app_attach(app=obj, ref=harness.public_id if harness else None)
+        obj.refresh_from_db()
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -117,7 +156,7 @@ class EventAdmin(ReadOnlyAdmin):
 # --- harness definitions -------------------------------------------------------------------
 class HarnessForm(forms.ModelForm):
     """Edits the local fields; every value passes the API's own checks
-    (``tasks/harness_serializers.py`` and the parent rules of the services)."""
+    (``tasks/harnesses/serializers.py`` and the parent rules of the services)."""
 
     class Meta:
         model = Harness
@@ -139,7 +178,8 @@ class HarnessForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        org = cleaned.get("org")
+        # A saved definition stays in its org (the field is read-only on change).
+        org = cleaned.get("org") if "org" in self.fields else self.instance.org
         if org is None:
             raise forms.ValidationError("A definition belongs to an org.")
         parent = cleaned.get("parent")
@@ -166,6 +206,8 @@ class HarnessForm(forms.ModelForm):
             name_check(org, valid["name"], current)
             checked = parent_check(org, parent.public_id if parent else None, current)
             depth_check(checked, current)
+            if current is not None:
+                default_check(current, bool(cleaned.get("is_default")))
         except DomainError as exc:
             raise forms.ValidationError(describe(exc)) from None
         cleaned.update(
@@ -223,13 +265,35 @@ class HarnessAdmin(admin.ModelAdmin):
         # Deleting goes through the API's archive-then-delete rules.
         return False
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # The services move no definition between orgs (its children and apps stay behind).
+        return [*self.readonly_fields, "org"] if obj is not None else self.readonly_fields
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if obj.is_default:
-            Harness.objects.filter(org=obj.org, is_default=True).exclude(pk=obj.pk).update(
-                is_default=False
-            )
-        obj.updated_at = timezone.now()
-        super().save_model(request, obj, form, change)
+        """Written by the API's services, so the admin gets their rules (one default per
+        org, only an active default, names, parents, depth) and their transactions."""
+        cleaned = form.cleaned_data
+        parent = cleaned.get("parent")
+        data = {
+            "name": cleaned["name"],
+            "display_name": cleaned.get("display_name") or "",
+            "description": cleaned.get("description"),
+            "system_prompt": cleaned.get("system_prompt") or "",
+            "parent_harness_id": parent.public_id if parent else None,
+            "capabilities": cleaned.get("capabilities") or [],
+            "mcpServers": cleaned.get("mcp_servers") or {},
+            "network_access": cleaned.get("network_access"),
+            "initial_files": cleaned.get("initial_files") or [],
+            "default_model_id": cleaned.get("default_model_id") or None,
+            "tags": cleaned.get("tags") or [],
+            "is_default": bool(cleaned.get("is_default")),
+        }
+        if change:
+            saved = harness_update(org=obj.org, harness=obj, data=data)
+        else:
+            saved = harness_create(org=cleaned["org"], data=data)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
 
     @admin.display(description="Effective definition")
     def resolved_view(self, obj: Harness) -> str:

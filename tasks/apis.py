@@ -12,23 +12,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from corpus.errors import Forbidden, NotFound, ValidationFailed
-from corpus.http.fields import validated
-from corpus.http.idempotency import idempotent
-from corpus.http.pagination import paginate
-from corpus.http.views import (
-    IDEMPOTENCY_HEADER,
-    POST_PROBLEMS,
-    UserAPIView,
-    base_url,
-    body,
-    problems,
-)
-from corpus.models import AccessToken
-from tasks import realtime, selectors, services
+from accounts.auth import UserAPIView
+from accounts.models import AccessToken
+from api.errors import Forbidden, NotFound, ValidationFailed
+from api.fields import validated
+from api.idempotency import idempotent
+from api.pagination import paginate
+from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
+from tasks import selectors, services
 from tasks import serializers as s
-from tasks.auth import HarnessKeyAuthentication, IsHarnessApp
 from tasks.events import frame, iso
+from tasks.harnesses.auth import HarnessKeyAuthentication, IsHarnessApp
 from tasks.models import HarnessApp, Task, TaskStatus
 
 
@@ -37,6 +31,7 @@ class HarnessAPIView(APIView):
 
     authentication_classes = [HarnessKeyAuthentication]
     permission_classes = [IsHarnessApp]
+    throttle_scope = "harness"  # ETHER_RATE_HARNESS, per app key (api.ratelimit)
 
     def app(self, request: Request) -> HarnessApp:
         return request.auth
@@ -85,6 +80,9 @@ class ExecutionPreviewAPI(HarnessAPIView):
 
 
 class ClaimAPI(HarnessAPIView):
+    # A claim mints a lease: ETHER_RATE_CLAIM on top of the harness limit.
+    throttle_scopes_by_method = {"POST": ("claim",)}
+
     @extend_schema(
         tags=["harness"],
         summary="Claim the task's lease",
@@ -95,7 +93,7 @@ class ClaimAPI(HarnessAPIView):
         ),
         request=s.ClaimIn,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={200: s.ClaimOut, 403: problems(403)[403], **problems(*POST_PROBLEMS)},
+        responses={200: s.ClaimOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
@@ -343,6 +341,9 @@ class TaskTimelineAPI(UserAPIView):
 
 
 class RealtimeTicketAPI(UserAPIView):
+    # A ticket is a credential: ETHER_RATE_TICKET per user.
+    throttle_scopes_by_method = {"POST": ("ticket",)}
+
     @extend_schema(
         tags=["realtime"],
         summary="A single-use ticket for ?token= on the realtime URL (expires in 30 s)",
@@ -355,7 +356,7 @@ class RealtimeTicketAPI(UserAPIView):
         validated(s.EmptyIn, body(request))
         # Minted with a token, the ticket's socket is that token's stream (ends on revoke).
         token = request.auth if isinstance(request.auth, AccessToken) else None
-        issued = realtime.ticket_create(user=request.user, token=token)
+        issued = services.ticket_create(user=request.user, token=token)
         return Response({"ticket": issued.ticket, "expires_at": iso(issued.expires_at)}, status=201)
 
 

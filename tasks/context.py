@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.rfc3339 import iso
 from corpus.models import DocumentKind
-from corpus.rfc3339 import iso
 from corpus.selectors import TaskScope
 from corpus.services import document_put, memory_compact
 from tasks.models import Interrupt, Run, Task

@@ -8,9 +8,9 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from corpus.errors import ValidationFailed
-from corpus.http.negotiation import AnyAcceptNegotiation
-from corpus.http.views import problems
+from api.errors import ValidationFailed
+from api.negotiation import AnyAcceptNegotiation
+from api.views import problems
 from corpus.selectors import (
     SLICES,
     document_in_scope,
@@ -159,9 +159,7 @@ class ContextDocAPI(ContextTaskMixin):
 
 
 class ToolsAPI(HarnessAPIView):
-    @extend_schema(
-        tags=["context"], summary="The org's tool manifest", responses={200: ToolsOut, **problems()}
-    )
+    @extend_schema(tags=["context"], summary="The org's tool manifest", responses={200: ToolsOut})
     def get(self, request: Request) -> Response:
         return Response({"tools": tools_for_org(self.app(request).org)})
 
@@ -171,7 +169,7 @@ class SkillsAPI(HarnessAPIView):
         tags=["context"],
         summary="The org's skills, optionally of one domain",
         parameters=[OpenApiParameter("domain", str, required=False)],
-        responses={200: SkillsOut, **problems()},
+        responses={200: SkillsOut},
     )
     def get(self, request: Request) -> Response:
         domain = request.query_params.get("domain") or None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corpus.errors import DomainError
+from api.errors import DomainError
 
 
 class LeaseHeld(DomainError):

@@ -20,8 +20,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from corpus.models import Org
-from corpus.rfc3339 import iso
+from accounts.models import Org
+from api.rfc3339 import iso
 from tasks.models import Event, EventTopic, Task
 
 log = logging.getLogger(__name__)

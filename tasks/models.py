@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from corpus.ids import new_harness_id, new_int_id, new_run_id, new_step_id, new_task_id
-from corpus.models import Org, Project, Repository
+from accounts.models import Org, Project, Repository
+from api.ids import new_harness_id, new_int_id, new_run_id, new_step_id, new_task_id
 
 
 class HarnessStatus(models.TextChoices):
@@ -25,7 +25,7 @@ class Harness(models.Model):
     """A harness definition (CONTRACT §4): how an org's harnesses behave.
 
     Fields mirror the reference resource; JSON fields hold the validated shapes of
-    ``tasks/definitions.py``. Inheritance is resolved at read time, so a change to a
+    ``tasks/harnesses/definitions.py``. Inheritance is resolved at read time, so a change to a
     parent shows in every child at once. Built-in definitions belong to no org: every
     org sees them, nobody edits them, anyone may copy them.
     """
@@ -105,6 +105,11 @@ class HarnessApp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.org.slug}/{self.app_id}"
+
+    @property
+    def rate_identity(self) -> str:
+        """Who api.ratelimit counts: the key, not the row id (ids repeat across databases)."""
+        return f"app:{self.key_hash[:32]}"
 
     # DRF treats whatever authenticate() returns as the user; an app is an authenticated caller.
     @property
@@ -337,7 +342,7 @@ class RealtimeTicket(models.Model):
     # The token the ticket was minted with (none for a browser session): a socket opened
     # with the ticket is that token's stream, and revoking the token ends it.
     access_token = models.ForeignKey(
-        "corpus.AccessToken", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "accounts.AccessToken", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     ticket_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)

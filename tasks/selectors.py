@@ -7,13 +7,13 @@ from typing import Any
 from django.urls import reverse
 from django.utils import timezone
 
-from corpus.errors import NotFound
-from corpus.ids import is_public_id
-from corpus.models import Org
+from accounts.models import Org
+from api.errors import NotFound
+from api.ids import is_public_id
 from corpus.selectors import SLICES, scope_slices
 from tasks.context import task_scope
 from tasks.events import TIMELINE, iso, task_topic
-from tasks.harness_selectors import bundle_harness
+from tasks.harnesses.selectors import bundle_harness
 from tasks.models import Event, HarnessApp, Interrupt, Run, RunStatus, Task
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from corpus.http.fields import (
+from api.fields import (
     StrictCharField,
     StrictChoiceField,
     StrictIntegerField,

@@ -1,9 +1,13 @@
+"""The tasks app's routes: the harness API (``harness``, under /api/harness/), the product
+API (``product``, under /api/) and harness definitions (``definitions``, under /v1/)."""
+
 from __future__ import annotations
 
 from django.urls import path
 
-from delivery.apis import DeliveryAPI, FeedbackAPI, ResultAPI
-from tasks import apis, context_apis, harness_apis, sse
+from tasks import apis, context_apis
+from tasks.harnesses import apis as harness_apis
+from tasks.realtime import sse
 
 harness = [
     path(
@@ -15,7 +19,6 @@ harness = [
     path("tasks/<str:task_id>/heartbeat", apis.HeartbeatAPI.as_view(), name="harness-heartbeat"),
     path("tasks/<str:task_id>/steps", apis.StepsAPI.as_view(), name="harness-steps"),
     path("tasks/<str:task_id>/interrupt", apis.InterruptAPI.as_view(), name="harness-interrupt"),
-    path("tasks/<str:task_id>/result", ResultAPI.as_view(), name="harness-result"),
     path("context", context_apis.ContextAPI.as_view(), name="harness-context"),
     path(
         "context/doc/<path:doc_id>",
@@ -35,8 +38,6 @@ product = [
     path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),
     path("tasks/<str:task_id>/timeline", apis.TaskTimelineAPI.as_view(), name="task-timeline"),
     path("tasks/<str:task_id>/events", sse.TaskEventsAPI.as_view(), name="task-events"),
-    path("tasks/<str:task_id>/delivery", DeliveryAPI.as_view(), name="task-delivery"),
-    path("tasks/<str:task_id>/feedback", FeedbackAPI.as_view(), name="task-feedback"),
     path("realtime/tickets", apis.RealtimeTicketAPI.as_view(), name="realtime-tickets"),
     path("config", apis.ConfigAPI.as_view(), name="config"),
     path("harness-apps", harness_apis.HarnessAppListAPI.as_view(), name="harness-app-list"),

@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from corpus.models import Org, Project, Repository
-from corpus.services import access_token_create, member_ensure
+from accounts.models import Org, Project, Repository
+from accounts.services import access_token_create, member_ensure
+from tasks.harnesses.keys import harness_app_create
 from tasks.models import HarnessApp, Task
 from tasks.services import task_create
-from tasks.services.apps import harness_app_create
 
 _n = itertools.count(1)
 

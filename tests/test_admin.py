@@ -3,14 +3,14 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from corpus.models import AccessToken
+from accounts.models import AccessToken
 from tasks.models import HarnessApp
 
 PAGES = [
-    "corpus/org",
-    "corpus/project",
-    "corpus/repository",
-    "corpus/accesstoken",
+    "accounts/org",
+    "accounts/project",
+    "accounts/repository",
+    "accounts/accesstoken",
     "tasks/harnessapp",
     "tasks/harness",
     "tasks/task",
@@ -46,7 +46,7 @@ def test_admin_never_shows_key_or_token_hashes(world, staff):
     token = AccessToken.objects.get(user=world.user)
     page = staff.get(f"/admin/tasks/harnessapp/{app.pk}/change/").content.decode()
     assert app.key_hash not in page and app.key_prefix in page
-    page = staff.get(f"/admin/corpus/accesstoken/{token.pk}/change/").content.decode()
+    page = staff.get(f"/admin/accounts/accesstoken/{token.pk}/change/").content.decode()
     assert token.token_hash not in page
 
 
@@ -83,8 +83,8 @@ def _definition_form(org, **fields):
 
 
 def test_harness_change_page_shows_the_resolved_result_and_its_layers(world, staff):
+    from tasks.harnesses.services import harness_create
     from tasks.models import Harness
-    from tasks.services.harnesses import harness_create
 
     base = harness_create(
         org=world.org,

@@ -8,7 +8,7 @@ import yaml
 from django.urls import URLPattern, URLResolver, get_resolver
 from openapi_spec_validator import validate
 
-from tests.conftest import Caller
+from tests.helpers import Caller
 
 # Routes that need no credentials: they hold no secret.
 PUBLIC = {"/api/config"}

@@ -7,8 +7,9 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from accounts.models import Org
 from corpus.compaction import MEMORY_TITLE, OutlineSummariser, Summariser, WorkingNote
-from corpus.models import Compaction, Document, DocumentKind, Org
+from corpus.models import Compaction, Document, DocumentKind
 from corpus.services.documents import document_put
 
 

@@ -9,8 +9,10 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from corpus.errors import DocumentExists, NotFound, PreconditionFailed
-from corpus.models import Document, DocumentKind, DocumentVersion, Org, Project, Repository
+from accounts.models import Org, Project, Repository
+from api.errors import NotFound, PreconditionFailed
+from corpus.errors import DocumentExists
+from corpus.models import Document, DocumentKind, DocumentVersion
 from corpus.rendering import RENDERER, Renders
 
 TITLE_MAX = 200

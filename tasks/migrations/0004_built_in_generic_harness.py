@@ -21,7 +21,7 @@ You are a coding agent working on one task from Ether.
 
 
 def create_generic(apps: Any, schema_editor: Any) -> None:
-    from corpus.ids import new_harness_id
+    from api.ids import new_harness_id
 
     Harness = apps.get_model("tasks", "Harness")
     if Harness.objects.filter(org__isnull=True, name="generic").exists():

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from corpus.errors import Forbidden
+from api.errors import Forbidden
 from tasks import events
 from tasks.context import task_document_sync
 from tasks.errors import AppRevoked, LeaseHeld, LeaseLost, NoLiveRun, TaskClosed, TaskPaused

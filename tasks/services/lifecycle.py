@@ -7,8 +7,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from corpus.errors import ValidationFailed
-from corpus.models import Org, Project, Repository
+from accounts.models import Org, Project, Repository
+from api.errors import ValidationFailed
 from tasks import events
 from tasks.context import task_document_sync
 from tasks.errors import InvalidTransition, TaskClosed, TaskNotPaused

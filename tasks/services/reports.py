@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from corpus.ids import new_step_id
+from api.ids import new_step_id
 from tasks import events
 from tasks.context import task_document_sync
 from tasks.errors import TaskPaused

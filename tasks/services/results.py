@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import transaction
 
-from corpus.errors import Forbidden
+from api.errors import Forbidden
 from tasks import events
 from tasks.context import working_document_write
 from tasks.errors import LeaseLost, RunFinished

@@ -9,8 +9,8 @@ from django.test import Client
 
 from corpus.models import Document
 from corpus.services import document_create
-from tests.conftest import Harness
 from tests.corpus.test_rendering import VECTORS, problems
+from tests.helpers import Harness
 
 PREVIEW = "/admin/corpus/document/preview/"
 

@@ -11,10 +11,10 @@ from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from corpus.credentials import hash_secret
-from corpus.models import AccessToken
+from accounts.credentials import hash_secret
+from accounts.models import AccessToken
 from tasks.models import Event, HarnessApp, Run, RunStatus, Task, TaskStatus
-from tests.conftest import Caller, Harness, problem
+from tests.helpers import Caller, Harness, problem
 
 SEED_KEYS = {
     "org",

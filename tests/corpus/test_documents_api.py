@@ -12,7 +12,7 @@ import pytest
 from corpus.models import Document, DocumentVersion
 from corpus.services import document_create
 from tests import factories
-from tests.conftest import Caller, problem
+from tests.helpers import Caller, problem
 
 DOCS = "/api/context/docs"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

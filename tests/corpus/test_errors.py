@@ -6,10 +6,10 @@ import sqlite3
 import pytest
 from django.db import connection
 
-from corpus.models import IdempotencyRecord
+from api.models import IdempotencyRecord
 from tasks.models import Event, Run, Task, TaskStatus
 from tests import factories
-from tests.conftest import Caller, problem
+from tests.helpers import Caller, problem
 
 
 def create_body(repo, **fields) -> dict:

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tasks.models import Event, Interrupt, Result, Run, RunStatus, Task, TaskStatus
-from tests.conftest import problem
+from tests.helpers import problem
 
 
 @pytest.mark.parametrize(

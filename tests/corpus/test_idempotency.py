@@ -7,10 +7,10 @@ from datetime import timedelta
 import time_machine
 from django.utils import timezone
 
-from corpus.models import IdempotencyRecord
+from api.models import IdempotencyRecord
 from tasks.models import Event, Result, Run, RunStatus, Step, Task
 from tests import factories
-from tests.conftest import problem
+from tests.helpers import problem
 
 
 def key(value: str) -> dict[str, str]:
@@ -23,7 +23,7 @@ def body_of(response) -> object:
 
 
 def fingerprint(path: str, body: dict) -> str:
-    """What ``corpus.http.idempotency`` hashes: method, path and the canonical JSON body."""
+    """What ``api.idempotency`` hashes: method, path and the canonical JSON body."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"POST {path}\n{canonical}".encode()).hexdigest()
 

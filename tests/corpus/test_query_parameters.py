@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests import factories
-from tests.conftest import problem
+from tests.helpers import problem
 
 
 def forge(obj: Any) -> str:

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import include, path
 
-from tests.conftest import problem
+from tests.helpers import problem
 
 
 def boom(request: HttpRequest) -> HttpResponse:
@@ -24,9 +24,9 @@ def boom(request: HttpRequest) -> HttpResponse:
 
 # This module is also the URLconf of the crash test: the site's routes plus two that fail,
 # with the site's error handlers.
-handler400 = "corpus.http.problems.handler400"
-handler404 = "corpus.http.problems.handler404"
-handler500 = "corpus.http.problems.handler500"
+handler400 = "api.problems.handler400"
+handler404 = "api.problems.handler404"
+handler500 = "api.problems.handler500"
 urlpatterns = [
     path("api/boom", boom),
     path("boom", boom),

@@ -9,7 +9,7 @@ import pytest
 
 from delivery.models import Delivery
 from tasks.models import Event
-from tests.conftest import Caller, problem
+from tests.helpers import Caller, problem
 
 DLV_ID = re.compile(r"^dlv_[0-9a-f]{32}$")
 

@@ -16,7 +16,7 @@ from delivery.models import Delivery
 from delivery.services import delivery_result_submit
 from tasks import events
 from tasks.models import Event, Result, Run, RunStatus, TaskStatus
-from tests.conftest import stored
+from tests.helpers import stored
 
 DOD = ["GET /healthz answers 200", "The response includes the build version", "Docs updated"]
 SUMMARY = (

@@ -15,7 +15,7 @@ import pytest
 from delivery.links import UnsafeLink, link_parse, safe_href
 from delivery.models import Delivery
 from tasks.models import Event, Result, Run, RunStatus, TaskStatus
-from tests.conftest import problem, stored
+from tests.helpers import problem, stored
 
 
 def pr(task: Any, url: str, number: int = 5) -> dict[str, Any]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
-import time_machine
 
 from delivery.models import Delivery
+from tasks.harnesses.keys import harness_app_revoke
 from tasks.models import (
     Event,
     Interrupt,
@@ -19,22 +19,15 @@ from tasks.models import (
     RunStatus,
     TaskStatus,
 )
-from tasks.services.apps import harness_app_revoke
-from tests.conftest import Harness, problem, stored
+from tests.helpers import Harness, problem, stored
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 INT_ID = re.compile(r"^int_[0-9a-f]{32}$")
-UNKNOWN_RUN = "run_" + "0" * 32
 
 
 def parse(value: str) -> datetime:
     assert ISO_Z.match(value), value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def past_expiry(run_id: str) -> Any:
-    run = Run.objects.get(public_id=run_id)
-    return time_machine.travel(run.lease_expires_at + timedelta(seconds=1), tick=False)
 
 
 def url(task: Any) -> str:
@@ -44,6 +37,12 @@ def url(task: Any) -> str:
 def pr(task: Any, **fields: Any) -> dict[str, Any]:
     """An in-scope pull request of the task's repository, with ``fields`` overriding."""
     return {"number": 7, "branch": "ether/fix-flaky", "url": f"{task.repo.url}/pull/7", **fields}
+
+
+@pytest.fixture
+def task(world: Any) -> Any:
+    """The scope rule below is judged against this branch scope and the task's repository."""
+    return world.task(branch_scope="ether/*")
 
 
 def timeline_kinds(task: Any) -> list[str]:
@@ -123,6 +122,14 @@ def test_blocked_result_pauses_the_task_with_an_open_question(world, task, harne
     assert task.status == TaskStatus.PAUSED
     [event] = Event.objects.filter(task=task, name="task.interrupted")
     assert event.payload["question"] == "May I change the public API?"
+
+
+def test_answer_to_a_blocked_result_reaches_the_next_claim(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    blocked = harness.result(
+        task.public_id, run_id, "blocked", question="May I change the public API?"
+    )
+    assert blocked.status_code == 200, blocked.content
     # The run is over, so the answer sends the task back to ready for the next claim.
     answered = world.person().post(f"/api/tasks/{task.public_id}/answer", {"answer": "Yes"})
     assert answered.status_code == 200, answered.content
@@ -132,7 +139,9 @@ def test_blocked_result_pauses_the_task_with_an_open_question(world, task, harne
     assert claim.status_code == 200, claim.content
     assert claim.json()["run_id"] != run_id
     [question] = claim.json()["bundle"]["questions"]
-    assert question["source"] == "result" and question["answer"] == "Yes"
+    assert question["source"] == "result"
+    assert question["question"] == "May I change the public API?"
+    assert question["answer"] == "Yes"
 
 
 def test_no_changes_result_closes_the_task_as_no_changes(task, harness, claimed):
@@ -203,7 +212,10 @@ def test_identical_result_with_the_current_epoch_is_still_a_retry(task, harness,
 
 def test_different_result_for_a_finished_run_is_409_run_finished(task, harness, claimed):
     run_id = claimed["run_id"]
-    assert harness.result(task.public_id, run_id, "no_changes").status_code == 200
+    first = harness.result(
+        task.public_id, run_id, "no_changes", no_changes_reason="Already fixed upstream."
+    )
+    assert first.status_code == 200, first.content
     before = stored()
     problem(harness.result(task.public_id, run_id, "submitted"), 409, "run_finished")
     problem(
@@ -271,9 +283,18 @@ def test_submitted_pr_out_of_scope_is_422_and_stores_nothing(task, harness, clai
     assert run.status == RunStatus.LIVE and run.ended_at is None
     task.refresh_from_db()
     assert task.status == TaskStatus.IN_PROGRESS
-    # Refused, not finished: the run can still submit a PR that is in scope.
+
+
+def test_run_refused_out_of_scope_can_still_submit_an_in_scope_pr(task, harness, claimed):
+    run_id = claimed["run_id"]
+    refused = harness.result(
+        task.public_id, run_id, "submitted", artifact={"pr": pr(task, branch="main")}
+    )
+    problem(refused, 422, "out_of_scope")
     fixed = harness.result(task.public_id, run_id, "submitted", artifact={"pr": pr(task)})
     assert fixed.status_code == 200, fixed.content
+    assert Result.objects.get(task=task).status == ResultStatus.SUBMITTED
+    assert Run.objects.get(public_id=run_id).status == RunStatus.FINISHED
 
 
 # --- 400 ----------------------------------------------------------------------------------
@@ -313,14 +334,16 @@ def test_result_validation_errors_are_400(task, harness, claimed):
     missing_url = {k: v for k, v in pr(task).items() if k != "url"}
     assert "artifact.pr.url" in errors({**base, "artifact": {"pr": missing_url}})
     assert "artifact.pr.branch" in errors({**base, "artifact": {"pr": pr(task, branch=1)}})
-    problem(
-        harness.post(url(task), raw="status=submitted", content_type="text/plain"),
-        415,
-        "unsupported_media_type",
-    )
     assert stored() == before
     assert not Result.objects.exists()
     assert Run.objects.get(public_id=run_id).status == RunStatus.LIVE
+
+
+def test_result_body_that_is_not_json_is_415(task, harness, claimed):
+    before = stored()
+    response = harness.post(url(task), raw="status=submitted", content_type="text/plain")
+    problem(response, 415, "unsupported_media_type")
+    assert stored() == before
 
 
 # --- 401 / 403 / 404 / 405 ----------------------------------------------------------------
@@ -329,30 +352,25 @@ def test_result_validation_errors_are_400(task, harness, claimed):
 def test_result_auth_failures_are_401(world, task, claimed):
     run_id = claimed["run_id"]
     before = stored()
-    response = Harness("", "builder").result(task.public_id, run_id)
+    response = Harness("", world.app.app_id).result(task.public_id, run_id)
     problem(response, 401, "not_authenticated")
     assert response["WWW-Authenticate"].startswith("Bearer")
     problem(
-        Harness("eth_app_wrong", "builder").result(task.public_id, run_id),
+        Harness("eth_app_wrong", world.app.app_id).result(task.public_id, run_id),
         401,
         "not_authenticated",
     )
     problem(
-        Harness(world.token, "builder").result(task.public_id, run_id), 401, "not_authenticated"
+        Harness(world.token, world.app.app_id).result(task.public_id, run_id),
+        401,
+        "not_authenticated",
     )
     assert stored() == before
-    harness_app_revoke(org=world.org, app_id="builder")
+    harness_app_revoke(org=world.org, app_id=world.app.app_id)
     before = stored()
     response = world.harness().result(task.public_id, run_id)
     assert "revoked" in problem(response, 401, "not_authenticated")["detail"]
     assert stored() == before
-
-
-def test_result_with_another_apps_run_is_403(world, task, claimed):
-    before = stored()
-    problem(world.rival_harness().result(task.public_id, claimed["run_id"]), 403, "forbidden")
-    assert stored() == before
-    assert Run.objects.get(public_id=claimed["run_id"]).status == RunStatus.LIVE
 
 
 def test_result_unknown_other_org_and_malformed_task_ids_are_404(world, task, harness, claimed):
@@ -372,81 +390,14 @@ def test_result_get_is_405(task, harness, claimed):
     assert stored() == before
 
 
-# --- 409 ----------------------------------------------------------------------------------
+# --- 409: fencing -----------------------------------------------------------------------
+# Another app's run (403), another task's or an unknown run, an expired or released run,
+# a stale lease_epoch (409 lease_lost) and writes after a cancel (409 task_closed) are
+# tests/tasks/test_fencing.py, once for all four harness writes. A finished run's result
+# is a retry or run_finished: above.
 
 
-def test_result_with_the_run_of_another_task_is_409_lease_lost(world, task, harness, claimed):
-    other = world.task()
-    other_run = harness.claim(other.public_id).json()["run_id"]
-    before = stored()
-    problem(harness.result(task.public_id, other_run), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_result_with_an_unknown_run_is_409_lease_lost(task, harness, claimed):
-    before = stored()
-    problem(harness.result(task.public_id, UNKNOWN_RUN), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_expired_run_cannot_post_a_result(world, task, harness, claimed):
-    run_id = claimed["run_id"]
-    with past_expiry(run_id):
-        assert world.person().get(f"/api/tasks/{task.public_id}").status_code == 200
-        before = stored()
-        response = harness.result(task.public_id, run_id, "submitted", artifact={"pr": pr(task)})
-        problem(response, 409, "lease_lost")
-        assert stored() == before
-    assert not Result.objects.exists()
-    assert Run.objects.get(public_id=run_id).status == RunStatus.EXPIRED
-    task.refresh_from_db()
-    assert task.status == TaskStatus.READY
-
-
-def test_stale_lease_epoch_cannot_post_a_result(task, harness, claimed):
-    run_id = claimed["run_id"]
-    assert harness.claim(task.public_id).json()["lease_epoch"] == 2
-    before = stored()
-    problem(harness.result(task.public_id, run_id, lease_epoch=1), 409, "lease_lost")
-    assert stored() == before
-    assert harness.result(task.public_id, run_id, lease_epoch=2).status_code == 200
-
-
-def test_released_run_cannot_post_a_result(world, task, harness, claimed):
-    run_id = claimed["run_id"]
-    assert world.person().post(f"/api/tasks/{task.public_id}/release").status_code == 200
-    before = stored()
-    problem(harness.result(task.public_id, run_id), 409, "lease_lost")
-    assert stored() == before
-    assert Run.objects.get(public_id=run_id).status == RunStatus.RELEASED
-    task.refresh_from_db()
-    assert task.status == TaskStatus.READY
-
-
-def test_result_after_cancel_is_409_task_closed(world, task, harness, claimed):
-    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
-    before = stored()
-    problem(harness.result(task.public_id, claimed["run_id"], "submitted"), 409, "task_closed")
-    assert stored() == before
-    task.refresh_from_db()
-    assert task.status == TaskStatus.CANCELLED
-
-
-def test_result_after_the_heartbeat_that_saw_the_cancel_is_409_task_closed(
-    world, task, harness, claimed
-):
-    run_id = claimed["run_id"]
-    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
-    beat = harness.heartbeat(task.public_id, run_id)
-    assert beat.status_code == 200, beat.content
-    assert beat.json()["cancel_requested"] is True
-    before = stored()
-    problem(harness.result(task.public_id, run_id), 409, "task_closed")
-    assert stored() == before
-    assert not Result.objects.exists()
-
-
-# --- 413 ----------------------------------------------------------------------------------
+# --- 413 ---------------------------------------------------------------------------------
 
 
 def test_result_body_over_the_limit_is_413(settings, task, harness, claimed):

@@ -16,8 +16,8 @@ from django.db import connection
 
 from delivery.models import Delivery
 from tasks.models import Result
-from tests.conftest import problem, stored
 from tests.corpus.test_markdown_cost import RenderSpy
+from tests.helpers import problem, stored
 
 HOSTILE = "[" * 9_000
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tests.conftest import World
+from tests.helpers import World
 
 
 @dataclass(frozen=True)

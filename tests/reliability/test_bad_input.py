@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-from tests.conftest import stored
+from tests.helpers import stored
 from tests.reliability.routes import ROUTES, WRITES, Route, caller_for, real_ids
 
 LIMIT = settings.ETHER_MAX_BODY_BYTES

@@ -23,7 +23,7 @@ from websockets.sync.client import connect
 
 from delivery.models import Delivery
 from tasks.models import Event, Step, Task
-from tests.conftest import stored
+from tests.helpers import stored
 from tests.servers import Server, daphne, free_port
 from tests.tasks.test_realtime_server import REDIS_SERVER, private_redis
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import stored
+from tests.helpers import stored
 from tests.reliability.routes import ROUTES, WRITES, caller_for, real_ids
 
 PLAUSIBLE_BODIES = {

@@ -23,7 +23,7 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from tests.conftest import World
+from tests.helpers import World
 
 CONFIG = {
     "base-url": "http://testserver",

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from corpus.models import AccessToken
+from accounts.models import AccessToken
 from tasks.models import Run, Task
-from tests.conftest import problem, stored
+from tests.helpers import problem, stored
 from tests.servers import ROOT
 
 PRODUCTION_ENV = {

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from tasks.models import Event, Interrupt, Run, RunStatus, Task, TaskStatus
-from tests.conftest import Caller, problem
+from tests.helpers import Caller, problem
 
 
 def answer_url(task) -> str:
@@ -89,6 +89,12 @@ def test_answer_after_lease_expired_puts_task_back_to_ready(world, task, claimed
         assert Interrupt.objects.get(public_id=paused["interrupt_id"]).answer == "SQLite"
         assert timeline_kinds(task) == ["created", "claim", "interrupt", "lease_expired", "answer"]
 
+
+def test_answer_after_lease_expired_reaches_the_next_claim(world, task, claimed, paused):
+    later = timezone.now() + timedelta(seconds=settings.ETHER_LEASE_SECONDS + 5)
+    with time_machine.travel(later, tick=False):
+        answered = world.person().post(answer_url(task), {"answer": "SQLite"})
+        assert answered.status_code == 200, answered.content
         claim = world.rival_harness().claim(task.public_id)
         assert claim.status_code == 200, claim.content
         new = claim.json()
@@ -99,7 +105,7 @@ def test_answer_after_lease_expired_puts_task_back_to_ready(world, task, claimed
         assert questions[0]["question"] == "Which DB?"
         assert questions[0]["choices"] == ["SQLite", "Postgres"]
         assert questions[0]["answer"] == "SQLite"
-        assert questions[0]["answered_by"] == "alice"
+        assert questions[0]["answered_by"] == world.user.username
         assert questions[0]["run_id"] == claimed["run_id"]
 
 

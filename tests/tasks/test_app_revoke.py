@@ -8,9 +8,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
+from tasks.harnesses.keys import harness_app_revoke
 from tasks.models import Event, Run, RunStatus, Task, TaskStatus
-from tasks.services.apps import harness_app_revoke
-from tests.conftest import problem
+from tests.helpers import problem
 
 
 def timeline_kinds(task: Task) -> list[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 from tasks.models import Event, Run, RunStatus, Task, TaskStatus
-from tests.conftest import Harness, problem
+from tests.helpers import Harness, problem
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -19,7 +19,7 @@ def test_claim_grants_lease_and_bundle(world, task, harness):
     assert bundle["task_id"] == task.public_id
     assert bundle["definition_of_done"] == task.definition_of_done
     assert bundle["scope"]["repo"]["full_name"] == task.repo.full_name
-    assert bundle["scope"]["branch_scope"] == "ether/*"
+    assert bundle["scope"]["branch_scope"] == task.branch_scope
     assert bundle["callbacks"]["report_step_url"] == (
         f"http://testserver/api/harness/tasks/{task.public_id}/steps"
     )
@@ -65,12 +65,20 @@ def test_claim_paused_task_is_409_task_paused(world, task, harness, claimed):
     problem(world.rival_harness().claim(task.public_id), 409, "task_paused")
 
 
-def test_claim_closed_task_is_409_task_closed(world, task, harness, claimed):
-    assert harness.result(task.public_id, claimed["run_id"]).status_code == 200
+def test_claim_task_closed_by_a_result_is_409_task_closed(world, task, harness, claimed):
+    finished = harness.result(
+        task.public_id, claimed["run_id"], "no_changes", no_changes_reason="Already fixed."
+    )
+    assert finished.status_code == 200, finished.content
     problem(harness.claim(task.public_id), 409, "task_closed")
-    other = world.task()
-    world.person().post(f"/api/tasks/{other.public_id}/cancel")
-    problem(harness.claim(other.public_id), 409, "task_closed")
+    assert Run.objects.filter(task=task).count() == 1
+
+
+def test_claim_cancelled_task_is_409_task_closed(world, task, harness):
+    cancelled = world.person().post(f"/api/tasks/{task.public_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.content
+    problem(harness.claim(task.public_id), 409, "task_closed")
+    assert not Run.objects.filter(task=task).exists()
 
 
 def test_claim_validation_errors_are_400(world, task, harness):
@@ -101,7 +109,7 @@ def test_claim_auth_failures_are_401(world, task):
     problem(
         Harness(world.token, "builder").post(url, {"app_id": "builder"}), 401, "not_authenticated"
     )
-    from tasks.services.apps import harness_app_revoke
+    from tasks.harnesses.keys import harness_app_revoke
 
     harness_app_revoke(org=world.org, app_id="builder")
     response = world.harness().claim(task.public_id)

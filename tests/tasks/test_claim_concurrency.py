@@ -15,7 +15,7 @@ from django.db import connection
 
 from tasks.models import Run, RunStatus, Task, TaskStatus
 from tests import factories
-from tests.conftest import Harness
+from tests.helpers import Harness
 
 CLAIMERS = 64
 

@@ -12,7 +12,7 @@ from corpus.models import Document, DocumentVersion, Skill, Tool
 from corpus.services import document_create, document_save
 from tasks.models import Task
 from tests import factories
-from tests.conftest import Caller, problem
+from tests.helpers import Caller, problem
 
 CONTEXT = "/api/harness/context"
 SLICES = ["profile", "project", "repo", "task", "working"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tasks.models import Harness, HarnessApp, HarnessStatus, Run
-from tests.conftest import Caller, problem
+from tests.helpers import Caller, problem
 
 pytestmark = pytest.mark.django_db
 

@@ -10,12 +10,11 @@ import time_machine
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from tasks.harnesses.keys import harness_app_revoke
 from tasks.models import Interrupt, Run, RunStatus, TaskStatus
-from tasks.services.apps import harness_app_revoke
-from tests.conftest import Harness, problem, stored
+from tests.helpers import Harness, past_expiry, problem, stored
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-UNKNOWN_RUN = "run_" + "0" * 32
 CHECKPOINT = {"branch": "ether/fix-flaky", "head_sha": "0123abcd", "note": "tests green"}
 
 
@@ -26,11 +25,6 @@ def lease() -> timedelta:
 def parse(value: str) -> datetime:
     assert ISO_Z.match(value), value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def past_expiry(run_id: str) -> Any:
-    run = Run.objects.get(public_id=run_id)
-    return time_machine.travel(run.lease_expires_at + timedelta(seconds=1), tick=False)
 
 
 def url(task: Any) -> str:
@@ -52,7 +46,7 @@ def test_heartbeat_extends_lease_by_its_length_and_keeps_checkpoint(task, harnes
     assert parse(body.pop("lease_expires_at")) == later + lease()
     assert body == {
         "run_id": run_id,
-        "lease_epoch": 1,
+        "lease_epoch": claimed["lease_epoch"],
         "lease_seconds_left": django_settings.ETHER_LEASE_SECONDS,
         "task_status": "in_progress",
         "cancel_requested": False,
@@ -61,12 +55,12 @@ def test_heartbeat_extends_lease_by_its_length_and_keeps_checkpoint(task, harnes
     run = Run.objects.get(public_id=run_id)
     assert run.status == RunStatus.LIVE
     assert run.lease_expires_at == later + lease()
-    assert run.lease_epoch == 1
+    assert run.lease_epoch == claimed["lease_epoch"]
     assert run.checkpoint == CHECKPOINT
     assert run.checkpoint_at == later
     task.refresh_from_db()
     assert task.status == TaskStatus.IN_PROGRESS
-    assert task.lease_epoch == 1
+    assert task.lease_epoch == claimed["lease_epoch"]
 
 
 def test_heartbeat_keeps_the_lease_alive_past_the_first_expiry(task, harness, claimed):
@@ -134,7 +128,7 @@ def test_heartbeat_after_user_answered_returns_the_answer(world, task, harness, 
         "question": "Which DB?",
         "choices": ["sqlite", "postgres"],
         "answer": "postgres",
-        "answered_by": "alice",
+        "answered_by": world.user.username,
         "withdrawn_at": None,
     }
     interrupt = Interrupt.objects.get(task=task)
@@ -160,9 +154,7 @@ def test_heartbeat_while_paused_still_extends_the_lease(task, harness, claimed):
     assert task.status == TaskStatus.PAUSED
 
 
-def test_cancel_is_seen_on_next_heartbeat_then_heartbeats_are_409_task_closed(
-    world, task, harness, claimed
-):
+def test_first_heartbeat_after_cancel_reports_it_and_ends_the_run(world, task, harness, claimed):
     run_id = claimed["run_id"]
     cancelled = world.person().post(f"/api/tasks/{task.public_id}/cancel")
     assert cancelled.status_code == 200, cancelled.content
@@ -178,10 +170,9 @@ def test_cancel_is_seen_on_next_heartbeat_then_heartbeats_are_409_task_closed(
     assert run.ended_at is not None
     task.refresh_from_db()
     assert task.status == TaskStatus.CANCELLED
-    before = stored()
-    problem(harness.heartbeat(task.public_id, run_id), 409, "task_closed")
-    problem(harness.heartbeat(task.public_id, run_id, checkpoint=CHECKPOINT), 409, "task_closed")
-    assert stored() == before
+
+
+# The heartbeats after that one are 409 task_closed: tests/tasks/test_fencing.py.
 
 
 # --- 400 ---------------------------------------------------------------------------------
@@ -219,11 +210,14 @@ def test_heartbeat_validation_errors_are_400(task, harness, claimed):
         "validation_error",
     )
     assert body["errors"]["checkpoint.sha"] == ["Unknown field."]
-    problem(
-        harness.post(url(task), raw=f"run_id={run_id}", content_type="text/plain"),
-        415,
-        "unsupported_media_type",
-    )
+    assert stored() == before
+
+
+def test_heartbeat_body_that_is_not_json_is_415(task, harness, claimed):
+    before = stored()
+    raw = f"run_id={claimed['run_id']}"
+    response = harness.post(url(task), raw=raw, content_type="text/plain")
+    problem(response, 415, "unsupported_media_type")
     assert stored() == before
 
 
@@ -233,29 +227,24 @@ def test_heartbeat_validation_errors_are_400(task, harness, claimed):
 def test_heartbeat_auth_failures_are_401(world, task, claimed):
     run_id = claimed["run_id"]
     before = stored()
-    response = Harness("", "builder").heartbeat(task.public_id, run_id)
+    response = Harness("", world.app.app_id).heartbeat(task.public_id, run_id)
     problem(response, 401, "not_authenticated")
     assert response["WWW-Authenticate"].startswith("Bearer")
     problem(
-        Harness("eth_app_wrong", "builder").heartbeat(task.public_id, run_id),
+        Harness("eth_app_wrong", world.app.app_id).heartbeat(task.public_id, run_id),
         401,
         "not_authenticated",
     )
     problem(
-        Harness(world.token, "builder").heartbeat(task.public_id, run_id), 401, "not_authenticated"
+        Harness(world.token, world.app.app_id).heartbeat(task.public_id, run_id),
+        401,
+        "not_authenticated",
     )
     assert stored() == before
-    harness_app_revoke(org=world.org, app_id="builder")
+    harness_app_revoke(org=world.org, app_id=world.app.app_id)
     before = stored()
     response = world.harness().heartbeat(task.public_id, run_id)
     assert "revoked" in problem(response, 401, "not_authenticated")["detail"]
-    assert stored() == before
-
-
-def test_heartbeat_with_another_apps_run_is_403(world, task, claimed):
-    before = stored()
-    response = world.rival_harness().heartbeat(task.public_id, claimed["run_id"])
-    problem(response, 403, "forbidden")
     assert stored() == before
 
 
@@ -277,80 +266,10 @@ def test_heartbeat_get_is_405(task, harness, claimed):
     assert stored() == before
 
 
-# --- 409 lease_lost ----------------------------------------------------------------------
-
-
-def test_heartbeat_with_the_run_of_another_task_is_409_lease_lost(world, task, harness, claimed):
-    other = world.task()
-    other_run = harness.claim(other.public_id).json()["run_id"]
-    before = stored()
-    problem(harness.heartbeat(task.public_id, other_run), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_heartbeat_with_an_unknown_run_is_409_lease_lost(task, harness, claimed):
-    before = stored()
-    problem(harness.heartbeat(task.public_id, UNKNOWN_RUN), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_expired_run_cannot_heartbeat(world, task, harness, claimed):
-    run_id = claimed["run_id"]
-    with past_expiry(run_id):
-        # Reading the task records the expiry that time alone already decided.
-        assert world.person().get(f"/api/tasks/{task.public_id}").status_code == 200
-        before = stored()
-        response = harness.heartbeat(task.public_id, run_id, checkpoint=CHECKPOINT)
-        problem(response, 409, "lease_lost")
-        assert stored() == before
-    run = Run.objects.get(public_id=run_id)
-    assert run.status == RunStatus.EXPIRED
-    assert run.checkpoint is None
-    task.refresh_from_db()
-    assert task.status == TaskStatus.READY
-
-
-def test_expired_run_heartbeat_is_409_even_before_anyone_noticed(task, harness, claimed):
-    run_id = claimed["run_id"]
-    with past_expiry(run_id):
-        problem(harness.heartbeat(task.public_id, run_id), 409, "lease_lost")
-    run = Run.objects.get(public_id=run_id)
-    assert run.status == RunStatus.EXPIRED
-    assert run.lease_expires_at == parse(claimed["lease_expires_at"])
-
-
-def test_stale_lease_epoch_cannot_heartbeat_after_reclaim(task, harness, claimed):
-    run_id = claimed["run_id"]
-    again = harness.claim(task.public_id).json()
-    assert again["run_id"] == run_id and again["lease_epoch"] == 2
-    before = stored()
-    response = harness.heartbeat(task.public_id, run_id, lease_epoch=1, checkpoint=CHECKPOINT)
-    problem(response, 409, "lease_lost")
-    assert stored() == before
-    response = harness.heartbeat(task.public_id, run_id, lease_epoch=2)
-    assert response.status_code == 200
-    assert response.json()["lease_epoch"] == 2
-
-
-def test_released_run_cannot_heartbeat(world, task, harness, claimed):
-    run_id = claimed["run_id"]
-    released = world.person().post(f"/api/tasks/{task.public_id}/release")
-    assert released.status_code == 200, released.content
-    assert Run.objects.get(public_id=run_id).status == RunStatus.RELEASED
-    before = stored()
-    problem(harness.heartbeat(task.public_id, run_id), 409, "lease_lost")
-    assert stored() == before
-    task.refresh_from_db()
-    assert task.status == TaskStatus.READY
-
-
-def test_finished_run_cannot_heartbeat(task, harness, claimed):
-    run_id = claimed["run_id"]
-    assert harness.result(task.public_id, run_id).status_code == 200
-    before = stored()
-    problem(harness.heartbeat(task.public_id, run_id), 409, "lease_lost")
-    assert stored() == before
-    assert Run.objects.get(public_id=run_id).status == RunStatus.FINISHED
+# --- 409: fencing -----------------------------------------------------------------------
+# Another app's run (403), another task's or an unknown run, an expired, released or
+# finished run, a stale lease_epoch (409 lease_lost) and writes after a cancel (409
+# task_closed) are tests/tasks/test_fencing.py, once for all four harness writes.
 
 
 # --- 413 ---------------------------------------------------------------------------------

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
-import time_machine
-
+from tasks.harnesses.keys import harness_app_revoke
 from tasks.models import Event, Interrupt, Run, RunStatus, TaskStatus
-from tasks.services.apps import harness_app_revoke
-from tests.conftest import Harness, problem, stored
+from tests.helpers import Harness, past_expiry, problem, stored
 
 INT_ID = re.compile(r"^int_[0-9a-f]{32}$")
-UNKNOWN_RUN = "run_" + "0" * 32
-
-
-def past_expiry(run_id: str) -> Any:
-    run = Run.objects.get(public_id=run_id)
-    return time_machine.travel(run.lease_expires_at + timedelta(seconds=1), tick=False)
 
 
 def url(task: Any) -> str:
@@ -99,7 +90,6 @@ def test_answer_after_the_lease_expired_sends_the_task_to_ready_with_the_answer(
         assert answered.status_code == 200, answered.content
         task.refresh_from_db()
         assert task.status == TaskStatus.READY
-        problem(harness.heartbeat(task.public_id, run_id), 409, "lease_lost")
         claim = world.rival_harness().claim(task.public_id)
     assert claim.status_code == 200, claim.content
     [question] = claim.json()["bundle"]["questions"]
@@ -135,14 +125,16 @@ def test_interrupt_validation_errors_are_400(task, harness, claimed):
         assert list(body["errors"]) == ["run_id"], bad
     body = problem(harness.interrupt(tid, run_id, extra=1), 400, "validation_error")
     assert body["errors"] == {"extra": ["Unknown field."]}
-    problem(
-        harness.post(url(task), raw="question=x", content_type="text/plain"),
-        415,
-        "unsupported_media_type",
-    )
     assert stored() == before
     task.refresh_from_db()
     assert task.status == TaskStatus.IN_PROGRESS
+
+
+def test_interrupt_body_that_is_not_json_is_415(task, harness, claimed):
+    before = stored()
+    response = harness.post(url(task), raw="question=x", content_type="text/plain")
+    problem(response, 415, "unsupported_media_type")
+    assert stored() == before
 
 
 # --- 401 / 403 / 404 / 405 ---------------------------------------------------------------
@@ -151,28 +143,24 @@ def test_interrupt_validation_errors_are_400(task, harness, claimed):
 def test_interrupt_auth_failures_are_401(world, task, claimed):
     run_id = claimed["run_id"]
     before = stored()
-    response = Harness("", "builder").interrupt(task.public_id, run_id)
+    response = Harness("", world.app.app_id).interrupt(task.public_id, run_id)
     problem(response, 401, "not_authenticated")
     assert response["WWW-Authenticate"].startswith("Bearer")
     problem(
-        Harness("eth_app_wrong", "builder").interrupt(task.public_id, run_id),
+        Harness("eth_app_wrong", world.app.app_id).interrupt(task.public_id, run_id),
         401,
         "not_authenticated",
     )
     problem(
-        Harness(world.token, "builder").interrupt(task.public_id, run_id), 401, "not_authenticated"
+        Harness(world.token, world.app.app_id).interrupt(task.public_id, run_id),
+        401,
+        "not_authenticated",
     )
     assert stored() == before
-    harness_app_revoke(org=world.org, app_id="builder")
+    harness_app_revoke(org=world.org, app_id=world.app.app_id)
     before = stored()
     response = world.harness().interrupt(task.public_id, run_id)
     assert "revoked" in problem(response, 401, "not_authenticated")["detail"]
-    assert stored() == before
-
-
-def test_interrupt_with_another_apps_run_is_403(world, task, claimed):
-    before = stored()
-    problem(world.rival_harness().interrupt(task.public_id, claimed["run_id"]), 403, "forbidden")
     assert stored() == before
 
 
@@ -205,79 +193,10 @@ def test_interrupt_while_a_question_is_open_is_409_task_paused(task, harness, cl
     assert [i.question for i in Interrupt.objects.filter(task=task)] == ["First?"]
 
 
-def test_interrupt_with_the_run_of_another_task_is_409_lease_lost(world, task, harness, claimed):
-    other = world.task()
-    other_run = harness.claim(other.public_id).json()["run_id"]
-    before = stored()
-    problem(harness.interrupt(task.public_id, other_run), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_interrupt_with_an_unknown_run_is_409_lease_lost(task, harness, claimed):
-    before = stored()
-    problem(harness.interrupt(task.public_id, UNKNOWN_RUN), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_expired_run_cannot_interrupt(world, task, harness, claimed):
-    run_id = claimed["run_id"]
-    with past_expiry(run_id):
-        assert world.person().get(f"/api/tasks/{task.public_id}").status_code == 200
-        before = stored()
-        problem(harness.interrupt(task.public_id, run_id), 409, "lease_lost")
-        assert stored() == before
-    task.refresh_from_db()
-    assert task.status == TaskStatus.READY
-    assert not Interrupt.objects.exists()
-
-
-def test_stale_lease_epoch_cannot_interrupt(task, harness, claimed):
-    run_id = claimed["run_id"]
-    assert harness.claim(task.public_id).json()["lease_epoch"] == 2
-    before = stored()
-    problem(harness.interrupt(task.public_id, run_id, lease_epoch=1), 409, "lease_lost")
-    assert stored() == before
-    assert harness.interrupt(task.public_id, run_id, lease_epoch=2).status_code == 200
-
-
-def test_released_run_cannot_interrupt(world, task, harness, claimed):
-    run_id = claimed["run_id"]
-    assert world.person().post(f"/api/tasks/{task.public_id}/release").status_code == 200
-    before = stored()
-    problem(harness.interrupt(task.public_id, run_id), 409, "lease_lost")
-    assert stored() == before
-    task.refresh_from_db()
-    assert task.status == TaskStatus.READY
-
-
-def test_finished_run_cannot_interrupt(task, harness, claimed):
-    run_id = claimed["run_id"]
-    assert harness.result(task.public_id, run_id).status_code == 200
-    before = stored()
-    problem(harness.interrupt(task.public_id, run_id), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_interrupt_after_cancel_is_409_task_closed(world, task, harness, claimed):
-    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
-    before = stored()
-    problem(harness.interrupt(task.public_id, claimed["run_id"]), 409, "task_closed")
-    assert stored() == before
-    task.refresh_from_db()
-    assert task.status == TaskStatus.CANCELLED
-
-
-def test_interrupt_after_the_heartbeat_that_saw_the_cancel_is_409_task_closed(
-    world, task, harness, claimed
-):
-    run_id = claimed["run_id"]
-    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
-    beat = harness.heartbeat(task.public_id, run_id)
-    assert beat.status_code == 200, beat.content
-    assert beat.json()["cancel_requested"] is True
-    before = stored()
-    problem(harness.interrupt(task.public_id, run_id), 409, "task_closed")
-    assert stored() == before
+# --- 409: fencing -----------------------------------------------------------------------
+# Another app's run (403), another task's or an unknown run, an expired, released or
+# finished run, a stale lease_epoch (409 lease_lost) and writes after a cancel (409
+# task_closed) are tests/tasks/test_fencing.py, once for all four harness writes.
 
 
 # --- 413 ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import time_machine
 from django.core.management import call_command
 
 from tasks.models import Event, Result, Run, RunStatus, Step, Task, TaskStatus
-from tests.conftest import problem
+from tests.helpers import problem
 
 START = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=300)

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from tasks.models import Interrupt, Result, Run, RunStatus, Step, Task, TaskStatus
 from tests import factories
-from tests.conftest import Caller, Harness
+from tests.helpers import Caller, Harness
 
 _orgs = itertools.count()
 APPS = st.sampled_from(["a", "b"])

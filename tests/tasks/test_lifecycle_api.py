@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from tasks.models import Event, Interrupt, Run, RunStatus, Step, Task, TaskStatus
-from tests.conftest import Caller, problem
+from tests.helpers import Caller, problem
 
 ROUTES = ["reopen", "cancel", "release"]
 
@@ -191,19 +191,6 @@ def test_release_ends_live_run_and_puts_task_back_to_ready(world, task, claimed)
     assert release.payload["run_id"] == claimed["run_id"]
     assert release.payload["app_id"] == "builder"
     assert timeline_kinds(task) == ["created", "claim", "release"]
-
-
-def test_released_run_is_fenced_with_lease_lost(world, task, harness, claimed):
-    world.person().post(url(task, "release"))
-    run_id = claimed["run_id"]
-    problem(harness.step(task.public_id, run_id), 409, "lease_lost")
-    problem(harness.heartbeat(task.public_id, run_id), 409, "lease_lost")
-    problem(harness.interrupt(task.public_id, run_id), 409, "lease_lost")
-    problem(harness.result(task.public_id, run_id), 409, "lease_lost")
-    assert not Step.objects.exists()
-    assert not Interrupt.objects.exists()
-    assert Run.objects.get(public_id=run_id).status == RunStatus.RELEASED
-    assert status_of(task) == TaskStatus.READY
 
 
 def test_another_app_can_claim_right_after_release(world, task, claimed):

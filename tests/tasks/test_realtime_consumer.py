@@ -10,10 +10,11 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from corpus.services import access_token_revoke
+from accounts.services import access_token_revoke
 from ether_site.asgi import application
-from tasks import realtime
 from tasks.models import RealtimeTicket
+from tasks.realtime import hub
+from tasks.services import ticket_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,13 +64,13 @@ async def test_missing_bad_and_revoked_tokens_are_refused(world):
 
 
 async def test_ticket_is_single_use_and_expires(world):
-    issued = await sync_to_async(realtime.ticket_create)(user=world.user)
+    issued = await sync_to_async(ticket_create)(user=world.user)
     communicator, connected = await connect(issued.ticket)
     assert connected
     await communicator.disconnect()
     _, connected = await connect(issued.ticket)
     assert not connected
-    stale = await sync_to_async(realtime.ticket_create)(user=world.user)
+    stale = await sync_to_async(ticket_create)(user=world.user)
     await sync_to_async(
         lambda: RealtimeTicket.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     )()
@@ -197,7 +198,7 @@ async def test_since_replays_then_goes_live_without_gaps_or_duplicates(
     communicator, _ = await connect(world.token)
     answer = await subscribe(communicator, [topic], since={topic: 0})
     assert answer["recovered"] == {topic: True}
-    last = await sync_to_async(realtime.last_seq)(topic)
+    last = await sync_to_async(hub.last_seq)(topic)
     replayed = await collect(communicator, last)
     await post_step(harness, task.public_id, run_id, "after")
     live = await collect(communicator, 2)
@@ -215,7 +216,7 @@ async def test_event_committing_during_the_replay_arrives_once(
     query reads (it is in the replay *and* in the live buffer) or after (only live)."""
     topic = f"tasks/{task.public_id}"
     await post_step(harness, task.public_id, run_id, "before")
-    real = realtime.replay_after
+    real = hub.replay_after
 
     def slow_replay(topic_name, since, **kwargs):
         if commit_during == "before_read":
@@ -225,11 +226,11 @@ async def test_event_committing_during_the_replay_arrives_once(
         assert harness.step(task.public_id, run_id, "during").status_code == 201
         return replay
 
-    monkeypatch.setattr(realtime, "replay_after", slow_replay)
+    monkeypatch.setattr(hub, "replay_after", slow_replay)
     communicator, _ = await connect(world.token)
     await subscribe(communicator, [topic], since={topic: 0})
     await post_step(harness, task.public_id, run_id, "after")
-    last = await sync_to_async(realtime.last_seq)(topic)
+    last = await sync_to_async(hub.last_seq)(topic)
     frames = await collect(communicator, last)
     assert [f["seq"] for f in frames] == list(range(1, last + 1))
     messages = [f["user_message"] for f in frames if f["type"] == "os.harness.step"]

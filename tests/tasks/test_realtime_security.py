@@ -14,12 +14,12 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from corpus.models import AccessToken
-from corpus.services import access_token_revoke
+from accounts.models import AccessToken
+from accounts.services import access_token_revoke
 from ether_site.asgi import application
-from tasks import realtime
-from tasks.consumers import CREDENTIAL_ENDED, TOO_MANY_STREAMS, RealtimeConsumer
-from tests.conftest import problem
+from tasks.realtime.consumers import CREDENTIAL_ENDED, TOO_MANY_STREAMS, RealtimeConsumer
+from tasks.services import ticket_create
+from tests.helpers import problem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,7 +66,7 @@ async def test_the_admin_revoke_action_closes_the_tokens_sockets(world):
         client.force_login(admin)
         token = the_token(world.user)
         response = client.post(
-            "/admin/corpus/accesstoken/",
+            "/admin/accounts/accesstoken/",
             {"action": "revoke_tokens", "_selected_action": [token.pk]},
         )
         assert response.status_code == 302, response.content[:300]
@@ -77,7 +77,7 @@ async def test_the_admin_revoke_action_closes_the_tokens_sockets(world):
 
 async def test_a_socket_opened_with_a_ticket_ends_with_the_token_that_minted_it(world):
     def mint() -> str:
-        return realtime.ticket_create(user=world.user, token=the_token(world.user)).ticket
+        return ticket_create(user=world.user, token=the_token(world.user)).ticket
 
     communicator, connected = await connect(f"token={await sync_to_async(mint)()}")
     assert connected
@@ -89,7 +89,7 @@ async def test_a_socket_opened_with_a_ticket_ends_with_the_token_that_minted_it(
 async def test_a_ticket_minted_with_a_token_revoked_since_is_refused(world):
     def mint_then_revoke() -> str:
         token = the_token(world.user)
-        ticket = realtime.ticket_create(user=world.user, token=token).ticket
+        ticket = ticket_create(user=world.user, token=token).ticket
         access_token_revoke(token=token)
         return ticket
 
@@ -99,7 +99,7 @@ async def test_a_ticket_minted_with_a_token_revoked_since_is_refused(world):
 
 async def test_deactivating_the_user_closes_every_socket_of_theirs(world):
     by_token, _ = await connect(f"token={world.token}")
-    issued = await sync_to_async(realtime.ticket_create)(user=world.user)  # a browser's
+    issued = await sync_to_async(ticket_create)(user=world.user)  # a browser's
     by_ticket, connected = await connect(f"token={issued.ticket}")
     assert connected
     bystander, _ = await connect(f"token={world.outsider_token}")
@@ -174,7 +174,7 @@ async def test_a_binary_frame_is_bad_request(world):
 
 # --- item 6: a group_add that keeps failing -------------------------------------------------
 async def test_a_join_that_keeps_failing_is_an_error_frame_not_a_crash(world, monkeypatch):
-    monkeypatch.setattr("tasks.consumers.JOIN_BACKOFF", (0.01, 0.01))
+    monkeypatch.setattr("tasks.realtime.consumers.JOIN_BACKOFF", (0.01, 0.01))
     communicator, _ = await connect(f"token={world.token}")
     layer = get_channel_layer()
     real_group_add = layer.group_add

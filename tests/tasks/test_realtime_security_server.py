@@ -19,9 +19,9 @@ from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from corpus.models import AccessToken
-from corpus.services import access_token_revoke
-from tasks.consumers import CREDENTIAL_ENDED
+from accounts.models import AccessToken
+from accounts.services import access_token_revoke
+from tasks.realtime.consumers import CREDENTIAL_ENDED
 from tests.servers import Server, daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,9 +8,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
-from tasks import realtime
 from tasks.models import RealtimeTicket
-from tests.conftest import problem
+from tasks.realtime import hub
+from tests.helpers import problem
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -98,6 +98,6 @@ def test_ticket_route_issues_a_hashed_short_lived_ticket(world):
     stored = RealtimeTicket.objects.get()
     assert stored.ticket_hash != body["ticket"] and body["ticket"] not in stored.ticket_hash
     assert 25 <= (stored.expires_at - stored.created_at).total_seconds() <= 30
-    assert realtime.viewer_for_secret(body["ticket"]).user == world.user
-    assert realtime.viewer_for_secret(body["ticket"]) is None  # single use
+    assert hub.viewer_for_secret(body["ticket"]).user == world.user
+    assert hub.viewer_for_secret(body["ticket"]) is None  # single use
     problem(world.harness().post("/api/realtime/tickets"), 401, "not_authenticated")

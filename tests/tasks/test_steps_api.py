@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
-import time_machine
-
+from tasks.harnesses.keys import harness_app_revoke
 from tasks.models import Event, Run, RunStatus, Step, TaskStatus
-from tasks.services.apps import harness_app_revoke
-from tests.conftest import Harness, problem, stored
+from tests.helpers import Harness, past_expiry, problem, stored
 
 STEP_ID = re.compile(r"^step_[0-9a-f]{32}$")
-UNKNOWN_RUN = "run_" + "0" * 32
-
-
-def past_expiry(run_id: str) -> Any:
-    run = Run.objects.get(public_id=run_id)
-    return time_machine.travel(run.lease_expires_at + timedelta(seconds=1), tick=False)
 
 
 def url(task: Any) -> str:
@@ -166,11 +157,13 @@ def test_step_validation_errors_are_400(task, harness, claimed):
         assert list(body["errors"]) == ["run_id"], bad
     body = problem(harness.step(tid, run_id, extra=1), 400, "validation_error")
     assert body["errors"] == {"extra": ["Unknown field."]}
-    problem(
-        harness.post(url(task), raw="phase=x", content_type="text/plain"),
-        415,
-        "unsupported_media_type",
-    )
+    assert stored() == before
+
+
+def test_step_body_that_is_not_json_is_415(task, harness, claimed):
+    before = stored()
+    response = harness.post(url(task), raw="phase=x", content_type="text/plain")
+    problem(response, 415, "unsupported_media_type")
     assert stored() == before
 
 
@@ -180,24 +173,24 @@ def test_step_validation_errors_are_400(task, harness, claimed):
 def test_step_auth_failures_are_401(world, task, claimed):
     run_id = claimed["run_id"]
     before = stored()
-    response = Harness("", "builder").step(task.public_id, run_id)
+    response = Harness("", world.app.app_id).step(task.public_id, run_id)
     problem(response, 401, "not_authenticated")
     assert response["WWW-Authenticate"].startswith("Bearer")
     problem(
-        Harness("eth_app_wrong", "builder").step(task.public_id, run_id), 401, "not_authenticated"
+        Harness("eth_app_wrong", world.app.app_id).step(task.public_id, run_id),
+        401,
+        "not_authenticated",
     )
-    problem(Harness(world.token, "builder").step(task.public_id, run_id), 401, "not_authenticated")
+    problem(
+        Harness(world.token, world.app.app_id).step(task.public_id, run_id),
+        401,
+        "not_authenticated",
+    )
     assert stored() == before
-    harness_app_revoke(org=world.org, app_id="builder")
+    harness_app_revoke(org=world.org, app_id=world.app.app_id)
     before = stored()
     response = world.harness().step(task.public_id, run_id)
     assert "revoked" in problem(response, 401, "not_authenticated")["detail"]
-    assert stored() == before
-
-
-def test_step_with_another_apps_run_is_403(world, task, claimed):
-    before = stored()
-    problem(world.rival_harness().step(task.public_id, claimed["run_id"]), 403, "forbidden")
     assert stored() == before
 
 
@@ -218,80 +211,10 @@ def test_step_get_is_405(task, harness, claimed):
     assert stored() == before
 
 
-# --- 409 ---------------------------------------------------------------------------------
-
-
-def test_step_with_the_run_of_another_task_is_409_lease_lost(world, task, harness, claimed):
-    other = world.task()
-    other_run = harness.claim(other.public_id).json()["run_id"]
-    before = stored()
-    problem(harness.step(task.public_id, other_run), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_step_with_an_unknown_run_is_409_lease_lost(task, harness, claimed):
-    before = stored()
-    problem(harness.step(task.public_id, UNKNOWN_RUN), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_expired_run_cannot_post_steps(world, task, harness, claimed):
-    run_id = claimed["run_id"]
-    with past_expiry(run_id):
-        assert world.person().get(f"/api/tasks/{task.public_id}").status_code == 200
-        before = stored()
-        problem(harness.step(task.public_id, run_id), 409, "lease_lost")
-        assert stored() == before
-    assert Run.objects.get(public_id=run_id).status == RunStatus.EXPIRED
-    assert not Step.objects.exists()
-
-
-def test_stale_lease_epoch_cannot_post_steps(task, harness, claimed):
-    run_id = claimed["run_id"]
-    assert harness.claim(task.public_id).json()["lease_epoch"] == 2
-    before = stored()
-    problem(harness.step(task.public_id, run_id, lease_epoch=1), 409, "lease_lost")
-    assert stored() == before
-    assert harness.step(task.public_id, run_id, lease_epoch=2).status_code == 201
-
-
-def test_released_run_cannot_post_steps(world, task, harness, claimed):
-    run_id = claimed["run_id"]
-    assert world.person().post(f"/api/tasks/{task.public_id}/release").status_code == 200
-    before = stored()
-    problem(harness.step(task.public_id, run_id), 409, "lease_lost")
-    assert stored() == before
-    assert Run.objects.get(public_id=run_id).status == RunStatus.RELEASED
-
-
-def test_finished_run_cannot_post_steps(task, harness, claimed):
-    run_id = claimed["run_id"]
-    assert harness.result(task.public_id, run_id).status_code == 200
-    before = stored()
-    problem(harness.step(task.public_id, run_id), 409, "lease_lost")
-    assert stored() == before
-
-
-def test_steps_after_cancel_are_409_task_closed(world, task, harness, claimed):
-    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
-    before = stored()
-    problem(harness.step(task.public_id, claimed["run_id"]), 409, "task_closed")
-    assert stored() == before
-    task.refresh_from_db()
-    assert task.status == TaskStatus.CANCELLED
-
-
-def test_steps_after_the_heartbeat_that_saw_the_cancel_are_409_task_closed(
-    world, task, harness, claimed
-):
-    run_id = claimed["run_id"]
-    assert world.person().post(f"/api/tasks/{task.public_id}/cancel").status_code == 200
-    beat = harness.heartbeat(task.public_id, run_id)
-    assert beat.status_code == 200, beat.content
-    assert beat.json()["cancel_requested"] is True
-    before = stored()
-    problem(harness.step(task.public_id, run_id), 409, "task_closed")
-    assert stored() == before
+# --- 409: fencing -----------------------------------------------------------------------
+# Another app's run (403), another task's or an unknown run, an expired, released or
+# finished run, a stale lease_epoch (409 lease_lost) and writes after a cancel (409
+# task_closed) are tests/tasks/test_fencing.py, once for all four harness writes.
 
 
 # --- 413 ---------------------------------------------------------------------------------

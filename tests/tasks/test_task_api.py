@@ -8,10 +8,10 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from corpus.services import access_token_create, access_token_revoke
+from accounts.services import access_token_create, access_token_revoke
 from tasks.models import Event, Task, TaskStatus
 from tests import factories
-from tests.conftest import Caller, problem
+from tests.helpers import Caller, problem
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 TASK_KEYS = {

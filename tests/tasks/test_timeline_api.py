@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from tasks.models import Event, Run, RunStatus, Task, TaskStatus
-from tests.conftest import Caller, problem
+from tests.helpers import Caller, problem
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 FRAME_KEYS = {"event", "type", "topic", "seq", "ts", "task_id"}

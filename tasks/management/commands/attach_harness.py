@@ -4,10 +4,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from corpus.errors import DomainError, describe
-from corpus.models import Org
+from accounts.models import Org
+from api.errors import DomainError, describe
+from tasks.harnesses.services import harness_app_attach
 from tasks.models import HarnessApp
-from tasks.services.harnesses import harness_app_attach
 
 
 class Command(BaseCommand):

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from corpus.errors import DomainError, describe
-from corpus.models import Org
-from tasks.services.apps import harness_app_revoke
+from accounts.models import Org
+from api.errors import DomainError, describe
+from tasks.harnesses.keys import harness_app_revoke
 
 
 class Command(BaseCommand):

@@ -10,19 +10,20 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from corpus.models import Org, Project, Repository, Skill, Tool
-from corpus.services import (
+from accounts.models import Org, Project, Repository
+from accounts.services import (
     access_token_create,
-    document_put,
     member_ensure,
     org_ensure,
     project_ensure,
     repository_ensure,
 )
+from corpus.models import Skill, Tool
+from corpus.services import document_put
+from tasks.harnesses.keys import harness_app_create
+from tasks.harnesses.services import harness_create
 from tasks.models import Harness
 from tasks.services import task_create
-from tasks.services.apps import harness_app_create
-from tasks.services.harnesses import harness_create
 
 DEMO_ORG = "demo"
 DEMO_USER = "demo"

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ApiConfig(AppConfig):
+    name = "api"
+    verbose_name = "API plumbing"
+
+    def ready(self) -> None:
+        # Registers the OpenAPI extensions of the authentication classes.
+        from api import schema  # noqa: F401
