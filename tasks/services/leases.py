@@ -89,11 +89,7 @@ def lease_settle(*, task_pk: int) -> bool:
     if not Run.objects.due(now).filter(task_id=task_pk).exists():
         return False
     with transaction.atomic():
-        task = (
-            Task.objects.select_for_update(of=("self",))
-            .select_related("org", "project", "repo")
-            .get(pk=task_pk)
-        )
+        task = locked_task_pk(task_pk)
         run = (
             Run.objects.select_for_update(of=("self",))
             .select_related("app")
@@ -112,12 +108,17 @@ def leases_sweep() -> int:
     return sum(1 for pk in task_pks if lease_settle(task_pk=pk))
 
 
-def locked_task(task: Task) -> Task:
+def locked_task_pk(task_pk: int) -> Task:
+    """The task row, locked for the rest of the transaction (every writer takes it first)."""
     return (
         Task.objects.select_for_update(of=("self",))
         .select_related("org", "project", "repo", "owner")
-        .get(pk=task.pk)
+        .get(pk=task_pk)
     )
+
+
+def locked_task(task: Task) -> Task:
+    return locked_task_pk(task.pk)
 
 
 @dataclass(frozen=True)
@@ -374,11 +375,7 @@ def leases_end_for_revoked_app(*, app: HarnessApp) -> int:
     ended = 0
     task_pks = Run.objects.live().filter(app=app).order_by("task_id").values_list("task_id")
     for (task_pk,) in task_pks:
-        task = (
-            Task.objects.select_for_update(of=("self",))
-            .select_related("org", "project", "repo")
-            .get(pk=task_pk)
-        )
+        task = locked_task_pk(task_pk)
         run = (
             Run.objects.select_for_update(of=("self",))
             .select_related("app")
