@@ -10,7 +10,7 @@ set by env ``ETHER_RATE_<SCOPE>``, each ``"<count>/<second|minute|hour>"``, ``0`
 - ``ticket``: ``POST /api/realtime/tickets`` (per user), because a ticket is a credential;
 - ``login``: ``POST /login/`` and ``POST /admin/login/``, the sign-in pages, one count
   for both (per client address and per username, see ``login_attempt``), against
-  password guessing. Over it the page answers its own 429 (``delivery.views``).
+  password guessing. Over it the page answers its own 429 (``web.views``).
 
 Counting: one counter per caller, scope and window (``incr`` on the ``ratelimit`` cache).
 With ``REDIS_URL`` that cache is Redis, so all daphne processes share one count and
