@@ -9,6 +9,7 @@ makes later the mode of the database file, and those that exist are tightened to
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,9 @@ def make_private(path: Path) -> None:
     concurrency tests). ``O_EXCL`` creates only a file nobody has open yet; the modes of
     existing files are changed by path."""
     if not path.exists():
-        try:
+        # FileExistsError: another thread made it first, with the same mode.
+        with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE))
-        except FileExistsError:
-            pass  # another thread made it first, with the same mode
     for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         try:
             if file.stat().st_mode & 0o777 != PRIVATE:
