@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import AccessToken, Membership, Org, Project, Repository
-from accounts.services import access_token_revoke
+from accounts.services import access_token_revoke, access_token_update
 
 
 class MembershipInline(admin.TabularInline):
@@ -51,8 +53,19 @@ class AccessTokenAdmin(admin.ModelAdmin):
     # The hash is useless to a person and the secret is never stored: tokens are made
     # with `manage.py create_access_token`, which prints the secret once.
     exclude = ["token_hash"]
-    readonly_fields = ["prefix", "user", "created_at"]
+    # Revoking is the action's (``access_token_revoke`` ends the token's streams).
+    readonly_fields = ["prefix", "user", "created_at", "revoked_at"]
     actions = [revoke_tokens]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A revoked token is kept, like every other credential: revoke, never delete.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        access_token_update(
+            token=obj, label=form.cleaned_data["label"], expires_at=form.cleaned_data["expires_at"]
+        )
+        obj.refresh_from_db()

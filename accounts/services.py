@@ -85,3 +85,15 @@ def access_token_revoke(*, token: AccessToken) -> None:
         )
         if revoked:
             announce_revoked(groups=[token_group(token.pk)], reason="token_revoked")
+
+
+def access_token_update(*, token: AccessToken, label: str, expires_at: Any) -> AccessToken:
+    """A token's label and expiry (the admin's change form). An expiry moved into the past
+    ends the token's streams once this commits, as a revoke does; revoking is
+    ``access_token_revoke``'s alone."""
+    with transaction.atomic():
+        AccessToken.objects.filter(pk=token.pk).update(label=label, expires_at=expires_at)
+        if expires_at is not None and expires_at <= timezone.now():
+            announce_revoked(groups=[token_group(token.pk)], reason="token_expired")
+    token.label, token.expires_at = label, expires_at
+    return token

@@ -176,6 +176,11 @@ class HarnessForm(forms.ModelForm):
             "is_default",
         ]
 
+    def _get_validation_exclusions(self) -> set[str]:
+        # Model validation would refuse a second default (`one_default_harness`); the
+        # service unsets the previous default in the same transaction instead.
+        return {*super()._get_validation_exclusions(), "is_default"}
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         # A saved definition stays in its org (the field is read-only on change).
