@@ -9,6 +9,10 @@ import re
 from typing import Any
 
 from django.db.models import Model, QuerySet
+from django.utils.functional import cached_property
+from rest_framework.pagination import BasePagination
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from api.errors import ValidationFailed
 from api.params import ascii_int
@@ -65,28 +69,73 @@ def decode_cursor(raw: str | None, kind: type = int) -> int | str | None:
     return position
 
 
-def paginate(
-    queryset: QuerySet[Any],
-    params: Any,
-    *,
-    field: str,
-    kind: type = int,
-    descending: bool = False,
-) -> tuple[list[Model], str | None]:
-    """One page of ``queryset`` ordered by the unique ``field``, and the next cursor.
+class CursorPagination(BasePagination):
+    """One page of a list view, ordered by a unique public field, and the next cursor:
+    ``{"data": [...], "next_cursor": "…" | null}``.
 
-    The field must be public (a public id or a seq): integer primary keys never leave
-    the server, not even inside a cursor.
-    """
-    limit = parse_limit(params.get("limit"))
-    after = decode_cursor(params.get("cursor"), kind)
-    if after is not None:
-        lookup = f"{field}__lt" if descending else f"{field}__gt"
-        queryset = queryset.filter(**{lookup: after})
-    queryset = queryset.order_by(f"-{field}" if descending else field)
-    rows = list(queryset[: limit + 1])
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(getattr(rows[-1], field))
-    return rows, next_cursor
+    The view names the order (``cursor_ordering = "-public_id"``, ``"seq"``) and the
+    type of its positions (``cursor_kind``, ``int`` unless ``str``). The field must be
+    public (a public id or a seq): integer primary keys never leave the server, not even
+    inside a cursor."""
+
+    next_cursor: str | None = None
+
+    def paginate_queryset(
+        self, queryset: QuerySet[Any], request: Request, view: Any = None
+    ) -> list[Model]:
+        ordering = view.cursor_ordering
+        field = ordering.removeprefix("-")
+        descending = ordering.startswith("-")
+        params = request.query_params
+        limit = parse_limit(params.get("limit"))
+        after = decode_cursor(params.get("cursor"), getattr(view, "cursor_kind", int))
+        if after is not None:
+            lookup = f"{field}__lt" if descending else f"{field}__gt"
+            queryset = queryset.filter(**{lookup: after})
+        rows = list(queryset.order_by(ordering)[: limit + 1])
+        self.next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            self.next_cursor = encode_cursor(getattr(rows[-1], field))
+        return rows
+
+    def get_paginated_response(self, data: list[Any]) -> Response:
+        return Response({"data": data, "next_cursor": self.next_cursor})
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                "data": schema,
+                "next_cursor": {"type": "string", "nullable": True},
+            },
+            "required": ["data", "next_cursor"],
+        }
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {"in": "query", "name": "limit", "schema": {"type": "integer"}},
+            {"in": "query", "name": "cursor", "schema": {"type": "string"}},
+        ]
+
+
+# What DRF's GenericAPIView gives a list view, for our plain APIViews: pagination_class,
+# self.paginator, paginate_queryset and get_paginated_response (drf-spectacular documents
+# the page and its parameters from pagination_class when the view's 200 is a many=True
+# serializer). A comment, not a docstring: the schema takes a view's description from
+# the first docstring in its class's MRO, which must stay the view's own.
+class CursorPaged:
+    pagination_class = CursorPagination
+    cursor_ordering: str
+    cursor_kind: type = int
+    request: Request
+
+    @cached_property
+    def paginator(self) -> CursorPagination:
+        return self.pagination_class()
+
+    def paginate_queryset(self, queryset: QuerySet[Any]) -> list[Model]:
+        return self.paginator.paginate_queryset(queryset, self.request, view=self)
+
+    def get_paginated_response(self, data: list[Any]) -> Response:
+        return self.paginator.get_paginated_response(data)

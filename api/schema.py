@@ -70,6 +70,11 @@ class EtherAutoSchema(AutoSchema):
             parameters.append(RETRY_AFTER)
         return parameters
 
+    def get_paginated_name(self, serializer_name: str) -> str:
+        """A page of ``TaskOut`` is ``TaskPageOut`` (of ``DocumentRowOut``,
+        ``DocumentPageOut``): the names the pages had when each was written by hand."""
+        return serializer_name.removesuffix("Out").removesuffix("Row") + "PageOut"
+
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for status in self.shared_problems():

@@ -15,7 +15,7 @@ from accounts.models import Membership, Project, Repository
 from api.errors import ValidationFailed
 from api.fields import validated
 from api.idempotency import idempotent
-from api.pagination import paginate
+from api.pagination import CursorPaged
 from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
 from corpus import selectors
 from corpus import serializers as s
@@ -59,7 +59,9 @@ def _scope(org: Any, user: Any, data: dict[str, Any]) -> dict[str, Any]:
     return scope
 
 
-class DocumentListAPI(UserAPIView):
+class DocumentListAPI(CursorPaged, UserAPIView):
+    cursor_ordering, cursor_kind = "public_id", str
+
     @cached_property
     def renders(self) -> Renders:
         return Renders()  # one view instance per request: the request's renders
@@ -78,10 +80,8 @@ class DocumentListAPI(UserAPIView):
             OpenApiParameter("kind", str, enum=KINDS, required=False),
             OpenApiParameter("project", str, required=False),
             OpenApiParameter("repo", str, required=False),
-            OpenApiParameter("limit", int, required=False),
-            OpenApiParameter("cursor", str, required=False),
         ],
-        responses={200: s.DocumentPageOut, **problems(400)},
+        responses={200: s.DocumentRowOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
         params = request.query_params
@@ -91,8 +91,8 @@ class DocumentListAPI(UserAPIView):
         queryset = selectors.documents_for_org(
             org=self.org(request), kind=kind, project=params.get("project"), repo=params.get("repo")
         )
-        rows, cursor = paginate(queryset, params, field="public_id", kind=str)
-        return Response({"data": [selectors.document_row(d) for d in rows], "next_cursor": cursor})
+        rows = self.paginate_queryset(queryset)
+        return self.get_paginated_response([selectors.document_row(d) for d in rows])
 
     @extend_schema(
         tags=["documents"],
@@ -155,18 +155,16 @@ class DocumentDetailAPI(UserAPIView):
         return Response(selectors.document_detail(saved), headers={"ETag": saved.etag})
 
 
-class DocumentVersionsAPI(UserAPIView):
+class DocumentVersionsAPI(CursorPaged, UserAPIView):
+    cursor_ordering = "version"
+
     @extend_schema(
         tags=["documents"],
         summary="The document's versions, oldest first",
-        parameters=[
-            OpenApiParameter("limit", int, required=False),
-            OpenApiParameter("cursor", str, required=False),
-        ],
-        responses={200: s.VersionPageOut, **problems(400, 404)},
+        responses={200: s.VersionOut(many=True), **problems(400, 404)},
     )
     def get(self, request: Request, doc_id: str) -> Response:
         document = selectors.document_get(org=self.org(request), doc_id=doc_id)
         queryset = DocumentVersion.objects.select_related("created_by").filter(document=document)
-        rows, cursor = paginate(queryset, request.query_params, field="version")
-        return Response({"data": [selectors.version_row(v) for v in rows], "next_cursor": cursor})
+        rows = self.paginate_queryset(queryset)
+        return self.get_paginated_response([selectors.version_row(v) for v in rows])

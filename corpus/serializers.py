@@ -48,11 +48,6 @@ class DocumentRowOut(serializers.Serializer):
     updated_by = serializers.CharField(allow_null=True)
 
 
-class DocumentPageOut(serializers.Serializer):
-    data = DocumentRowOut(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
-
-
 class VersionOut(serializers.Serializer):
     version = serializers.IntegerField()
     title = serializers.CharField()
@@ -62,8 +57,3 @@ class VersionOut(serializers.Serializer):
     note = serializers.CharField()
     created_at = serializers.DateTimeField()
     created_by = serializers.CharField(allow_null=True)
-
-
-class VersionPageOut(serializers.Serializer):
-    data = VersionOut(many=True)
-    next_cursor = serializers.CharField(allow_null=True)

@@ -17,7 +17,7 @@ from accounts.models import AccessToken
 from api.errors import Forbidden, NotFound, ValidationFailed
 from api.fields import validated
 from api.idempotency import idempotent
-from api.pagination import paginate
+from api.pagination import CursorPaged
 from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
 from tasks import selectors, services
 from tasks import serializers as s
@@ -217,28 +217,25 @@ class TaskUserAPIView(UserAPIView):
         settle_quietly(org=self.org(request), task_id=task_id)
 
 
-class TaskListAPI(UserAPIView):
+class TaskListAPI(CursorPaged, UserAPIView):
+    # Public ids are UUIDv7: ordering by them is ordering by creation.
+    cursor_ordering, cursor_kind = "-public_id", str
+
     @extend_schema(
         tags=["tasks"],
         summary="List the org's tasks, newest first",
         operation_id="tasks_list",
         parameters=[
             OpenApiParameter("status", str, enum=TaskStatus.values, required=False),
-            OpenApiParameter("limit", int, required=False),
-            OpenApiParameter("cursor", str, required=False),
         ],
-        responses={200: s.TaskPageOut, **problems(400)},
+        responses={200: s.TaskOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
         status = request.query_params.get("status")
         if status is not None and status not in TaskStatus.values:
             raise ValidationFailed({"status": [f"Must be one of {', '.join(TaskStatus.values)}."]})
         queryset = selectors.tasks_for_org(org=self.org(request), status=status)
-        # Public ids are UUIDv7: ordering by them is ordering by creation.
-        rows, cursor = paginate(
-            queryset, request.query_params, field="public_id", kind=str, descending=True
-        )
-        return Response({"data": [task_body(t) for t in rows], "next_cursor": cursor})
+        return self.get_paginated_response([task_body(t) for t in self.paginate_queryset(queryset)])
 
     @extend_schema(
         tags=["tasks"],
@@ -323,21 +320,19 @@ TaskReleaseAPI = _transition(
 )
 
 
-class TaskTimelineAPI(UserAPIView):
+class TaskTimelineAPI(CursorPaged, UserAPIView):
+    cursor_ordering = "seq"
+
     @extend_schema(
         tags=["tasks"],
         summary="The task's timeline entries, oldest first",
-        parameters=[
-            OpenApiParameter("limit", int, required=False),
-            OpenApiParameter("cursor", str, required=False),
-        ],
-        responses={200: s.EventPageOut, **problems(400, 404)},
+        responses={200: s.EventOut(many=True), **problems(400, 404)},
     )
     def get(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get(org=self.org(request), task_id=task_id)
         services.lease_settle(task_pk=task.pk)
-        rows, cursor = paginate(selectors.timeline_events(task), request.query_params, field="seq")
-        return Response({"data": [frame(e) for e in rows], "next_cursor": cursor})
+        rows = self.paginate_queryset(selectors.timeline_events(task))
+        return self.get_paginated_response([frame(e) for e in rows])
 
 
 class RealtimeTicketAPI(UserAPIView):

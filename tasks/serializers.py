@@ -191,11 +191,6 @@ class TaskOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class TaskPageOut(serializers.Serializer):
-    data = TaskOut(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
-
-
 class RepoOut(serializers.Serializer):
     full_name = serializers.CharField()
     url = serializers.CharField()
@@ -291,11 +286,6 @@ class EventOut(serializers.Serializer):
     kind = serializers.CharField(required=False)
     actor = serializers.DictField(required=False)
     summary = serializers.CharField(required=False)
-
-
-class EventPageOut(serializers.Serializer):
-    data = EventOut(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
 
 
 class TicketOut(serializers.Serializer):

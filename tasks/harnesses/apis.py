@@ -15,7 +15,7 @@ from accounts.auth import UserAPIView
 from api.errors import NotFound, ValidationFailed
 from api.fields import StrictCharField, StrictSerializer, validated
 from api.idempotency import idempotent
-from api.pagination import paginate
+from api.pagination import CursorPaged
 from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
 from tasks.harnesses import selectors as hs
 from tasks.harnesses import serializers as s
@@ -40,7 +40,9 @@ def out(request: Request, harness: Any, *, resolved: bool = False) -> dict[str, 
     return hs.harness_body(hs.counted(harness, org), base_url=base_url(request), resolved=resolved)
 
 
-class HarnessListAPI(UserAPIView):
+class HarnessListAPI(CursorPaged, UserAPIView):
+    cursor_ordering, cursor_kind = "public_id", str
+
     @extend_schema(
         tags=["harnesses"],
         summary="List harness definitions (the org's and the built-in ones)",
@@ -48,10 +50,8 @@ class HarnessListAPI(UserAPIView):
         parameters=[
             OpenApiParameter("search", str, required=False, description="name, text or tag"),
             OpenApiParameter("include_archived", bool, required=False),
-            OpenApiParameter("limit", int, required=False),
-            OpenApiParameter("cursor", str, required=False),
         ],
-        responses={200: s.HarnessPageOut, **problems(400)},
+        responses={200: s.HarnessOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
         search = request.query_params.get("search", "").strip()[:200]
@@ -60,11 +60,9 @@ class HarnessListAPI(UserAPIView):
             search=search,
             include_archived=flag(request, "include_archived"),
         )
-        page, cursor = paginate(rows, request.query_params, field="public_id", kind=str)
         url = base_url(request)
-        return Response(
-            {"data": [hs.harness_body(h, base_url=url) for h in page], "next_cursor": cursor}
-        )
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response([hs.harness_body(h, base_url=url) for h in page])
 
     @extend_schema(
         tags=["harnesses"],
@@ -162,11 +160,6 @@ class HarnessAppOut(serializers.Serializer):
     revoked = serializers.BooleanField()
 
 
-class HarnessAppPageOut(serializers.Serializer):
-    data = HarnessAppOut(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
-
-
 def app_body(app: HarnessApp) -> dict[str, Any]:
     return {
         "app_id": app.app_id,
@@ -177,21 +170,18 @@ def app_body(app: HarnessApp) -> dict[str, Any]:
     }
 
 
-class HarnessAppListAPI(UserAPIView):
+class HarnessAppListAPI(CursorPaged, UserAPIView):
+    cursor_ordering, cursor_kind = "app_id", str
+
     @extend_schema(
         tags=["harnesses"],
         summary="The org's harness apps and their definitions",
         description="Paged like every list, in app_id order.",
-        parameters=[
-            OpenApiParameter("limit", int, required=False),
-            OpenApiParameter("cursor", str, required=False),
-        ],
-        responses={200: HarnessAppPageOut, **problems(400)},
+        responses={200: HarnessAppOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
         apps = HarnessApp.objects.filter(org=self.org(request)).select_related("harness")
-        page, cursor = paginate(apps, request.query_params, field="app_id", kind=str)
-        return Response({"data": [app_body(a) for a in page], "next_cursor": cursor})
+        return self.get_paginated_response([app_body(a) for a in self.paginate_queryset(apps)])
 
 
 class HarnessAppDetailAPI(UserAPIView):

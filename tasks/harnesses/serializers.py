@@ -223,8 +223,3 @@ class HarnessOut(serializers.Serializer):
     resolved = serializers.BooleanField(required=False)
     layers = serializers.ListField(child=serializers.CharField(), required=False)
     origins = serializers.DictField(required=False)
-
-
-class HarnessPageOut(serializers.Serializer):
-    data = HarnessOut(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
