@@ -19,7 +19,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from tests import factories
-from tests.conftest import World
+from tests.helpers import World
 
 PASSWORD = "a long enough password"
 WINDOW = 3600  # seconds; see login_limit
