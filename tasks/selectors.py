@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils import timezone
 
@@ -32,7 +33,17 @@ def task_get(*, org: Org, task_id: str) -> Task:
 
 
 def live_run(task: Task) -> Run | None:
+    prefetched = getattr(task, "prefetched_live_runs", None)  # tasks_for_org
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
     return Run.objects.select_related("app").filter(task=task, status=RunStatus.LIVE).first()
+
+
+def open_question(task: Task) -> Interrupt | None:
+    prefetched = getattr(task, "prefetched_open_questions", None)  # tasks_for_org
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
+    return Interrupt.objects.select_related("run", "answered_by").filter(task=task).open().first()
 
 
 def run_summary(run: Run | None) -> dict[str, Any] | None:
@@ -82,9 +93,7 @@ def task_row(task: Task) -> dict[str, Any]:
 
 
 def task_detail(task: Task) -> dict[str, Any]:
-    open_question = (
-        Interrupt.objects.select_related("run", "answered_by").filter(task=task).open().first()
-    )
+    question = open_question(task)
     return {
         "id": task.public_id,
         "title": task.title,
@@ -98,14 +107,33 @@ def task_detail(task: Task) -> dict[str, Any]:
         "cancel_requested": task.cancel_requested,
         "lease_epoch": task.lease_epoch,
         "live_run": run_summary(live_run(task)),
-        "open_question": interrupt_view(open_question) if open_question else None,
+        "open_question": interrupt_view(question) if question else None,
         "created_at": iso(task.created_at),
         "updated_at": iso(task.updated_at),
     }
 
 
 def tasks_for_org(*, org: Org, status: str | None) -> Any:
-    queryset = Task.objects.select_related("project", "repo", "owner", "org").filter(org=org)
+    """The org's tasks with what ``task_detail`` reads of each fetched in two queries for
+    the whole page (a list of 21 tasks took 45 queries before, one pair per task)."""
+    queryset = (
+        Task.objects.select_related("project", "repo", "owner", "org")
+        .filter(org=org)
+        .prefetch_related(
+            Prefetch(
+                "runs",
+                queryset=Run.objects.live().select_related("app").order_by("pk"),
+                to_attr="prefetched_live_runs",
+            ),
+            Prefetch(
+                "interrupts",
+                queryset=Interrupt.objects.open()
+                .select_related("run", "answered_by")
+                .order_by("pk"),
+                to_attr="prefetched_open_questions",
+            ),
+        )
+    )
     if status:
         queryset = queryset.filter(status=status)
     return queryset

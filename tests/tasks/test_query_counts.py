@@ -59,3 +59,35 @@ def test_queries_per_request_do_not_grow_with_steps_runs_or_documents(world):
     small = history(world, 1 + 1)  # the delivery route needs one finished run
     large = history(world, 50)
     assert large == small
+
+
+def busy_tasks(world: Any, size: int) -> None:
+    """``size`` more tasks, each claimed by its own run and most paused on a question, so
+    every task of a list has a live run and an open question to show."""
+    harness = world.harness()
+    for n in range(size):
+        tid = world.task(title=f"Task {n}").public_id
+        run = harness.claim(tid).json()["run_id"]
+        if n % 3 != 1:  # the first task of each batch has a question
+            assert harness.interrupt(tid, run).status_code == 200
+
+
+def list_counts(world: Any) -> dict[str, int]:
+    person = world.person()
+    return {
+        "tasks": count(lambda: person.get("/api/tasks?limit=100")),
+        "tasks_by_status": count(lambda: person.get("/api/tasks?status=paused&limit=100")),
+        "harness_apps": count(lambda: person.get("/api/harness-apps?limit=100")),
+        "harnesses": count(lambda: person.get("/v1/harnesses?limit=100")),
+        "documents": count(lambda: person.get("/api/context/docs?limit=100")),
+    }
+
+
+def test_list_queries_do_not_grow_with_the_number_of_rows(world):
+    """GET /api/tasks took 5 queries for 1 task and 45 for 21 (a live run and an open
+    question read per task); every list now reads a page in a fixed number of queries."""
+    busy_tasks(world, 1)
+    small = list_counts(world)
+    busy_tasks(world, 20)
+    large = list_counts(world)
+    assert large == small
