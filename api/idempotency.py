@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` for every POST (CONTRACT §0).
+"""``Idempotency-Key`` for every POST (docs/contract.md §0).
 
 A retry with the same key and body gets the stored status and body and changes nothing;
 the same key with another body is 422 ``idempotency_key_reused``; a retry while the first

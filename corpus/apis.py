@@ -1,4 +1,4 @@
-"""The document API for scripts and the admin's own pages (CONTRACT §2)."""
+"""The document API for scripts and the admin's own pages (docs/contract.md §2)."""
 
 from __future__ import annotations
 

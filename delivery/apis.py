@@ -1,5 +1,5 @@
-"""The result route, where a harness hands over its outcome (CONTRACT §3), and the
-product routes that read and rate the delivery it produced (CONTRACT §5)."""
+"""The result route, where a harness hands over its outcome (docs/contract.md §3), and the
+product routes that read and rate the delivery it produced (docs/contract.md §5)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The judge: two plain, explainable checks of a finished run.
 
 * Scope (enforced): a submitted pull request must point into the task's repository and
-  its branch must match the task's ``branch_scope`` glob (CONTRACT §3). The URL is read
+  its branch must match the task's ``branch_scope`` glob (docs/contract.md §3). The URL is read
   as a browser reads it (``delivery.links``, WHATWG) and anything a browser could read
   otherwise is refused; then scheme, host and ``owner/repo`` must be the repository's,
   so ``github.com.evil.io``, ``evil.example\\@github.com`` or ``…/widgets-fork/pull/1``

@@ -1,4 +1,5 @@
-"""What a finished run hands to people: a versioned payload of typed blocks (CONTRACT §5)."""
+"""What a finished run hands to people: a versioned payload of typed blocks
+(docs/contract.md §5)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``python -m ether_site.serve``: daphne with an access log that never prints a secret.
 
 Daphne's access log prints each HTTP request's full URI, query string included, and a
-WebSocket client may put a token or ticket in ``?token=`` (CONTRACT §5). A request for
+WebSocket client may put a token or ticket in ``?token=`` (docs/contract.md §5). A request for
 ``/api/realtime?token=…`` without an upgrade, or any URL a user pasted a secret into,
 would otherwise write that secret to the log. Every option is daphne's own
 (``python -m ether_site.serve --help``).

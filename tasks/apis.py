@@ -1,5 +1,5 @@
-"""Harness routes (CONTRACT §3) and product task routes (CONTRACT §2). Thin: parse, call one
-service or selector, render. The result route lives in ``delivery.apis``."""
+"""Harness routes (docs/contract.md §3) and product task routes (§2). Thin: parse, call
+one service or selector, render. The result route lives in ``delivery.apis``."""
 
 from __future__ import annotations
 

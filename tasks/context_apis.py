@@ -1,4 +1,4 @@
-"""Harness routes of the context corpus (CONTRACT §3): slices, documents, tools, skills."""
+"""Harness routes of the context corpus (docs/contract.md §3): slices, documents, tools, skills."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one module that persists and publishes realtime events (CONTRACT §5).
+"""The one module that persists and publishes realtime events (docs/contract.md §5).
 
 ``record`` must run inside the transaction of the change it reports: the event gets the
 next gapless ``seq`` of its topic (one counter row per topic, updated in place, so two

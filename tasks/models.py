@@ -22,7 +22,7 @@ class HarnessStatus(models.TextChoices):
 
 
 class Harness(models.Model):
-    """A harness definition (CONTRACT §4): how an org's harnesses behave.
+    """A harness definition (docs/contract.md §4): how an org's harnesses behave.
 
     Fields mirror the reference resource; JSON fields hold the validated shapes of
     ``tasks/harnesses/definitions.py``. Inheritance is resolved at read time, so a change to a

@@ -160,7 +160,7 @@ def context_refs(task: Task) -> dict[str, Any]:
 
 
 def execution_bundle(*, task: Task, app: HarnessApp, base_url: str) -> dict[str, Any]:
-    """Everything a harness needs for one attempt (CONTRACT §3), with absolute callbacks."""
+    """Everything a harness needs for one attempt (docs/contract.md §3), with absolute callbacks."""
 
     def url(name: str) -> str:
         return base_url + reverse(name, args=[task.public_id])

@@ -1,4 +1,4 @@
-"""``/v1/harnesses``: harness definitions (CONTRACT §4), and which definition each harness
+"""``/v1/harnesses``: harness definitions (docs/contract.md §4), and which definition each harness
 app claims with (``/api/harness-apps``). User token or session; everything is scoped
 to the caller's org."""
 

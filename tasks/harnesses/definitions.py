@@ -1,4 +1,4 @@
-"""Harness definitions: the rules for their fields, and inheritance (CONTRACT §4).
+"""Harness definitions: the rules for their fields, and inheritance (docs/contract.md §4).
 
 Pure functions, no database: the serializers call the checks, the selectors call
 ``resolve`` with a chain of layers (root first) that they read.

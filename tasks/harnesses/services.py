@@ -1,4 +1,4 @@
-"""Writes of harness definitions (CONTRACT §4): create, update, archive, delete, copy,
+"""Writes of harness definitions (docs/contract.md §4): create, update, archive, delete, copy,
 the org default, and attaching a definition to a harness app.
 
 Rules on write: a parent is an active definition the org can see (its own, or a

@@ -1,4 +1,4 @@
-"""The realtime hub: ``/api/realtime?token=`` (CONTRACT §5).
+"""The realtime hub: ``/api/realtime?token=`` (docs/contract.md §5).
 
 Resume without gaps or duplicates: on ``subscribe`` with ``since`` the consumer joins the
 topic's group *first*, so nothing published from then on is missed, and buffers the live

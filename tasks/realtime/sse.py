@@ -1,4 +1,4 @@
-"""The SSE fallback ``GET /api/tasks/{task_id}/events`` (CONTRACT §5).
+"""The SSE fallback ``GET /api/tasks/{task_id}/events`` (docs/contract.md §5).
 
 It replays the task topic's persisted events after ``Last-Event-ID`` (or ``?after=``) and
 then follows the log, each event as ``id: {seq}``, with a comment line every 15 s so

@@ -1,4 +1,4 @@
-"""The document API for scripts and the admin's pages: /api/context/docs (CONTRACT §2)."""
+"""The document API for scripts and the admin's pages: /api/context/docs (docs/contract.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""GET /api/tasks/{task_id}/delivery and POST /api/tasks/{task_id}/feedback (CONTRACT §5)."""
+"""GET /api/tasks/{task_id}/delivery and POST /api/tasks/{task_id}/feedback
+(docs/contract.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /api/harness/tasks/{task_id}/result (CONTRACT §3) and the judge's scope rule."""
+"""POST /api/harness/tasks/{task_id}/result (docs/contract.md §3) and the judge's scope rule."""
 
 from __future__ import annotations
 

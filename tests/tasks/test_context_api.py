@@ -1,4 +1,4 @@
-"""The harness's context routes (CONTRACT §3): slices, one document, tools and skills."""
+"""The harness's context routes (docs/contract.md §3): slices, one document, tools and skills."""
 
 from __future__ import annotations
 

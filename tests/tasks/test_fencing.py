@@ -1,6 +1,6 @@
 """Fencing: a harness that does not hold the task's live lease cannot write.
 
-The four harness writes (steps, interrupt, heartbeat, result; CONTRACT §3) refuse a run
+The four harness writes (steps, interrupt, heartbeat, result; docs/contract.md §3) refuse a run
 that is not the task's live run for this lease: another task's run, an unknown run, an
 expired, released or finished run, or a stale ``lease_epoch``. Each refusal is a problem
 document and stores nothing: the whole-database snapshot (``stored()``) is unchanged and

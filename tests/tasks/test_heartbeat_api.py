@@ -1,4 +1,4 @@
-"""POST /api/harness/tasks/{task_id}/heartbeat (CONTRACT §3)."""
+"""POST /api/harness/tasks/{task_id}/heartbeat (docs/contract.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /api/harness/tasks/{task_id}/interrupt (CONTRACT §3, §5 task.interrupted)."""
+"""POST /api/harness/tasks/{task_id}/interrupt (docs/contract.md §3, §5 task.interrupted)."""
 
 from __future__ import annotations
 

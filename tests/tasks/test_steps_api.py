@@ -1,4 +1,4 @@
-"""POST /api/harness/tasks/{task_id}/steps (CONTRACT §3, §5 os.harness.step)."""
+"""POST /api/harness/tasks/{task_id}/steps (docs/contract.md §3, §5 os.harness.step)."""
 
 from __future__ import annotations
 

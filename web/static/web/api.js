@@ -1,7 +1,7 @@
 /*
  * The browser's calls to the product API: JSON with the session and its CSRF token
  * (DRF checks CSRF for session callers), answers read as {ok, status, data}, and the
- * text of a problem document (CONTRACT.md) for the person looking at the page.
+ * text of a problem document (docs/contract.md) for the person looking at the page.
  */
 
 function csrfToken() {
