@@ -1,4 +1,4 @@
-"""Strict input fields: JSON types are checked, not coerced.
+"""Strict input fields (JSON types are checked, not coerced), and output fields.
 
 DRF's own fields turn ``42`` into ``"42"`` and ``"5"`` into ``5``; a harness that sends
 the wrong type should hear about it instead.
@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import serializers
+
+from api.rfc3339 import iso
 
 
 class StrictCharField(serializers.CharField):
@@ -63,3 +65,17 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+class TimestampField(serializers.DateTimeField):
+    """Output: RFC 3339 in UTC with a ``Z`` (``api.rfc3339.iso``), whatever the active zone."""
+
+    def to_representation(self, value: Any) -> str | None:
+        return iso(value)
+
+
+class UsernameField(serializers.CharField):
+    """Output: a user's username (``None`` for no user, which DRF renders itself)."""
+
+    def to_representation(self, value: Any) -> str:
+        return value.get_username()

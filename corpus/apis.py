@@ -92,7 +92,7 @@ class DocumentListAPI(CursorPaged, UserAPIView):
             org=self.org(request), kind=kind, project=params.get("project"), repo=params.get("repo")
         )
         rows = self.paginate_queryset(queryset)
-        return self.get_paginated_response([selectors.document_row(d) for d in rows])
+        return self.get_paginated_response(s.DocumentRowOut(rows, many=True).data)
 
     @extend_schema(
         tags=["documents"],
@@ -116,9 +116,7 @@ class DocumentListAPI(CursorPaged, UserAPIView):
             renders=self.renders,
             **_scope(org, request.user, data),
         )
-        return Response(
-            selectors.document_detail(document), status=201, headers={"ETag": document.etag}
-        )
+        return Response(s.DocumentOut(document).data, status=201, headers={"ETag": document.etag})
 
 
 class DocumentDetailAPI(UserAPIView):
@@ -129,7 +127,7 @@ class DocumentDetailAPI(UserAPIView):
     )
     def get(self, request: Request, doc_id: str) -> Response:
         document = selectors.document_get(org=self.org(request), doc_id=doc_id)
-        return Response(selectors.document_detail(document), headers={"ETag": document.etag})
+        return Response(s.DocumentOut(document).data, headers={"ETag": document.etag})
 
     @extend_schema(
         tags=["documents"],
@@ -152,7 +150,7 @@ class DocumentDetailAPI(UserAPIView):
             if_match=request.headers.get("If-Match"),
             renders=renders,
         )
-        return Response(selectors.document_detail(saved), headers={"ETag": saved.etag})
+        return Response(s.DocumentOut(saved).data, headers={"ETag": saved.etag})
 
 
 class DocumentVersionsAPI(CursorPaged, UserAPIView):
@@ -167,4 +165,4 @@ class DocumentVersionsAPI(CursorPaged, UserAPIView):
         document = selectors.document_get(org=self.org(request), doc_id=doc_id)
         queryset = DocumentVersion.objects.select_related("created_by").filter(document=document)
         rows = self.paginate_queryset(queryset)
-        return self.get_paginated_response([selectors.version_row(v) for v in rows])
+        return self.get_paginated_response(s.VersionOut(rows, many=True).data)

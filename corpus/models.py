@@ -102,6 +102,10 @@ class DocumentVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.document.path} v{self.version}"
 
+    @property
+    def body_bytes(self) -> int:
+        return len(self.body.encode("utf-8"))
+
 
 class Compaction(models.Model):
     """One fold of a task's older working notes into ``memory/{task_id}.md``.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -12,7 +11,6 @@ from django.db.models import Q, QuerySet
 from accounts.models import Org
 from api.errors import NotFound
 from api.ids import is_public_id
-from api.rfc3339 import iso
 from corpus.models import Compaction, Document, DocumentKind, DocumentVersion, Skill, Tool
 from corpus.rendering import RENDERER, render_for_display
 from corpus.services.documents import version_html_keep
@@ -90,7 +88,15 @@ def folded_doc_ids(scope: TaskScope) -> set[str]:
     return {row["doc_id"] for row in latest.inputs} if latest is not None else set()
 
 
-def scope_slices(scope: TaskScope, names: list[str]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Slice:
+    """One slice of a task's scope and its documents (``corpus.serializers.SliceOut``)."""
+
+    name: str
+    docs: list[Document]
+
+
+def scope_slices(scope: TaskScope, names: list[str]) -> list[Slice]:
     out = []
     for name in names:
         docs = list(
@@ -100,7 +106,7 @@ def scope_slices(scope: TaskScope, names: list[str]) -> list[dict[str, Any]]:
         )
         if name == "working":
             docs = working_selection(docs, folded=folded_doc_ids(scope))
-        out.append({"name": name, "docs": [document_meta(d) for d in docs]})
+        out.append(Slice(name=name, docs=docs))
     return out
 
 
@@ -129,51 +135,15 @@ def document_get(*, org: Org, doc_id: str) -> Document:
     return document
 
 
-def document_meta(document: Document) -> dict[str, Any]:
-    return {
-        "id": document.public_id,
-        "path": document.path,
-        "title": document.title,
-        "bytes": document.size,
-        "sha256": document.sha256,
-        "version": document.version,
-        "updated_at": iso(document.updated_at),
-    }
+def tools_for_org(org: Org) -> QuerySet[Tool]:
+    return Tool.objects.filter(org=org).order_by("name")
 
 
-def tools_for_org(org: Org) -> list[dict[str, Any]]:
-    return [
-        {"name": t.name, "description": t.description, "input_schema": t.input_schema}
-        for t in Tool.objects.filter(org=org).order_by("name")
-    ]
-
-
-def skills_for_org(org: Org, domain: str | None) -> list[dict[str, Any]]:
+def skills_for_org(org: Org, domain: str | None) -> QuerySet[Skill]:
     skills = Skill.objects.filter(org=org).order_by("domain", "name")
     if domain:
         skills = skills.filter(domain=domain)
-    return [
-        {"name": s.name, "domain": s.domain, "description": s.description, "body": s.body}
-        for s in skills
-    ]
-
-
-def _username(user: Any) -> str | None:
-    return user.get_username() if user is not None else None
-
-
-def document_row(document: Document) -> dict[str, Any]:
-    return {
-        "id": document.public_id,
-        "kind": document.kind,
-        "path": document.path,
-        "title": document.title,
-        "version": document.version,
-        "bytes": document.size,
-        "sha256": document.sha256,
-        "updated_at": iso(document.updated_at),
-        "updated_by": _username(document.updated_by),
-    }
+    return skills
 
 
 def document_html(document: Document) -> str:
@@ -194,33 +164,6 @@ def document_html(document: Document) -> str:
     if row is not None:
         version_html_keep(version_pk=row["pk"], seen_renderer=row["html_renderer"], html=html)
     return html
-
-
-def document_detail(document: Document) -> dict[str, Any]:
-    return {
-        "id": document.public_id,
-        "kind": document.kind,
-        "path": document.path,
-        "title": document.title,
-        "version": document.version,
-        "body": document.body,
-        "html": document_html(document),
-        "updated_at": iso(document.updated_at),
-        "updated_by": _username(document.updated_by),
-    }
-
-
-def version_row(version: DocumentVersion) -> dict[str, Any]:
-    return {
-        "version": version.version,
-        "title": version.title,
-        "body": version.body,
-        "sha256": version.sha256,
-        "bytes": len(version.body.encode("utf-8")),
-        "note": version.note,
-        "created_at": iso(version.created_at),
-        "created_by": _username(version.created_by),
-    }
 
 
 def documents_for_org(

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
-from api.fields import StrictCharField, StrictChoiceField, StrictSerializer
+from api.fields import (
+    StrictCharField,
+    StrictChoiceField,
+    StrictSerializer,
+    TimestampField,
+    UsernameField,
+)
+from corpus.selectors import SLICES, document_html
 
 EDITABLE_KINDS = ["profile", "project", "repo"]
 BODY_MAX = 512 * 1024
@@ -24,28 +33,38 @@ class DocumentUpdateIn(StrictSerializer):
     title = StrictCharField(required=False, max_length=200, allow_blank=True)
 
 
+class HtmlField(serializers.CharField):
+    """A document's sanitized HTML, read from (or rendered into) its current version."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return document_html(value)
+
+
 class DocumentOut(serializers.Serializer):
-    id = serializers.CharField()
+    id = serializers.CharField(source="public_id")
     kind = serializers.CharField()
     path = serializers.CharField()
     title = serializers.CharField()
     version = serializers.IntegerField()
     body = serializers.CharField()
-    html = serializers.CharField(help_text="The sanitized rendering, as the admin preview shows")
-    updated_at = serializers.DateTimeField()
-    updated_by = serializers.CharField(allow_null=True)
+    html = HtmlField(help_text="The sanitized rendering, as the admin preview shows")
+    updated_at = TimestampField()
+    updated_by = UsernameField(allow_null=True)
 
 
 class DocumentRowOut(serializers.Serializer):
-    id = serializers.CharField()
+    id = serializers.CharField(source="public_id")
     kind = serializers.CharField()
     path = serializers.CharField()
     title = serializers.CharField()
     version = serializers.IntegerField()
-    bytes = serializers.IntegerField()
+    bytes = serializers.IntegerField(source="size")
     sha256 = serializers.CharField()
-    updated_at = serializers.DateTimeField()
-    updated_by = serializers.CharField(allow_null=True)
+    updated_at = TimestampField()
+    updated_by = UsernameField(allow_null=True)
 
 
 class VersionOut(serializers.Serializer):
@@ -53,7 +72,43 @@ class VersionOut(serializers.Serializer):
     title = serializers.CharField()
     body = serializers.CharField()
     sha256 = serializers.CharField()
-    bytes = serializers.IntegerField()
+    bytes = serializers.IntegerField(source="body_bytes")
     note = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    created_by = serializers.CharField(allow_null=True)
+    created_at = TimestampField()
+    created_by = UsernameField(allow_null=True)
+
+
+class DocMetaOut(serializers.Serializer):  # a document as a task's context lists it
+    id = serializers.CharField(source="public_id")
+    path = serializers.CharField()
+    title = serializers.CharField()
+    bytes = serializers.IntegerField(source="size")
+    sha256 = serializers.CharField()
+    version = serializers.IntegerField()
+    updated_at = TimestampField()
+
+
+class SliceOut(serializers.Serializer):
+    name = serializers.ChoiceField(choices=SLICES)
+    docs = DocMetaOut(many=True)
+
+
+class DocBodyOut(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    path = serializers.CharField()
+    title = serializers.CharField()
+    version = serializers.IntegerField()
+    body = serializers.CharField()
+
+
+class ToolOut(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    input_schema = serializers.DictField()
+
+
+class SkillOut(serializers.Serializer):
+    name = serializers.CharField()
+    domain = serializers.CharField()
+    description = serializers.CharField()
+    body = serializers.CharField()

@@ -18,6 +18,7 @@ from corpus.selectors import (
     skills_for_org,
     tools_for_org,
 )
+from corpus.serializers import DocBodyOut, SkillOut, SliceOut, ToolOut
 from tasks import selectors
 from tasks.apis import HarnessAPIView
 from tasks.context import task_scope
@@ -26,49 +27,13 @@ from tasks.models import Task
 TASK_ID = OpenApiParameter("task_id", str, required=True, description="The task whose scope")
 
 
-class DocMetaOut(serializers.Serializer):
-    id = serializers.CharField()
-    path = serializers.CharField()
-    title = serializers.CharField()
-    bytes = serializers.IntegerField()
-    sha256 = serializers.CharField()
-    version = serializers.IntegerField()
-    updated_at = serializers.DateTimeField()
-
-
-class SliceOut(serializers.Serializer):
-    name = serializers.ChoiceField(choices=SLICES)
-    docs = DocMetaOut(many=True)
-
-
 class ContextOut(serializers.Serializer):
     task_id = serializers.CharField()
     slices = SliceOut(many=True)
 
 
-class DocBodyOut(serializers.Serializer):
-    id = serializers.CharField()
-    path = serializers.CharField()
-    title = serializers.CharField()
-    version = serializers.IntegerField()
-    body = serializers.CharField()
-
-
-class ToolOut(serializers.Serializer):
-    name = serializers.CharField()
-    description = serializers.CharField()
-    input_schema = serializers.DictField()
-
-
 class ToolsOut(serializers.Serializer):
     tools = ToolOut(many=True)
-
-
-class SkillOut(serializers.Serializer):
-    name = serializers.CharField()
-    domain = serializers.CharField()
-    description = serializers.CharField()
-    body = serializers.CharField()
 
 
 class SkillsOut(serializers.Serializer):
@@ -108,9 +73,8 @@ class ContextAPI(ContextTaskMixin):
     def get(self, request: Request) -> Response:
         task = self.scoped_task(request)
         names = parse_slices(request.query_params.get("slices"))
-        return Response(
-            {"task_id": task.public_id, "slices": scope_slices(task_scope(task), names)}
-        )
+        slices = scope_slices(task_scope(task), names)
+        return Response(ContextOut({"task_id": task.public_id, "slices": slices}).data)
 
 
 class ContextDocAPI(ContextTaskMixin):
@@ -145,14 +109,7 @@ class ContextDocAPI(ContextTaskMixin):
             response["ETag"] = etag
             return response
         if "application/json" in request.headers.get("Accept", ""):
-            body = {
-                "id": document.public_id,
-                "path": document.path,
-                "title": document.title,
-                "version": document.version,
-                "body": document.body,
-            }
-            return Response(body, headers={"ETag": etag})
+            return Response(DocBodyOut(document).data, headers={"ETag": etag})
         response = HttpResponse(document.body, content_type="text/markdown; charset=utf-8")
         response["ETag"] = etag
         return response
@@ -161,7 +118,7 @@ class ContextDocAPI(ContextTaskMixin):
 class ToolsAPI(HarnessAPIView):
     @extend_schema(tags=["context"], summary="The org's tool manifest", responses={200: ToolsOut})
     def get(self, request: Request) -> Response:
-        return Response({"tools": tools_for_org(self.app(request).org)})
+        return Response(ToolsOut({"tools": tools_for_org(self.app(request).org)}).data)
 
 
 class SkillsAPI(HarnessAPIView):
@@ -173,4 +130,4 @@ class SkillsAPI(HarnessAPIView):
     )
     def get(self, request: Request) -> Response:
         domain = request.query_params.get("domain") or None
-        return Response({"skills": skills_for_org(self.app(request).org, domain)})
+        return Response(SkillsOut({"skills": skills_for_org(self.app(request).org, domain)}).data)

@@ -154,7 +154,7 @@ def context_refs(task: Task) -> dict[str, Any]:
     """The document ids of the task's scope, as the context route would list them."""
     slices = scope_slices(task_scope(task), list(SLICES))
     return {
-        "doc_ids": [doc["id"] for item in slices for doc in item["docs"]],
+        "doc_ids": [doc.public_id for item in slices for doc in item.docs],
         "slices": list(SLICES),
     }
 
