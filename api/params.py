@@ -4,7 +4,8 @@ Python's ``int()`` reads far more than a client should be able to send as a numb
 fullwidth digits (U+FF11 U+FF10), Arabic-Indic ones (U+0661 U+0660), ``" 10"``,
 ``"+10"``, ``"1_0"``. Each of those would reach a query as 10 while a cache, a log or a
 proxy in front sees another string, so a number here is ``[0-9]+`` and nothing else.
-Every reader of a numeric parameter goes through ``ascii_int``.
+Every reader of a numeric parameter goes through ``ascii_int`` or ``bounded_int``
+(``api.query.QueryIntegerField``).
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ def ascii_int(
     parameter counts as absent); ``400 validation_error`` under ``name`` otherwise."""
     if raw is None or raw == "":
         return None
-    # The length check keeps a megabyte of digits from becoming a huge int first.
-    if len(raw) > len(str(maximum)) + 2 or not is_ascii_int(raw):
-        raise ValidationFailed({name: [message]})
-    value = int(raw)
-    if not minimum <= value <= maximum:
+    value = bounded_int(raw, minimum=minimum, maximum=maximum)
+    if value is None:
         raise ValidationFailed({name: [message]})
     return value
+
+
+def bounded_int(raw: str, *, minimum: int, maximum: int) -> int | None:
+    """``raw`` as an integer within [minimum, maximum]; None when it is not one."""
+    # The length check keeps a megabyte of digits from becoming a huge int first.
+    if len(raw) > len(str(maximum)) + 2 or not is_ascii_int(raw):
+        return None
+    value = int(raw)
+    return value if minimum <= value <= maximum else None
