@@ -7,14 +7,14 @@ import math
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import UserAPIView
 from accounts.models import AccessToken
-from api.errors import Forbidden, NotFound, ValidationFailed
+from api.errors import Forbidden, NotFound
 from api.fields import validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
@@ -225,15 +225,11 @@ class TaskListAPI(CursorPaged, UserAPIView):
         tags=["tasks"],
         summary="List the org's tasks, newest first",
         operation_id="tasks_list",
-        parameters=[
-            OpenApiParameter("status", str, enum=TaskStatus.values, required=False),
-        ],
+        parameters=[s.TaskListQuery],
         responses={200: s.TaskOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
-        status = request.query_params.get("status")
-        if status is not None and status not in TaskStatus.values:
-            raise ValidationFailed({"status": [f"Must be one of {', '.join(TaskStatus.values)}."]})
+        status = validated(s.TaskListQuery, request.query_params).get("status")
         queryset = selectors.tasks_for_org(org=self.org(request), status=status)
         return self.get_paginated_response([task_body(t) for t in self.paginate_queryset(queryset)])
 

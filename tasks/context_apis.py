@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.errors import ValidationFailed
+from api.fields import validated
 from api.negotiation import AnyAcceptNegotiation
 from api.views import problems
 from corpus.selectors import (
-    SLICES,
     document_in_scope,
     scope_slices,
     skills_for_org,
@@ -23,8 +22,7 @@ from tasks import selectors
 from tasks.apis import HarnessAPIView
 from tasks.context import task_scope
 from tasks.models import Task
-
-TASK_ID = OpenApiParameter("task_id", str, required=True, description="The task whose scope")
+from tasks.serializers import ContextDocQuery, ContextQuery, SkillsQuery
 
 
 class ContextOut(serializers.Serializer):
@@ -42,37 +40,20 @@ class SkillsOut(serializers.Serializer):
 
 class ContextTaskMixin(HarnessAPIView):
     def scoped_task(self, request: Request) -> Task:
-        task_id = request.query_params.get("task_id")
-        if not task_id:
-            raise ValidationFailed({"task_id": ["Required: the task whose context to read."]})
+        task_id = validated(ContextDocQuery, request.query_params)["task_id"]
         return selectors.task_get(org=self.app(request).org, task_id=task_id)
-
-
-def parse_slices(raw: str | None) -> list[str]:
-    if raw is None or not raw.strip():
-        return list(SLICES)
-    names = [name.strip() for name in raw.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SLICES]
-    if unknown:
-        raise ValidationFailed(
-            {"slices": [f"Unknown slice {n!r}; use {', '.join(SLICES)}." for n in unknown]}
-        )
-    return list(dict.fromkeys(names))
 
 
 class ContextAPI(ContextTaskMixin):
     @extend_schema(
         tags=["context"],
         summary="The task's context documents, slice by slice",
-        parameters=[
-            TASK_ID,
-            OpenApiParameter("slices", str, required=False, description=", ".join(SLICES)),
-        ],
+        parameters=[ContextQuery],
         responses={200: ContextOut, **problems(400, 404)},
     )
     def get(self, request: Request) -> Response:
-        task = self.scoped_task(request)
-        names = parse_slices(request.query_params.get("slices"))
+        task = self.scoped_task(request)  # task_id first: an unknown task is 404
+        names = validated(ContextQuery, request.query_params)["slices"]
         slices = scope_slices(task_scope(task), names)
         return Response(ContextOut({"task_id": task.public_id, "slices": slices}).data)
 
@@ -88,7 +69,7 @@ class ContextDocAPI(ContextTaskMixin):
             "doc_id is an id or a path (task/task_….md). Answers text/markdown with an "
             "ETag; If-None-Match with the current ETag answers 304."
         ),
-        parameters=[TASK_ID],
+        parameters=[ContextDocQuery],
         responses={
             200: DocBodyOut,
             304: OpenApiResponse(description="Not modified"),
@@ -125,9 +106,9 @@ class SkillsAPI(HarnessAPIView):
     @extend_schema(
         tags=["context"],
         summary="The org's skills, optionally of one domain",
-        parameters=[OpenApiParameter("domain", str, required=False)],
+        parameters=[SkillsQuery],
         responses={200: SkillsOut},
     )
     def get(self, request: Request) -> Response:
-        domain = request.query_params.get("domain") or None
+        domain = validated(SkillsQuery, request.query_params).get("domain")
         return Response(SkillsOut({"skills": skills_for_org(self.app(request).org, domain)}).data)

@@ -13,6 +13,8 @@ from api.fields import (
     StrictIntegerField,
     StrictSerializer,
 )
+from api.query import QueryCharField, QueryChoiceField, QueryIntegerField, QuerySerializer
+from corpus.selectors import SLICES
 from tasks.models import ResultStatus, TaskStatus
 
 RUN_ID = re.compile(r"^run_[0-9a-f]{32}$")
@@ -301,3 +303,50 @@ class RealtimeConfigOut(serializers.Serializer):
 
 class ConfigOut(serializers.Serializer):
     realtime = RealtimeConfigOut()
+
+
+# --- Query strings (api.query) --------------------------------------------------------
+
+
+class TaskListQuery(QuerySerializer):
+    status = QueryChoiceField(TaskStatus.values, required=False)
+
+
+class TaskEventsQuery(QuerySerializer):
+    """The view puts a Last-Event-ID header in place of ``after``: the header wins."""
+
+    after = QueryIntegerField(
+        minimum=0,
+        maximum=2**63 - 1,
+        message="Last-Event-ID and after are seqs: integers >= 0.",
+        required=False,
+        default=0,
+    )
+
+
+class ContextDocQuery(QuerySerializer):
+    task_id = QueryCharField(
+        help_text="The task whose scope",
+        error_messages={"required": "Required: the task whose context to read."},
+    )
+
+
+class ContextQuery(ContextDocQuery):
+    slices = QueryCharField(required=False, help_text=", ".join(SLICES))
+
+    def validate_slices(self, raw: str) -> list[str]:
+        names = [name.strip() for name in raw.split(",") if name.strip()]
+        unknown = [name for name in names if name not in SLICES]
+        if unknown:
+            raise serializers.ValidationError(
+                [f"Unknown slice {n!r}; use {', '.join(SLICES)}." for n in unknown]
+            )
+        return list(dict.fromkeys(names)) or list(SLICES)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.setdefault("slices", list(SLICES))
+        return attrs
+
+
+class SkillsQuery(QuerySerializer):
+    domain = QueryCharField(required=False)

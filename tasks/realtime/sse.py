@@ -29,28 +29,23 @@ from rest_framework.request import Request
 
 from accounts.auth import UserAPIView
 from accounts.models import AccessToken
+from api.fields import validated
 from api.negotiation import AnyAcceptNegotiation
-from api.params import ascii_int
 from api.views import problems
 from tasks import selectors
 from tasks.events import task_topic
 from tasks.realtime import hub
 from tasks.realtime.streams import StreamCredential, stream_close, stream_open
+from tasks.serializers import TaskEventsQuery
 
 KEEPALIVE_SECONDS = 15.0
 
 
 def _position(request: Request) -> int:
-    raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
-    # ASCII digits only: int() would read fullwidth digits, "+5" and " 5" as 5.
-    value = ascii_int(
-        raw,
-        name="after",
-        minimum=0,
-        maximum=2**63 - 1,
-        message="Last-Event-ID and after are seqs: integers >= 0.",
-    )
-    return value or 0
+    params = request.query_params.copy()
+    if header := request.headers.get("Last-Event-ID"):
+        params["after"] = header  # the header wins over ?after=, and is read the same way
+    return validated(TaskEventsQuery, params)["after"]
 
 
 async def event_stream(topic: str, after: int, credential: StreamCredential) -> AsyncIterator[str]:
@@ -103,7 +98,7 @@ class TaskEventsAPI(UserAPIView):
             "the Last-Event-ID header or ?after=; a comment line every 15 s."
         ),
         parameters=[
-            OpenApiParameter("after", int, required=False),
+            TaskEventsQuery,
             OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False),
         ],
         responses={

@@ -364,3 +364,12 @@ def test_unsupported_methods_are_405(world, task, verb):
     problem(person.post(f"/api/tasks/{task.public_id}", {}), 405, "method_not_allowed")
     assert Task.objects.get(pk=task.pk).status == TaskStatus.READY
     assert Task.objects.count() == 1
+
+
+def test_list_tasks_with_empty_status_is_unfiltered(world, repo):
+    # docs/api.md: an empty query parameter counts as absent.
+    task = world.task(repo=repo)
+    body = world.person().get("/api/tasks?status=").json()
+    assert [t["id"] for t in body["data"]] == [task.public_id]
+    body = world.person().get("/api/tasks?status=done&status=ready").json()
+    assert [t["id"] for t in body["data"]] == [task.public_id]
