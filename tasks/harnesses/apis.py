@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,17 +22,7 @@ from tasks.harnesses import serializers as s
 from tasks.harnesses import services
 from tasks.models import HarnessApp
 
-TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
 ID_OR_NAME = "A harness id (harness_…), an addressable name, or `default`."
-
-
-def flag(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name, "").lower()
-    if raw in TRUE:
-        return True
-    if raw in FALSE:
-        return False
-    raise ValidationFailed({name: ["Must be true or false."]})
 
 
 def out(request: Request, harness: Any, *, resolved: bool = False) -> dict[str, Any]:
@@ -47,18 +37,15 @@ class HarnessListAPI(CursorPaged, UserAPIView):
         tags=["harnesses"],
         summary="List harness definitions (the org's and the built-in ones)",
         operation_id="harnesses_list",
-        parameters=[
-            OpenApiParameter("search", str, required=False, description="name, text or tag"),
-            OpenApiParameter("include_archived", bool, required=False),
-        ],
+        parameters=[s.HarnessListQuery],
         responses={200: s.HarnessOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
-        search = request.query_params.get("search", "").strip()[:200]
+        query = validated(s.HarnessListQuery, request.query_params)
         rows = hs.harness_list(
             org=self.org(request),
-            search=search,
-            include_archived=flag(request, "include_archived"),
+            search=query["search"],
+            include_archived=query["include_archived"],
         )
         url = base_url(request)
         page = self.paginate_queryset(rows)
@@ -78,25 +65,18 @@ class HarnessListAPI(CursorPaged, UserAPIView):
         return Response(out(request, harness), status=201)
 
 
-RESOLVED = OpenApiParameter(
-    "resolved",
-    bool,
-    required=False,
-    description="The effective definition through its parents, with `layers` and `origins`.",
-)
-
-
 class HarnessDetailAPI(UserAPIView):
     @extend_schema(
         tags=["harnesses"],
         summary="One harness definition, by id or name",
         description=ID_OR_NAME,
-        parameters=[RESOLVED],
+        parameters=[s.HarnessDetailQuery],
         responses={200: s.HarnessOut, **problems(400, 404)},
     )
     def get(self, request: Request, harness_id: str) -> Response:
         harness = hs.harness_get(org=self.org(request), ref=harness_id)
-        return Response(out(request, harness, resolved=flag(request, "resolved")))
+        resolved = validated(s.HarnessDetailQuery, request.query_params)["resolved"]
+        return Response(out(request, harness, resolved=resolved))
 
     @extend_schema(
         tags=["harnesses"],

@@ -16,6 +16,7 @@ from api.fields import (
     StrictChoiceField,
     StrictSerializer,
 )
+from api.query import QueryCharField, QueryFlagField, QuerySerializer
 from tasks.harnesses import definitions as d
 
 
@@ -223,3 +224,24 @@ class HarnessOut(serializers.Serializer):
     resolved = serializers.BooleanField(required=False)
     layers = serializers.ListField(child=serializers.CharField(), required=False)
     origins = serializers.DictField(required=False)
+
+
+# --- Query strings (api.query) --------------------------------------------------------
+
+
+class HarnessListQuery(QuerySerializer):
+    search = QueryCharField(
+        required=False, default="", trim_whitespace=True, help_text="name, text or tag"
+    )
+    include_archived = QueryFlagField(required=False, default=False)
+
+    def validate_search(self, value: str) -> str:
+        return value[:200]  # stripped by the field, then cut
+
+
+class HarnessDetailQuery(QuerySerializer):
+    resolved = QueryFlagField(
+        required=False,
+        default=False,
+        help_text="The effective definition through its parents, with `layers` and `origins`.",
+    )
