@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.auth import UserAPIView
 from api.fields import validated
 from api.idempotency import idempotent
-from api.params import ascii_int
 from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
 from corpus.rendering import Renders
 from delivery import selectors
@@ -83,16 +82,6 @@ class ResultAPI(HarnessAPIView):
         return Response(answer, headers=headers)
 
 
-def version_param(request: Request) -> int | None:
-    return ascii_int(
-        request.query_params.get("version"),
-        name="version",
-        minimum=1,
-        maximum=999_999_999,
-        message="Must be a positive integer.",
-    )
-
-
 class DeliveryAPI(UserAPIView):
     @extend_schema(
         tags=["tasks"],
@@ -102,12 +91,13 @@ class DeliveryAPI(UserAPIView):
             "docs/delivery.md), as published in task.delivered / task.blocked / "
             "task.no_changes. 404 before the first result or for an unknown version."
         ),
-        parameters=[OpenApiParameter("version", int, required=False)],
+        parameters=[ds.DeliveryQuery],
         responses={200: ds.DeliveryOut, **problems(400, 404)},
     )
     def get(self, request: Request, task_id: str) -> Response:
         task = task_get(org=self.org(request), task_id=task_id)
-        delivery = selectors.delivery_get(task=task, version=version_param(request))
+        version = validated(ds.DeliveryQuery, request.query_params).get("version")
+        delivery = selectors.delivery_get(task=task, version=version)
         return Response(selectors.delivery_body(delivery))
 
 

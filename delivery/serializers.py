@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from api.fields import StrictCharField, StrictChoiceField, StrictSerializer
+from api.query import QueryIntegerField, QuerySerializer
 
 
 class DeliveryOut(serializers.Serializer):
@@ -30,3 +31,9 @@ class FeedbackOut(serializers.Serializer):
     version = serializers.IntegerField()
     rating = serializers.CharField()
     comment = serializers.CharField()
+
+
+class DeliveryQuery(QuerySerializer):
+    version = QueryIntegerField(
+        minimum=1, maximum=999_999_999, message="Must be a positive integer.", required=False
+    )
