@@ -30,7 +30,6 @@ IF_MATCH = OpenApiParameter(
     required=False,
     description="The ETag you loaded; a newer save makes this 412 instead of losing it.",
 )
-KINDS = [k.value for k in DocumentKind]
 
 
 def _scope(org: Any, user: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -76,20 +75,16 @@ class DocumentListAPI(CursorPaged, UserAPIView):
         tags=["documents"],
         summary="The org's documents",
         operation_id="context_docs_list",
-        parameters=[
-            OpenApiParameter("kind", str, enum=KINDS, required=False),
-            OpenApiParameter("project", str, required=False),
-            OpenApiParameter("repo", str, required=False),
-        ],
+        parameters=[s.DocumentListQuery],
         responses={200: s.DocumentRowOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
-        params = request.query_params
-        kind = params.get("kind")
-        if kind and kind not in KINDS:
-            raise ValidationFailed({"kind": [f"Must be one of {', '.join(KINDS)}."]})
+        query = validated(s.DocumentListQuery, request.query_params)
         queryset = selectors.documents_for_org(
-            org=self.org(request), kind=kind, project=params.get("project"), repo=params.get("repo")
+            org=self.org(request),
+            kind=query.get("kind"),
+            project=query.get("project"),
+            repo=query.get("repo"),
         )
         rows = self.paginate_queryset(queryset)
         return self.get_paginated_response(s.DocumentRowOut(rows, many=True).data)

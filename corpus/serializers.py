@@ -13,6 +13,8 @@ from api.fields import (
     TimestampField,
     UsernameField,
 )
+from api.query import QueryCharField, QueryChoiceField, QuerySerializer
+from corpus.models import DocumentKind
 from corpus.selectors import SLICES, document_html
 
 EDITABLE_KINDS = ["profile", "project", "repo"]
@@ -112,3 +114,9 @@ class SkillOut(serializers.Serializer):
     domain = serializers.CharField()
     description = serializers.CharField()
     body = serializers.CharField()
+
+
+class DocumentListQuery(QuerySerializer):
+    kind = QueryChoiceField(DocumentKind.values, required=False)
+    project = QueryCharField(required=False)
+    repo = QueryCharField(required=False)
