@@ -138,7 +138,7 @@ class HeartbeatAPI(HarnessAPIView):
                 "lease_seconds_left": max(0, math.floor(left)),
                 "task_status": beat.task.status,
                 "cancel_requested": beat.cancel_requested,
-                "answers": selectors.task_answers(beat.task),
+                "answers": s.QuestionOut(selectors.task_answers(beat.task), many=True).data,
             }
         )
 
@@ -209,7 +209,7 @@ class InterruptAPI(HarnessAPIView):
 
 
 def task_body(task: Task) -> dict[str, Any]:
-    return selectors.task_detail(task)
+    return s.TaskOut(task).data
 
 
 class TaskUserAPIView(UserAPIView):
@@ -231,7 +231,8 @@ class TaskListAPI(CursorPaged, UserAPIView):
     def get(self, request: Request) -> Response:
         status = validated(s.TaskListQuery, request.query_params).get("status")
         queryset = selectors.tasks_for_org(org=self.org(request), status=status)
-        return self.get_paginated_response([task_body(t) for t in self.paginate_queryset(queryset)])
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(s.TaskOut(page, many=True).data)
 
     @extend_schema(
         tags=["tasks"],

@@ -162,6 +162,22 @@ class Task(models.Model):
     def is_closed(self) -> bool:
         return self.status in CLOSED_STATUSES
 
+    @property
+    def live_run(self) -> Run | None:
+        prefetched = getattr(self, "prefetched_live_runs", None)  # tasks_for_org
+        if prefetched is not None:
+            return prefetched[0] if prefetched else None
+        return Run.objects.select_related("app").filter(task=self, status=RunStatus.LIVE).first()
+
+    @property
+    def open_question(self) -> Interrupt | None:
+        prefetched = getattr(self, "prefetched_open_questions", None)  # tasks_for_org
+        if prefetched is not None:
+            return prefetched[0] if prefetched else None
+        return (
+            Interrupt.objects.select_related("run", "answered_by").filter(task=self).open().first()
+        )
+
 
 class RunStatus(models.TextChoices):
     LIVE = "live"
@@ -213,6 +229,10 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+    @property
+    def lease_live(self) -> bool:
+        return self.status == RunStatus.LIVE and self.lease_expires_at > timezone.now()
 
 
 class Step(models.Model):

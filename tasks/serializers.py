@@ -12,6 +12,8 @@ from api.fields import (
     StrictChoiceField,
     StrictIntegerField,
     StrictSerializer,
+    TimestampField,
+    UsernameField,
 )
 from api.query import QueryCharField, QueryChoiceField, QueryIntegerField, QuerySerializer
 from corpus.selectors import SLICES
@@ -154,43 +156,54 @@ class LeaseHeldOut(ProblemOut):
 
 
 class RunSummaryOut(serializers.Serializer):
-    run_id = serializers.CharField()
-    app_id = serializers.CharField()
+    run_id = serializers.CharField(source="public_id")
+    app_id = serializers.CharField(source="app.app_id")
     status = serializers.CharField()
     lease_epoch = serializers.IntegerField()
-    lease_expires_at = serializers.DateTimeField()
+    lease_expires_at = TimestampField()
     lease_live = serializers.BooleanField()
 
 
 class QuestionOut(serializers.Serializer):
-    interrupt_id = serializers.CharField()
-    run_id = serializers.CharField()
+    interrupt_id = serializers.CharField(source="public_id")
+    run_id = serializers.CharField(source="run.public_id")
     source = serializers.ChoiceField(choices=["interrupt", "result"])
     question = serializers.CharField()
     choices = serializers.ListField(child=serializers.CharField())
-    asked_at = serializers.DateTimeField()
+    asked_at = TimestampField(source="created_at")
     answer = serializers.CharField(allow_null=True)
-    answered_at = serializers.DateTimeField(allow_null=True)
-    answered_by = serializers.CharField(allow_null=True)
-    withdrawn_at = serializers.DateTimeField(allow_null=True)
+    answered_at = TimestampField(allow_null=True)
+    answered_by = UsernameField(allow_null=True)
+    withdrawn_at = TimestampField(allow_null=True)
 
 
 class TaskOut(serializers.Serializer):
-    id = serializers.CharField()
+    id = serializers.CharField(source="public_id")
     title = serializers.CharField()
     prompt = serializers.CharField()
     definition_of_done = serializers.ListField(child=serializers.CharField())
-    project = serializers.CharField()
-    repo = serializers.CharField()
+    project = serializers.CharField(source="project.slug")
+    repo = serializers.CharField(source="repo.full_name")
     branch_scope = serializers.CharField()
     status = serializers.ChoiceField(choices=TaskStatus.choices)
-    owner = serializers.CharField(allow_null=True)
+    owner = UsernameField(allow_null=True)
     cancel_requested = serializers.BooleanField()
     lease_epoch = serializers.IntegerField()
     live_run = RunSummaryOut(allow_null=True)
     open_question = QuestionOut(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    created_at = TimestampField()
+    updated_at = TimestampField()
+
+
+class TaskRowOut(serializers.Serializer):
+    """The compact shape for grids and ``activity.list_updated``."""
+
+    id = serializers.CharField(source="public_id")
+    title = serializers.CharField()
+    status = serializers.CharField()
+    project = serializers.CharField(source="project.slug")
+    repo = serializers.CharField(source="repo.full_name")
+    updated_at = TimestampField()
 
 
 class RepoOut(serializers.Serializer):

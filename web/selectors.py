@@ -24,7 +24,8 @@ from delivery.models import Delivery
 from tasks.events import TIMELINE, activity_topic, frame, task_topic
 from tasks.models import Event, Run, Step, Task
 from tasks.realtime import hub
-from tasks.selectors import task_detail, task_row, tasks_for_org
+from tasks.selectors import tasks_for_org
+from tasks.serializers import TaskOut, TaskRowOut
 
 GRID_LIMIT = 200
 NARRATION_LIMIT = 200
@@ -46,7 +47,7 @@ def grid_page(*, org: Org) -> GridPage:
     topic = activity_topic(org)
     position = hub.last_seq(topic)  # before the rows: see the module docstring
     tasks = tasks_for_org(org=org, status=None).order_by("-updated_at", "-pk")[:GRID_LIMIT]
-    return GridPage(org=org, topic=topic, position=position, rows=[task_row(t) for t in tasks])
+    return GridPage(org=org, topic=topic, position=position, rows=TaskRowOut(tasks, many=True).data)
 
 
 # --- Task ----------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def task_page(*, org: Org, task: Task) -> TaskPage:
     delivered = bool(delivery and latest_run and delivery["run_id"] == latest_run.public_id)
     return TaskPage(
         task=task,
-        detail=task_detail(task),
+        detail=TaskOut(task).data,
         positions=positions,
         steps=steps,
         steps_total=steps_total,

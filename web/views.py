@@ -27,6 +27,7 @@ from api import ratelimit
 from api.errors import NotFound
 from tasks import selectors, services
 from tasks.models import Task
+from tasks.serializers import TaskOut
 from web import selectors as page_selectors
 
 View = Callable[..., HttpResponse]
@@ -219,7 +220,7 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
 def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
     task = _task(org, task_id)
     page = page_selectors.replay_page(org=org, task=task)
-    detail = selectors.task_detail(task)
+    detail = TaskOut(task).data
     return render(
         request,
         "web/replay.html",
@@ -242,7 +243,7 @@ def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
 def compaction(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
     task = _task(org, task_id)
     page = page_selectors.compaction_page(org=org, task=task)
-    detail = selectors.task_detail(task)
+    detail = TaskOut(task).data
     return render(
         request,
         "web/compaction.html",

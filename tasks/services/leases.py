@@ -30,7 +30,7 @@ from tasks.models import (
     Task,
     TaskStatus,
 )
-from tasks.selectors import task_row
+from tasks.serializers import TaskRowOut
 
 
 def lease_length() -> timedelta:
@@ -46,7 +46,7 @@ def set_task_status(task: Task, status: str, now: datetime, **fields: Any) -> No
         setattr(task, name, value)
     task.save(update_fields=["status", "updated_at", *fields])
     if changed:
-        events.activity(task=task, row=task_row(task))
+        events.activity(task=task, row=TaskRowOut(task).data)
 
 
 def _expire(run: Run, task: Task, now: datetime) -> bool:
@@ -228,7 +228,7 @@ def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
             lease_expires_at=events.iso(run.lease_expires_at),
         )
         if previous_status != task.status:
-            events.activity(task=task, row=task_row(task))
+            events.activity(task=task, row=TaskRowOut(task).data)
         return Claim(run=run, task=task, renewed=renew is not None)
 
 

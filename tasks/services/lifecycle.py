@@ -13,7 +13,7 @@ from tasks import events
 from tasks.context import task_document_sync
 from tasks.errors import InvalidTransition, TaskClosed, TaskNotPaused
 from tasks.models import CLOSED_STATUSES, Interrupt, Run, RunStatus, Task, TaskStatus
-from tasks.selectors import task_row
+from tasks.serializers import TaskRowOut
 from tasks.services.leases import lease_settle, locked_task, set_task_status, withdraw_questions
 
 
@@ -59,7 +59,7 @@ def task_create(
             actor=events.actor_user(owner),
             summary=f"Task created: {title}",
         )
-        events.activity(task=task, row=task_row(task))
+        events.activity(task=task, row=TaskRowOut(task).data)
         task_document_sync(task, user=owner)
     return task
 
