@@ -16,6 +16,7 @@ from api.fields import (
     UsernameField,
 )
 from api.query import QueryCharField, QueryChoiceField, QueryIntegerField, QuerySerializer
+from api.views import ProblemSchema
 from corpus.selectors import SLICES
 from tasks.models import ResultStatus, TaskStatus
 
@@ -139,15 +140,8 @@ class EmptyIn(StrictSerializer):
 # --- Output shapes (documentation) ----------------------------------------------------
 
 
-class ProblemOut(serializers.Serializer):
-    type = serializers.CharField()
-    title = serializers.CharField()
-    status = serializers.IntegerField()
-    detail = serializers.CharField()
-    code = serializers.CharField()
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False
-    )
+class ProblemOut(ProblemSchema):
+    """The problem document (api.views.ProblemSchema) under the name these routes use."""
 
 
 class LeaseHeldOut(ProblemOut):
