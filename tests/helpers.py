@@ -179,3 +179,23 @@ def past_expiry(run_id: str) -> Any:
 
     run = Run.objects.get(public_id=run_id)
     return time_machine.travel(run.lease_expires_at + timedelta(seconds=1), tick=False)
+
+
+def definition_form(org: Any, **fields: Any) -> dict[str, Any]:
+    """The admin's harness-definition form, filled in; ``fields`` override."""
+    data = {
+        "org": org.pk,
+        "name": "admin-made",
+        "display_name": "Admin made",
+        "description": "",
+        "system_prompt": "From the admin.",
+        "parent": "",
+        "default_model_id": "",
+        "capabilities": "[]",
+        "mcp_servers": "{}",
+        "network_access": "null",
+        "initial_files": "[]",
+        "tags": "[]",
+    }
+    data.update(fields)
+    return data

@@ -5,6 +5,7 @@ from django.test import Client
 
 from accounts.models import AccessToken
 from tasks.models import HarnessApp
+from tests.helpers import definition_form
 
 PAGES = [
     "accounts/org",
@@ -63,25 +64,6 @@ def test_admin_revoke_action_stops_the_key(world, staff, task):
 
 
 # --- harness definitions ---------------------------------------------------------------------
-def _definition_form(org, **fields):
-    data = {
-        "org": org.pk,
-        "name": "admin-made",
-        "display_name": "Admin made",
-        "description": "",
-        "system_prompt": "From the admin.",
-        "parent": "",
-        "default_model_id": "",
-        "capabilities": "[]",
-        "mcp_servers": "{}",
-        "network_access": "null",
-        "initial_files": "[]",
-        "tags": "[]",
-    }
-    data.update(fields)
-    return data
-
-
 def test_harness_change_page_shows_the_resolved_result_and_its_layers(world, staff):
     from tasks.harnesses.services import harness_create
     from tasks.models import Harness
@@ -115,13 +97,13 @@ def test_harness_change_page_shows_the_resolved_result_and_its_layers(world, sta
 def test_admin_edits_pass_the_api_checks(world, staff):
     from tasks.models import Harness
 
-    bad = _definition_form(world.org, mcp_servers='{"x": {"url": "https://x.io", "type": "stdio"}}')
+    bad = definition_form(world.org, mcp_servers='{"x": {"url": "https://x.io", "type": "stdio"}}')
     response = staff.post("/admin/tasks/harness/add/", bad)
     assert response.status_code == 200
     assert "mcpServers.x.type" in response.content.decode()
     assert not Harness.objects.filter(name="admin-made").exists()
 
-    good = _definition_form(
+    good = definition_form(
         world.org, initial_files='[{"path": "/workspace/a.txt", "content": "hi"}]'
     )
     response = staff.post("/admin/tasks/harness/add/", good)
@@ -142,7 +124,7 @@ def test_built_in_definitions_are_read_only_in_the_admin(world, staff):
     assert 'name="_save"' not in page.content.decode()
     response = staff.post(
         f"/admin/tasks/harness/{generic.public_id}/change/",
-        _definition_form(world.org, name="generic"),
+        definition_form(world.org, name="generic"),
     )
     assert response.status_code == 403
     assert Harness.objects.get(pk=generic.pk).org is None

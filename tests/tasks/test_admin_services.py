@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts.models import AccessToken
 from tasks.harnesses.services import harness_create, harness_delete
 from tasks.models import Harness, HarnessApp
+from tests.helpers import definition_form
 
 
 @pytest.fixture
@@ -20,32 +21,13 @@ def staff(world):
     return client
 
 
-def _definition_form(org, **fields):
-    data = {
-        "org": org.pk,
-        "name": "admin-made",
-        "display_name": "Admin made",
-        "description": "",
-        "system_prompt": "From the admin.",
-        "parent": "",
-        "default_model_id": "",
-        "capabilities": "[]",
-        "mcp_servers": "{}",
-        "network_access": "null",
-        "initial_files": "[]",
-        "tags": "[]",
-    }
-    data.update(fields)
-    return data
-
-
 def _defaults(org):
     return list(Harness.objects.filter(org=org, is_default=True).values_list("name", flat=True))
 
 
 def test_admin_add_of_a_default_definition_leaves_exactly_one_default(world, staff):
     harness_create(org=world.org, data={"name": "old-default", "is_default": True})
-    response = staff.post("/admin/tasks/harness/add/", _definition_form(world.org, is_default="on"))
+    response = staff.post("/admin/tasks/harness/add/", definition_form(world.org, is_default="on"))
     assert response.status_code == 302, response.content.decode()[:2000]
     assert _defaults(world.org) == ["admin-made"]
 
@@ -55,7 +37,7 @@ def test_admin_change_to_default_leaves_exactly_one_default(world, staff):
     made = harness_create(org=world.org, data={"name": "admin-made"})
     response = staff.post(
         f"/admin/tasks/harness/{made.public_id}/change/",
-        _definition_form(world.org, is_default="on"),
+        definition_form(world.org, is_default="on"),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert _defaults(world.org) == ["admin-made"]
@@ -69,7 +51,7 @@ def test_admin_cannot_make_an_archived_definition_the_default(world, staff):
     )
     response = staff.post(
         f"/admin/tasks/harness/{archived.public_id}/change/",
-        _definition_form(world.org, is_default="on"),
+        definition_form(world.org, is_default="on"),
     )
     assert response.status_code == 200
     assert "Only an active harness can be the default." in response.content.decode()
@@ -80,7 +62,7 @@ def test_admin_change_keeps_a_definition_in_its_org(world, staff):
     made = harness_create(org=world.org, data={"name": "admin-made"})
     response = staff.post(
         f"/admin/tasks/harness/{made.public_id}/change/",
-        _definition_form(world.outsider_org, system_prompt="Moved?"),
+        definition_form(world.outsider_org, system_prompt="Moved?"),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     made.refresh_from_db()
