@@ -60,11 +60,6 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-def base_url(request: Request) -> str:
-    """Scheme and host as the client reached us (honours the proxy settings)."""
-    return request.build_absolute_uri("/").rstrip("/")
-
-
 def body(request: Request) -> Any:
     """The parsed JSON body; an empty body is an empty object."""
     data = request.data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -55,6 +56,30 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
     return value
+
+
+def env_origin(name: str) -> str:
+    """An http(s) origin (``scheme://host[:port]``, lowercased, no trailing slash), or "".
+    Only an origin: a path, query or fragment would join ambiguously with our own paths."""
+    raw = os.environ.get(name, "")
+    text = raw.strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} has a bad port") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} must be an origin like https://ether.example.com"
+        )
+    if parts.path not in {"", "/"} or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} must be only scheme://host[:port] (no path, query, fragment "
+            "or credentials)"
+        )
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600}
@@ -289,6 +314,10 @@ WHITENOISE_AUTOREFRESH = DEBUG
 LOGIN_URL = "/admin/login/"
 
 # --- Ether ----------------------------------------------------------------------------
+# The origin every absolute URL the server hands out is built from (api/public_url.py):
+# set it in production so a forged Host header cannot redirect a harness's callbacks.
+# Empty: the request's own origin (the local default).
+ETHER_PUBLIC_URL = env_origin("ETHER_PUBLIC_URL")
 ETHER_LEASE_SECONDS = env_int("ETHER_LEASE_SECONDS", 300, minimum=1)
 ETHER_MAX_BODY_BYTES = env_int("ETHER_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 # Markdown longer than this is refused (413 markdown_too_large) rather than rendered.

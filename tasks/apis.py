@@ -18,7 +18,8 @@ from api.errors import Forbidden, NotFound
 from api.fields import validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
+from api.public_url import public_origin, websocket_origin
+from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
 from tasks import selectors, services
 from tasks import serializers as s
 from tasks.events import frame, iso
@@ -52,14 +53,17 @@ def settle_quietly(*, org: Any, task_id: str) -> None:
     services.lease_settle(task_pk=task.pk)
 
 
-def claim_body(request: Request, claim: services.leases.Claim) -> dict[str, Any]:
+def bundle_body(request: Request, *, task: Task, app: HarnessApp) -> dict[str, Any]:
+    bundle = selectors.execution_bundle(task=task, app=app)
+    return s.BundleOut(bundle, context={"request": request}).data
+
+
+def claim_body(request: Request, claim: services.Claim) -> dict[str, Any]:
     return {
         "run_id": claim.run.public_id,
         "lease_epoch": claim.run.lease_epoch,
         "lease_expires_at": iso(claim.run.lease_expires_at),
-        "bundle": selectors.execution_bundle(
-            task=claim.task, app=claim.run.app, base_url=base_url(request)
-        ),
+        "bundle": bundle_body(request, task=claim.task, app=claim.run.app),
     }
 
 
@@ -73,10 +77,7 @@ class ExecutionPreviewAPI(HarnessAPIView):
         task = self.task(request, task_id)
         services.lease_settle(task_pk=task.pk)
         task.refresh_from_db()
-        bundle = selectors.execution_bundle(
-            task=task, app=self.app(request), base_url=base_url(request)
-        )
-        return Response(bundle)
+        return Response(bundle_body(request, task=task, app=self.app(request)))
 
 
 class ClaimAPI(HarnessAPIView):
@@ -360,8 +361,8 @@ class ConfigAPI(APIView):
 
     @extend_schema(tags=["realtime"], summary="Client configuration", responses={200: s.ConfigOut})
     def get(self, request: Request) -> Response:
-        http_base = base_url(request)
-        ws_base = "ws" + http_base.removeprefix("http")
+        http_base = public_origin(request)
+        ws_base = websocket_origin(request)
         return Response(
             {
                 "realtime": {

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.urls import reverse
 
 from accounts.models import Org
 from api.errors import NotFound
@@ -14,8 +14,7 @@ from corpus.selectors import SLICES, scope_slices
 from tasks.context import task_scope
 from tasks.events import TIMELINE, iso, task_topic
 from tasks.harnesses.selectors import bundle_harness
-from tasks.models import Event, HarnessApp, Interrupt, Run, Task
-from tasks.serializers import QuestionOut
+from tasks.models import Event, Harness, HarnessApp, Interrupt, Run, Task
 
 
 def task_get(*, org: Org, task_id: str) -> Task:
@@ -82,38 +81,26 @@ def context_refs(task: Task) -> dict[str, Any]:
     }
 
 
-def execution_bundle(*, task: Task, app: HarnessApp, base_url: str) -> dict[str, Any]:
-    """Everything a harness needs for one attempt (docs/contract.md §3), with absolute callbacks."""
+@dataclass(frozen=True)
+class ExecutionBundle:
+    """What ``BundleOut`` renders: everything a harness needs for one attempt
+    (docs/contract.md §3). The serializer builds the absolute callback URLs."""
 
-    def url(name: str) -> str:
-        return base_url + reverse(name, args=[task.public_id])
+    task: Task
+    context: dict[str, Any]
+    questions: list[Interrupt]
+    checkpoint: dict[str, Any] | None
+    harness: Harness | None
 
-    return {
-        "task_id": task.public_id,
-        "title": task.title,
-        "prompt": task.prompt,
-        "definition_of_done": task.definition_of_done,
-        "status": task.status,
-        "scope": {
-            "repo": {
-                "full_name": task.repo.full_name,
-                "url": task.repo.url,
-                "default_branch": task.repo.default_branch,
-            },
-            "branch_scope": task.branch_scope,
-        },
-        "context": context_refs(task),
-        "questions": QuestionOut(task_questions(task), many=True).data,
-        "checkpoint": last_checkpoint(task),
-        "harness": bundle_harness(app, base_url=base_url),
-        "callbacks": {
-            "report_step_url": url("harness-steps"),
-            "heartbeat_url": url("harness-heartbeat"),
-            "interrupt_url": url("harness-interrupt"),
-            "result_url": url("harness-result"),
-            "websocket_topic": task_topic(task),
-        },
-    }
+
+def execution_bundle(*, task: Task, app: HarnessApp) -> ExecutionBundle:
+    return ExecutionBundle(
+        task=task,
+        context=context_refs(task),
+        questions=list(task_questions(task)),
+        checkpoint=last_checkpoint(task),
+        harness=bundle_harness(app),
+    )
 
 
 def task_answers(task: Task) -> QuerySet[Interrupt]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from api.fields import (
@@ -15,10 +16,13 @@ from api.fields import (
     TimestampField,
     UsernameField,
 )
+from api.public_url import absolute_url, public_origin
 from api.query import QueryCharField, QueryChoiceField, QueryIntegerField, QuerySerializer
 from api.views import ProblemSchema
 from corpus.selectors import SLICES
-from tasks.models import ResultStatus, TaskStatus
+from tasks.events import task_topic
+from tasks.harnesses.selectors import harness_body
+from tasks.models import ResultStatus, Task, TaskStatus
 
 RUN_ID = re.compile(r"^run_[0-9a-f]{32}$")
 
@@ -216,12 +220,27 @@ class ContextRefOut(serializers.Serializer):
     slices = serializers.ListField(child=serializers.CharField())
 
 
+class RouteUrlField(serializers.URLField):
+    """The absolute URL of one of the task's harness routes, from ``ETHER_PUBLIC_URL`` or
+    the request in the serializer's context (api.public_url)."""
+
+    def __init__(self, route: str, **kwargs: Any) -> None:
+        self.route = route
+        super().__init__(source="public_id", read_only=True, **kwargs)
+
+    def to_representation(self, value: str) -> str:
+        return absolute_url(reverse(self.route, args=[value]), self.context.get("request"))
+
+
 class CallbacksOut(serializers.Serializer):
-    report_step_url = serializers.URLField()
-    heartbeat_url = serializers.URLField()
-    interrupt_url = serializers.URLField()
-    result_url = serializers.URLField()
-    websocket_topic = serializers.CharField()
+    report_step_url = RouteUrlField("harness-steps")
+    heartbeat_url = RouteUrlField("harness-heartbeat")
+    interrupt_url = RouteUrlField("harness-interrupt")
+    result_url = RouteUrlField("harness-result")
+    websocket_topic = serializers.SerializerMethodField()
+
+    def get_websocket_topic(self, task: Task) -> str:
+        return task_topic(task)
 
 
 class CheckpointOut(serializers.Serializer):
@@ -232,18 +251,31 @@ class CheckpointOut(serializers.Serializer):
     at = serializers.DateTimeField()
 
 
+class BundleHarnessField(serializers.DictField):
+    """The app's harness definition, resolved through its parents, as ``/v1/harnesses``
+    serves it (its links from the same public origin as the callbacks)."""
+
+    def to_representation(self, harness: Any) -> dict[str, Any]:
+        origin = public_origin(self.context.get("request"))
+        return harness_body(harness, base_url=origin, resolved=True)
+
+
 class BundleOut(serializers.Serializer):
-    task_id = serializers.CharField()
-    title = serializers.CharField()
-    prompt = serializers.CharField()
-    definition_of_done = serializers.ListField(child=serializers.CharField())
-    status = serializers.CharField()
-    scope = ScopeOut()
+    """Renders ``tasks.selectors.ExecutionBundle``; pass the request in the context."""
+
+    task_id = serializers.CharField(source="task.public_id")
+    title = serializers.CharField(source="task.title")
+    prompt = serializers.CharField(source="task.prompt")
+    definition_of_done = serializers.ListField(
+        child=serializers.CharField(), source="task.definition_of_done"
+    )
+    status = serializers.CharField(source="task.status")
+    scope = ScopeOut(source="task")
     context = ContextRefOut()
     questions = QuestionOut(many=True)
     checkpoint = CheckpointOut(allow_null=True)
-    harness = serializers.DictField(allow_null=True)
-    callbacks = CallbacksOut()
+    harness = BundleHarnessField(allow_null=True)
+    callbacks = CallbacksOut(source="task")
 
 
 class ClaimOut(serializers.Serializer):

@@ -16,7 +16,8 @@ from api.errors import NotFound, ValidationFailed
 from api.fields import StrictCharField, StrictSerializer, validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
+from api.public_url import public_origin
+from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
 from tasks.harnesses import selectors as hs
 from tasks.harnesses import serializers as s
 from tasks.harnesses import services
@@ -27,7 +28,9 @@ ID_OR_NAME = "A harness id (harness_…), an addressable name, or `default`."
 
 def out(request: Request, harness: Any, *, resolved: bool = False) -> dict[str, Any]:
     org = request.org
-    return hs.harness_body(hs.counted(harness, org), base_url=base_url(request), resolved=resolved)
+    return hs.harness_body(
+        hs.counted(harness, org), base_url=public_origin(request), resolved=resolved
+    )
 
 
 class HarnessListAPI(CursorPaged, UserAPIView):
@@ -47,7 +50,7 @@ class HarnessListAPI(CursorPaged, UserAPIView):
             search=query["search"],
             include_archived=query["include_archived"],
         )
-        url = base_url(request)
+        url = public_origin(request)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response([hs.harness_body(h, base_url=url) for h in page])
 

@@ -181,9 +181,9 @@ def harness_body(harness: Harness, *, base_url: str, resolved: bool = False) -> 
     return body
 
 
-def bundle_harness(app: HarnessApp, *, base_url: str) -> dict[str, Any] | None:
-    """The claim bundle's ``harness``: the app's definition resolved, or None."""
+def bundle_harness(app: HarnessApp) -> Harness | None:
+    """The claim bundle's ``harness``: the app's definition (with its counts), or None.
+    ``BundleOut`` renders it resolved."""
     if app.harness_id is None:
         return None
-    harness = counted(app.harness, app.org)
-    return harness_body(harness, base_url=base_url, resolved=True)
+    return counted(app.harness, app.org)

@@ -1,6 +1,7 @@
 """Every write of the tasks app. Views call these; nothing else changes a task."""
 
 from tasks.services.leases import (
+    Claim,
     lease_claim,
     lease_heartbeat,
     lease_release,
@@ -13,6 +14,7 @@ from tasks.services.results import result_submit
 from tasks.services.tickets import ticket_create
 
 __all__ = [
+    "Claim",
     "interrupt_raise",
     "lease_claim",
     "lease_heartbeat",
