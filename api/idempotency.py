@@ -121,8 +121,12 @@ def storable(response: Response) -> bool:
     Successes and refusals of the request itself (400, 403, 404, 422) are final. A 409
     reports the state of the task at that moment (a lease held, a task paused), which
     changes, and a 5xx is our failure: for those the key is released so a retry runs.
+    A ``transient`` answer is not the request's last word (a long poll's waiting look,
+    api.longpoll): the key is stored with the answer that follows.
     """
     status = response.status_code
+    if getattr(response, "transient", False):
+        return False
     return status < 500 and status not in (409, 429) and not response.has_header("Retry-After")
 
 

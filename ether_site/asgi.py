@@ -12,8 +12,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ether_site.settings")
 django.setup(set_prefix=False)
 
 from api.asgi import ProblemASGIHandler  # noqa: E402
+from api.longpoll import LongPollASGI  # noqa: E402
 
-django_asgi_app = ProblemASGIHandler()
+# Long polls wait in the event loop between looks, holding no thread or connection.
+django_asgi_app = LongPollASGI(ProblemASGIHandler(), routes=["harness-claim-next"])
 
 # Imported after Django is set up: consumers touch models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

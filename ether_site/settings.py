@@ -330,6 +330,9 @@ ETHER_IDEMPOTENCY_TTL_SECONDS = env_int("ETHER_IDEMPOTENCY_TTL_SECONDS", 24 * 36
 ETHER_IDEMPOTENCY_LOCK_SECONDS = env_int("ETHER_IDEMPOTENCY_LOCK_SECONDS", 60, minimum=1)
 ETHER_SWEEP_INTERVAL_SECONDS = env_float("ETHER_SWEEP_INTERVAL", 5.0, minimum=0.1)
 ETHER_WORKING_BUDGET_BYTES = env_int("ETHER_WORKING_BUDGET_BYTES", 16 * 1024, minimum=1024)
+# A long poll (POST /api/harness/claim-next) is woken by a channel-layer ping when a task
+# becomes ready, and looks again at least this often anyway (api/longpoll.py).
+ETHER_LONGPOLL_RECHECK_SECONDS = env_float("ETHER_LONGPOLL_RECHECK_SECONDS", 1.0, minimum=0.05)
 ETHER_SSE_POLL_SECONDS = env_float("ETHER_SSE_POLL_SECONDS", 0.5, minimum=0.05)
 ETHER_REPLAY_MAX = env_int("ETHER_REPLAY_MAX", 1000, minimum=1)
 # A WebSocket client whose unsent frames pass this many bytes is closed with 4008; it

@@ -257,6 +257,24 @@ class TaskDetailAPI(UserAPIView):
         task.refresh_from_db()
         return Response(task_body(task))
 
+    @extend_schema(
+        tags=["tasks"],
+        summary="Edit a ready or paused task (title, prompt, definition of done, branch "
+        "scope, assignment)",
+        description=(
+            "Fields sent are changed, the others kept; the task document is rewritten. "
+            "409 task_not_editable unless the task is ready or paused. assigned_app_id "
+            "must name an unrevoked harness app of the org (400), or be null for any app."
+        ),
+        request=s.TaskUpdateIn,
+        responses={200: s.TaskOut, **problems(404, 409)},
+    )
+    def patch(self, request: Request, task_id: str) -> Response:
+        task = selectors.task_get(org=self.org(request), task_id=task_id)
+        changes = validated(s.TaskUpdateIn, body(request))
+        task = services.task_update(task=task, user=request.user, changes=changes)
+        return Response(task_body(selectors.task_get(org=self.org(request), task_id=task_id)))
+
 
 class TaskAnswerAPI(TaskUserAPIView):
     @extend_schema(

@@ -53,8 +53,10 @@ def task_document_body(task: Task) -> str:
         f"- Repository: `{task.repo.full_name}` ({task.repo.url}), "
         f"default branch `{task.repo.default_branch}`",
         f"- Branches the harness may push: `{task.branch_scope}`",
-        "",
     ]
+    if task.assigned_app_id is not None:
+        lines.append(f"- Assigned to harness app `{task.assigned_app.app_id}`")
+    lines.append("")
     questions = list(
         Interrupt.objects.select_related("run", "answered_by").filter(task=task).order_by("pk")
     )

@@ -25,6 +25,16 @@ class TaskClosed(DomainError):
     title = "Task closed"
 
 
+class TaskAssigned(DomainError):
+    code = "task_assigned"
+    title = "Task assigned to another harness app"
+
+
+class TaskNotEditable(DomainError):
+    code = "task_not_editable"
+    title = "Task not editable"
+
+
 class TaskNotPaused(DomainError):
     code = "task_not_paused"
     title = "Task not paused"

@@ -50,6 +50,11 @@ def group_name(topic: str) -> str:
     return "ev." + topic.replace("/", ".")
 
 
+def ready_group(org: Org) -> str:
+    """Channel-layer group of the org's waiting claim-next callers (not a client topic)."""
+    return f"ready.{org.slug}"
+
+
 def frame(event: Event) -> dict[str, Any]:
     """The wire shape of an event, for WebSocket, SSE and the timeline route alike."""
     body: dict[str, Any] = {
@@ -99,6 +104,25 @@ def publish(event: Event) -> None:
     except Exception:
         # The event is persisted; live subscribers recover it with ``since``.
         log.exception("could not publish %s#%s", event.topic, event.seq)
+
+
+def task_ready(*, task: Task) -> None:
+    """A task of the org became claimable (created, back to ready, reassigned): once the
+    change commits, wake the org's claim-next callers, who look again. A ping, not an
+    event: it carries nothing and is not persisted, because a waiter that misses it finds
+    the task at its next periodic look (``ETHER_CLAIM_NEXT_RECHECK_SECONDS``)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("events.task_ready must run inside the transaction of its change")
+    transaction.on_commit(partial(ping, ready_group(task.org)))
+
+
+def ping(group: str) -> None:
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group, {"type": "task.ready"})
+    except Exception:
+        log.exception("could not ping %s", group)
 
 
 def actor_app(app: Any) -> dict[str, Any]:

@@ -149,11 +149,24 @@ class Task(models.Model):
     # Bumped by every grant; a write carrying an older epoch is fenced off.
     lease_epoch = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
+    # Only this app may claim the task (docs/contract.md §6); null: any app of the org.
+    # PROTECT: deleting the app must not quietly open its tasks to every other app.
+    assigned_app = models.ForeignKey(
+        HarnessApp,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_tasks",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["org", "status"])]
+        indexes = [
+            models.Index(fields=["org", "status"]),
+            # claim-next and GET /api/harness/tasks: the org's ready tasks, oldest first.
+            models.Index(fields=["org", "status", "public_id"], name="task_ready_oldest"),
+        ]
 
     def __str__(self) -> str:
         return self.public_id

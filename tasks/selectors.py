@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import Org
 from api.errors import NotFound
@@ -14,7 +14,7 @@ from corpus.selectors import SLICES, scope_slices
 from tasks.context import task_scope
 from tasks.events import TIMELINE, iso, task_topic
 from tasks.harnesses.selectors import bundle_harness
-from tasks.models import Event, Harness, HarnessApp, Interrupt, Run, Task
+from tasks.models import Event, Harness, HarnessApp, Interrupt, Run, Task, TaskStatus
 
 
 def task_get(*, org: Org, task_id: str) -> Task:
@@ -22,13 +22,25 @@ def task_get(*, org: Org, task_id: str) -> Task:
     if not is_public_id(task_id, "task"):
         raise NotFound(f"No task {task_id!r}.")
     task = (
-        Task.objects.select_related("org", "project", "repo", "owner")
+        Task.objects.select_related("org", "project", "repo", "owner", "assigned_app")
         .filter(org=org, public_id=task_id)
         .first()
     )
     if task is None:
         raise NotFound(f"No task {task_id!r}.")
     return task
+
+
+def claimable_tasks(app: HarnessApp) -> QuerySet[Task]:
+    """The org's ready tasks ``app`` may claim (unassigned, or assigned to it), oldest
+    first (public ids are UUIDv7: their order is the order of creation): what claim-next
+    takes and ``GET /api/harness/tasks`` lists."""
+    return (
+        Task.objects.filter(org_id=app.org_id, status=TaskStatus.READY)
+        .filter(Q(assigned_app__isnull=True) | Q(assigned_app_id=app.pk))
+        .select_related("assigned_app")
+        .order_by("public_id")
+    )
 
 
 def task_questions(task: Task) -> QuerySet[Interrupt]:
@@ -39,7 +51,7 @@ def tasks_for_org(*, org: Org, status: str | None) -> QuerySet[Task]:
     """The org's tasks with what ``TaskOut`` reads of each fetched in two queries for
     the whole page (a list of 21 tasks took 45 queries before, one pair per task)."""
     queryset = (
-        Task.objects.select_related("project", "repo", "owner", "org")
+        Task.objects.select_related("project", "repo", "owner", "org", "assigned_app")
         .filter(org=org)
         .prefetch_related(
             Prefetch(

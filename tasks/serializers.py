@@ -117,6 +117,12 @@ class ResultIn(RunWriteIn):
 # --- Product inputs -------------------------------------------------------------------
 
 
+def _branch_glob(value: str) -> str:
+    if not value.strip() or any(c.isspace() for c in value):
+        raise serializers.ValidationError("Must be a branch glob without spaces, like ether/*.")
+    return value
+
+
 class TaskCreateIn(StrictSerializer):
     title = StrictCharField(max_length=300)
     prompt = StrictCharField(max_length=100_000)
@@ -126,11 +132,31 @@ class TaskCreateIn(StrictSerializer):
     project = StrictCharField(max_length=64)
     repo = StrictCharField(max_length=200)
     branch_scope = StrictCharField(required=False, max_length=200)
+    assigned_app_id = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=64,
+        help_text="Only this harness app of the org may claim the task; null: any app.",
+    )
 
     def validate_branch_scope(self, value: str) -> str:
-        if not value.strip() or any(c.isspace() for c in value):
-            raise serializers.ValidationError("Must be a branch glob without spaces, like ether/*.")
-        return value
+        return _branch_glob(value)
+
+
+class TaskUpdateIn(StrictSerializer):
+    """PATCH: the fields sent are changed, the others kept; ``assigned_app_id: null``
+    opens the task to every app of the org."""
+
+    title = StrictCharField(required=False, max_length=300)
+    prompt = StrictCharField(required=False, max_length=100_000)
+    definition_of_done = serializers.ListField(
+        child=StrictCharField(max_length=1000), max_length=100, required=False
+    )
+    branch_scope = StrictCharField(required=False, max_length=200)
+    assigned_app_id = StrictCharField(required=False, allow_null=True, max_length=64)
+
+    def validate_branch_scope(self, value: str) -> str:
+        return _branch_glob(value)
 
 
 class AnswerIn(StrictSerializer):
@@ -185,6 +211,7 @@ class TaskOut(serializers.Serializer):
     branch_scope = serializers.CharField()
     status = serializers.ChoiceField(choices=TaskStatus.choices)
     owner = UsernameField(allow_null=True)
+    assigned_app_id = serializers.CharField(source="assigned_app.app_id", allow_null=True)
     cancel_requested = serializers.BooleanField()
     lease_epoch = serializers.IntegerField()
     live_run = RunSummaryOut(allow_null=True)
@@ -201,6 +228,7 @@ class TaskRowOut(serializers.Serializer):
     status = serializers.CharField()
     project = serializers.CharField(source="project.slug")
     repo = serializers.CharField(source="repo.full_name")
+    assigned_app_id = serializers.CharField(source="assigned_app.app_id", allow_null=True)
     updated_at = TimestampField()
 
 
@@ -278,6 +306,18 @@ class BundleOut(serializers.Serializer):
     callbacks = CallbacksOut(source="task")
 
 
+class HarnessTaskOut(serializers.Serializer):
+    """A row of ``GET /api/harness/tasks``: a task this app may claim, and where to."""
+
+    task_id = serializers.CharField(source="public_id")
+    title = serializers.CharField()
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    assigned_app_id = serializers.CharField(source="assigned_app.app_id", allow_null=True)
+    created_at = TimestampField()
+    execution_url = RouteUrlField("harness-execution")
+    claim_url = RouteUrlField("harness-claim")
+
+
 class ClaimOut(serializers.Serializer):
     run_id = serializers.CharField()
     lease_epoch = serializers.IntegerField()
@@ -349,6 +389,23 @@ class ConfigOut(serializers.Serializer):
 
 class TaskListQuery(QuerySerializer):
     status = QueryChoiceField(TaskStatus.values, required=False)
+
+
+class HarnessTaskListQuery(QuerySerializer):
+    # Only ready tasks can be claimed; the parameter exists so that the contract's
+    # ``?status=ready`` is accepted, and any other value is a 400 rather than ignored.
+    status = QueryChoiceField([TaskStatus.READY], required=False)
+
+
+class ClaimNextIn(StrictSerializer):
+    app_id = StrictCharField(max_length=64)
+    wait = StrictIntegerField(
+        required=False,
+        min_value=0,
+        max_value=30,
+        default=0,
+        help_text="Seconds to wait for a task when none is ready (0-30).",
+    )
 
 
 class TaskEventsQuery(QuerySerializer):

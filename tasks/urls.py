@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tasks import apis, context_apis
+from tasks import apis, context_apis, dispatch_apis
 from tasks.harnesses import apis as harness_apis
 from tasks.realtime import sse
 
 harness = [
+    path("tasks", dispatch_apis.HarnessTaskListAPI.as_view(), name="harness-task-list"),
+    # Served through api.longpoll.LongPollASGI (ether_site/asgi.py), which waits between looks.
+    path("claim-next", dispatch_apis.ClaimNextAPI.as_view(), name="harness-claim-next"),
     path(
         "tasks/<str:task_id>/execution",
         apis.ExecutionPreviewAPI.as_view(),

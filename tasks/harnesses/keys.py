@@ -14,7 +14,7 @@ from api.errors import NotFound, ValidationFailed
 from tasks.errors import InvalidTransition
 from tasks.harnesses.selectors import harness_get
 from tasks.models import HarnessApp
-from tasks.services.leases import leases_end_for_revoked_app
+from tasks.services.expiry import leases_end_for_revoked_app
 
 APP_ID = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 

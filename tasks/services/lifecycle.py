@@ -1,4 +1,4 @@
-"""What people do to tasks: create, answer, reopen, cancel."""
+"""What people do to tasks: create, edit, answer, reopen, cancel."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from accounts.models import Org, Project, Repository
 from api.errors import ValidationFailed
 from tasks import events
 from tasks.context import task_document_sync
-from tasks.errors import InvalidTransition, TaskClosed, TaskNotPaused
-from tasks.models import CLOSED_STATUSES, Interrupt, Run, RunStatus, Task, TaskStatus
+from tasks.errors import InvalidTransition, TaskClosed, TaskNotEditable, TaskNotPaused
+from tasks.models import CLOSED_STATUSES, HarnessApp, Interrupt, Run, RunStatus, Task, TaskStatus
 from tasks.serializers import TaskRowOut
-from tasks.services.leases import lease_settle, locked_task, set_task_status, withdraw_questions
+from tasks.services.expiry import lease_settle
+from tasks.services.state import locked_task, set_task_status, withdraw_questions
 
 
 def task_create(
@@ -27,10 +28,12 @@ def task_create(
     project: str,
     repo: str,
     branch_scope: str = "ether/*",
+    assigned_app_id: str | None = None,
 ) -> Task:
     project_row = Project.objects.filter(org=org, slug=project).first()
     repo_row = Repository.objects.filter(org=org, full_name=repo).first()
     errors: dict[str, list[str]] = {}
+    assigned = _assignable_app(org, assigned_app_id, errors)
     if project_row is None:
         errors["project"] = [f"No project {project!r} in this org."]
     if repo_row is None:
@@ -50,6 +53,7 @@ def task_create(
             prompt=prompt,
             definition_of_done=definition_of_done,
             branch_scope=branch_scope,
+            assigned_app=assigned,
             created_at=now,
             updated_at=now,
         )
@@ -58,10 +62,94 @@ def task_create(
             kind="created",
             actor=events.actor_user(owner),
             summary=f"Task created: {title}",
+            assigned_app_id=assigned.app_id if assigned else None,
         )
         events.activity(task=task, row=TaskRowOut(task).data)
+        events.task_ready(task=task)
         task_document_sync(task, user=owner)
     return task
+
+
+def _assignable_app(
+    org: Org, app_id: str | None, errors: dict[str, list[str]]
+) -> HarnessApp | None:
+    """The org's unrevoked harness app ``app_id`` (None for None), or an error for it."""
+    if app_id is None:
+        return None
+    app = HarnessApp.objects.filter(org=org, app_id=app_id).first()
+    if app is None:
+        errors["assigned_app_id"] = [f"No harness app {app_id!r} in this org."]
+    elif app.revoked_at is not None:
+        errors["assigned_app_id"] = [f"Harness app {app_id!r} is revoked."]
+        return None
+    return app
+
+
+# What PATCH /api/tasks/{task_id} may change, and only while nobody works on the task.
+EDITABLE_FIELDS = ("title", "prompt", "definition_of_done", "branch_scope", "assigned_app_id")
+EDITABLE_STATUSES = (TaskStatus.READY, TaskStatus.PAUSED)
+
+
+def task_update(*, task: Task, user: Any, changes: dict[str, Any]) -> Task:
+    """Edits a task that is ``ready`` or ``paused`` (409 ``task_not_editable`` otherwise:
+    a running harness works from the bundle it was given) and rewrites its task
+    document. A task that becomes claimable by other apps wakes their claim-next."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    errors: dict[str, list[str]] = {}
+    assigned = None
+    if "assigned_app_id" in changes:
+        assigned = _assignable_app(task.org, changes["assigned_app_id"], errors)
+    if errors:
+        raise ValidationFailed(errors)
+    lease_settle(task_pk=task.pk)
+    now = timezone.now()
+    with transaction.atomic():
+        task = locked_task(task)
+        if task.status not in EDITABLE_STATUSES:
+            raise TaskNotEditable(
+                f"The task is {task.status}; it can be edited while ready or paused."
+            )
+        before = {name: _field(task, name) for name in EDITABLE_FIELDS}
+        for name in ("title", "prompt", "definition_of_done", "branch_scope"):
+            if name in changes:
+                setattr(task, name, changes[name])
+        if "assigned_app_id" in changes:
+            task.assigned_app = assigned
+        changed = sorted(name for name in EDITABLE_FIELDS if _field(task, name) != before[name])
+        if not changed:
+            return task
+        task.updated_at = now
+        task.save(
+            update_fields=[
+                "title",
+                "prompt",
+                "definition_of_done",
+                "branch_scope",
+                "assigned_app",
+                "updated_at",
+            ]
+        )
+        events.timeline(
+            task=task,
+            kind="edited",
+            actor=events.actor_user(user),
+            summary="Task edited: " + ", ".join(changed),
+            changed=changed,
+            assigned_app_id=_field(task, "assigned_app_id"),
+        )
+        events.activity(task=task, row=TaskRowOut(task).data)
+        if task.status == TaskStatus.READY and "assigned_app_id" in changed:
+            events.task_ready(task=task)
+        task_document_sync(task, user=user)
+    return task
+
+
+def _field(task: Task, name: str) -> Any:
+    if name == "assigned_app_id":
+        return task.assigned_app.app_id if task.assigned_app_id else None
+    return getattr(task, name)
 
 
 def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:

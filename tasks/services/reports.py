@@ -11,7 +11,9 @@ from tasks import events
 from tasks.context import task_document_sync
 from tasks.errors import TaskPaused
 from tasks.models import HarnessApp, Interrupt, Run, Step, Task, TaskStatus
-from tasks.services.leases import guard_write, lease_settle, set_task_status
+from tasks.services.expiry import lease_settle
+from tasks.services.leases import guard_write
+from tasks.services.state import set_task_status
 
 
 @dataclass(frozen=True)

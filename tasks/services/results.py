@@ -15,14 +15,10 @@ from tasks import events
 from tasks.context import working_document_write
 from tasks.errors import LeaseLost, RunFinished
 from tasks.models import HarnessApp, Result, ResultStatus, Run, RunStatus, Task, TaskStatus
-from tasks.services.leases import (
-    guard_write,
-    lease_settle,
-    locked_task,
-    set_task_status,
-    withdraw_questions,
-)
+from tasks.services.expiry import lease_settle
+from tasks.services.leases import guard_write
 from tasks.services.reports import ask_user
+from tasks.services.state import locked_task, set_task_status, withdraw_questions
 
 TASK_STATUS_AFTER = {
     ResultStatus.SUBMITTED: TaskStatus.COMPLETED,

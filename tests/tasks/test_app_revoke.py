@@ -94,7 +94,7 @@ def test_a_claim_that_authenticated_before_the_revoke_is_refused(world, task):
     """The request's key check ran before the revoke committed (the app object here was
     read then); the claim's own transaction reads the app again and grants nothing."""
     from tasks.errors import AppRevoked
-    from tasks.services.leases import lease_claim
+    from tasks.services.claims import lease_claim
 
     app = world.app
     harness_app_revoke(org=world.org, app_id=app.app_id)
@@ -115,7 +115,7 @@ def test_claims_racing_a_revoke_leave_no_live_lease_of_the_revoked_app():
     from django.db import connection
 
     from tasks.errors import AppRevoked, LeaseLost
-    from tasks.services.leases import lease_claim
+    from tasks.services.claims import lease_claim
     from tests import factories
 
     org = factories.make_org("revrace")
