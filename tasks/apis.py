@@ -8,12 +8,15 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.auth import UserAPIView
+from accounts.auth import IsOrgMember, UserAPIView
+from accounts.credentials import HARNESS_KEY_PREFIX
 from accounts.models import AccessToken
+from api.auth import bearer_token
 from api.errors import Forbidden, NotFound
 from api.fields import validated
 from api.idempotency import idempotent
@@ -351,9 +354,31 @@ class TaskTimelineAPI(CursorPaged, UserAPIView):
         return self.get_paginated_response([frame(e) for e in rows])
 
 
+class PersonOrHarnessApp(IsOrgMember):
+    """A person of an org, or a harness app (its org is its own)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, HarnessApp):
+            request.org = request.auth.org
+            return True
+        return super().has_permission(request, view)
+
+
 class RealtimeTicketAPI(UserAPIView):
-    # A ticket is a credential: ETHER_RATE_TICKET per user.
+    # A ticket is a credential: ETHER_RATE_TICKET per user or harness key.
     throttle_scopes_by_method = {"POST": ("ticket",)}
+    permission_classes = [PersonOrHarnessApp]
+
+    def get_authenticators(self) -> list[Any]:
+        """A harness key (``eth_app_…``) mints its app's ticket; anything else is read
+        as a person's credential, as on every product route."""
+        try:
+            bearer = bearer_token(self.request) or ""
+        except AuthenticationFailed:
+            bearer = ""  # the person's authenticators answer the malformed header
+        if bearer.startswith(HARNESS_KEY_PREFIX):
+            return [HarnessKeyAuthentication()]
+        return super().get_authenticators()
 
     @extend_schema(
         tags=["realtime"],
@@ -365,9 +390,12 @@ class RealtimeTicketAPI(UserAPIView):
     @idempotent
     def post(self, request: Request) -> Response:
         validated(s.EmptyIn, body(request))
-        # Minted with a token, the ticket's socket is that token's stream (ends on revoke).
-        token = request.auth if isinstance(request.auth, AccessToken) else None
-        issued = services.ticket_create(user=request.user, token=token)
+        if isinstance(request.auth, HarnessApp):
+            issued = services.ticket_create(app=request.auth)
+        else:
+            # Minted with a token, the ticket's socket is that token's stream (ends on revoke).
+            token = request.auth if isinstance(request.auth, AccessToken) else None
+            issued = services.ticket_create(user=request.user, token=token)
         return Response({"ticket": issued.ticket, "expires_at": iso(issued.expires_at)}, status=201)
 
 

@@ -371,7 +371,11 @@ class RealtimeTicket(models.Model):
     """A single-use credential for the realtime URL, valid for seconds, so a long-lived
     token need not sit in a URL. Stored only as a hash."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    # Who minted it: a person (``user``), or a harness app with its key (``harness_app``).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE)
+    harness_app = models.ForeignKey(
+        HarnessApp, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     # The token the ticket was minted with (none for a browser session): a socket opened
     # with the ticket is that token's stream, and revoking the token ends it.
     access_token = models.ForeignKey(
@@ -383,4 +387,4 @@ class RealtimeTicket(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"ticket for {self.user} until {self.expires_at}"
+        return f"ticket for {self.user or self.harness_app} until {self.expires_at}"

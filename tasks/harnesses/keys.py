@@ -10,10 +10,12 @@ from django.utils import timezone
 
 from accounts.credentials import HARNESS_KEY_PREFIX, display_prefix, hash_secret, new_secret
 from accounts.models import Org
+from accounts.revocation import announce_revoked
 from api.errors import NotFound, ValidationFailed
 from tasks.errors import InvalidTransition
 from tasks.harnesses.selectors import harness_get
 from tasks.models import HarnessApp
+from tasks.realtime.streams import app_group
 from tasks.services.expiry import leases_end_for_revoked_app
 
 APP_ID = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
@@ -44,6 +46,9 @@ def harness_app_create(
             )
         if app is None:
             app = HarnessApp(org=org, app_id=app_id, name=app_id)
+        else:
+            # Streams opened with the old key end with it (their re-check also sees it).
+            announce_revoked(groups=[app_group(app.pk)], reason="key_rotated")
         app.key_hash = hash_secret(key)
         app.key_prefix = display_prefix(key)
         app.revoked_at = None
@@ -56,9 +61,8 @@ def harness_app_create(
 
 def harness_app_revoke(*, org: Org, app_id: str) -> HarnessApp:
     """Revokes the app's key and ends its live leases in the same transaction, so a rival
-    can claim at once (the admin action and ``revoke_harness_app`` both come here). A
-    harness key opens no realtime stream (the hub takes only people's credentials), so
-    there is none to end."""
+    can claim at once (the admin action and ``revoke_harness_app`` both come here). Its
+    realtime streams are told to close once the revoke commits."""
     app = HarnessApp.objects.filter(org=org, app_id=app_id).first()
     if app is None:
         raise NotFound(f"No harness app {app_id!r} in {org.slug}.")
@@ -68,6 +72,7 @@ def harness_app_revoke(*, org: Org, app_id: str) -> HarnessApp:
         )
         # Also on a second revoke: a lease granted in a race with the first one ends here.
         leases_end_for_revoked_app(app=app)
+        announce_revoked(groups=[app_group(app.pk)], reason="app_revoked")
     app.refresh_from_db()
     return app
 

@@ -74,7 +74,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.viewer is None:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
-        credential = StreamCredential(user_id=self.viewer.user.pk, token_id=self.viewer.token_id)
+        credential = self.viewer.credential
         self.transport = transport_of(self.base_send)
         await self.accept()
         if not stream_open(credential):
@@ -129,9 +129,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         while not self.closing:
             await asyncio.sleep(interval)
             try:
-                valid = await database_sync_to_async(hub.credential_valid)(
-                    user_id=self.viewer.user.pk, token_id=self.viewer.token_id
-                )
+                valid = await database_sync_to_async(hub.credential_valid)(viewer=self.viewer)
             except Exception:
                 log.warning("could not re-check a realtime credential", exc_info=True)
                 continue

@@ -14,18 +14,29 @@ from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.auth import org_of_user, user_for_token
-from accounts.credentials import SECRET_PARAMS, TICKET_PREFIX, hash_secret
+from accounts.credentials import HARNESS_KEY_PREFIX, SECRET_PARAMS, TICKET_PREFIX, hash_secret
 from accounts.models import AccessToken, Org
 from api.ids import is_public_id
 from tasks.events import frame
-from tasks.models import Event, EventTopic, RealtimeTicket, Task
+from tasks.models import Event, EventTopic, HarnessApp, RealtimeTicket, Task
+from tasks.realtime.streams import StreamCredential
 
 
 @dataclass(frozen=True)
 class Viewer:
+    """Who holds a stream: a person (``user``), or a harness app (``app``, by its key or
+    a ticket minted with it; ``user`` is None then)."""
+
     user: Any
     org: Org
     token_id: int | None = None  # the access token behind the stream, if one opened it
+    app: HarnessApp | None = None
+
+    @property
+    def credential(self) -> StreamCredential:
+        if self.app is not None:
+            return StreamCredential(user_id=None, token_id=None, app_id=self.app.pk)
+        return StreamCredential(user_id=self.user.pk, token_id=self.token_id)
 
 
 # The query parameter that carries the credential, and names that look like it: a name
@@ -63,16 +74,26 @@ def _token_usable(token: AccessToken | None) -> bool:
     )
 
 
+def _app_viewer(app: HarnessApp | None) -> Viewer | None:
+    if app is None or app.revoked_at is not None:
+        return None
+    return Viewer(user=None, org=app.org, app=app)
+
+
 def viewer_for_secret(secret: str | None) -> Viewer | None:
-    """The person behind an access token or a single-use ticket; None refuses the socket."""
+    """The person behind an access token or a single-use ticket, or the harness app
+    behind its key or a ticket minted with it; None refuses the socket."""
     if not secret:
         return None
+    if secret.startswith(HARNESS_KEY_PREFIX):
+        app = HarnessApp.objects.select_related("org").filter(key_hash=hash_secret(secret))
+        return _app_viewer(app.first())
     user = None
     token_id = None
     if secret.startswith(TICKET_PREFIX):
         now = timezone.now()
         ticket = (
-            RealtimeTicket.objects.select_related("user", "access_token")
+            RealtimeTicket.objects.select_related("user", "access_token", "harness_app__org")
             .filter(ticket_hash=hash_secret(secret))
             .first()
         )
@@ -80,6 +101,9 @@ def viewer_for_secret(secret: str | None) -> Viewer | None:
         spent = ticket is not None and RealtimeTicket.objects.filter(
             pk=ticket.pk, used_at__isnull=True, expires_at__gt=now
         ).update(used_at=now)
+        if spent and ticket.harness_app_id is not None:
+            # A ticket of an app revoked since is worth nothing.
+            return _app_viewer(ticket.harness_app)
         # A ticket minted with a token revoked since is no better than the token.
         if spent and ticket.user.is_active and _token_usable(ticket.access_token):
             user, token_id = ticket.user, ticket.access_token_id
@@ -95,9 +119,18 @@ def viewer_for_secret(secret: str | None) -> Viewer | None:
     return Viewer(user=user, org=org, token_id=token_id) if org is not None else None
 
 
-def credential_valid(*, user_id: int, token_id: int | None) -> bool:
+def credential_valid(*, viewer: Viewer) -> bool:
     """Whether the credentials behind an open stream still hold: the user is active and
-    the token (if any) is neither revoked nor expired. The streams' periodic re-check."""
+    the token (if any) is neither revoked nor expired; or the harness app is not revoked
+    and still has the key it connected with. The streams' periodic re-check."""
+    if viewer.app is not None:
+        return HarnessApp.objects.filter(
+            pk=viewer.app.pk, key_hash=viewer.app.key_hash, revoked_at__isnull=True
+        ).exists()
+    return user_credential_valid(user_id=viewer.user.pk, token_id=viewer.token_id)
+
+
+def user_credential_valid(*, user_id: int, token_id: int | None) -> bool:
     if not get_user_model().objects.filter(pk=user_id, is_active=True).exists():
         return False
     if token_id is None:
@@ -107,10 +140,11 @@ def credential_valid(*, user_id: int, token_id: int | None) -> bool:
 
 
 def topic_allowed(viewer: Viewer, topic: str) -> bool:
-    """``tasks/{id}`` of a task of the viewer's org, or ``activity/{the viewer's org}``."""
+    """``tasks/{id}`` of a task of the viewer's org, or ``activity/{the viewer's org}``
+    for people (a harness app follows its tasks, not the org's grid)."""
     kind, _, rest = topic.partition("/")
     if kind == "activity":
-        return rest == viewer.org.slug
+        return viewer.app is None and rest == viewer.org.slug
     if kind == "tasks" and is_public_id(rest, "task"):
         return Task.objects.filter(org=viewer.org, public_id=rest).exists()
     return False

@@ -55,7 +55,7 @@ async def event_stream(topic: str, after: int, credential: StreamCredential) -> 
     while True:
         if time.monotonic() - last_check >= settings.ETHER_CREDENTIAL_RECHECK_SECONDS:
             last_check = time.monotonic()
-            if not await database_sync_to_async(hub.credential_valid)(
+            if not await database_sync_to_async(hub.user_credential_valid)(
                 user_id=credential.user_id, token_id=credential.token_id
             ):
                 return

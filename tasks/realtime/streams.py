@@ -2,9 +2,10 @@
 must join to be ended by a revoke.
 
 A credential is the access token behind a stream when one opened it (directly or through
-a ticket minted with it), else its user (a browser session). WebSockets and SSE streams
-of one credential share one count, capped at ``ETHER_STREAMS_PER_CREDENTIAL``: past it a
-WebSocket is closed with 4029 and an SSE request is answered 429. The count lives in the
+a ticket minted with it), a harness app (its key, or a ticket minted with it), else its
+user (a browser session). WebSockets and SSE streams of one credential share one count,
+capped at ``ETHER_STREAMS_PER_CREDENTIAL``: past it a WebSocket is closed with 4029 and
+an SSE request is answered 429. The count lives in the
 process (WebSockets run on its event loop, SSE views on its worker threads, hence the
 lock), so it is exact and cannot leak past a crash; with N server processes a credential
 may hold up to N times the cap.
@@ -20,18 +21,28 @@ from django.conf import settings
 from accounts.revocation import token_group, user_group
 
 
+def app_group(app_pk: int) -> str:
+    """Where a harness app's revoke or key rotation is announced (tasks.harnesses.keys)."""
+    return f"cred.app.{app_pk}"
+
+
 @dataclass(frozen=True)
 class StreamCredential:
-    user_id: int
+    user_id: int | None
     token_id: int | None
+    app_id: int | None = None  # a harness app's row, when its key opened the stream
 
     @property
     def key(self) -> str:
+        if self.app_id is not None:
+            return f"app:{self.app_id}"
         return f"token:{self.token_id}" if self.token_id is not None else f"user:{self.user_id}"
 
     @property
     def groups(self) -> list[str]:
         """The channel-layer groups a revoke of this credential is announced to."""
+        if self.app_id is not None:
+            return [app_group(self.app_id)]
         groups = [user_group(self.user_id)]
         if self.token_id is not None:
             groups.append(token_group(self.token_id))

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.credentials import TICKET_PREFIX, hash_secret, new_secret
 from accounts.models import AccessToken
-from tasks.models import RealtimeTicket
+from tasks.models import HarnessApp, RealtimeTicket
 
 TICKET_SECONDS = 30
 
@@ -23,12 +23,21 @@ class IssuedTicket:
     expires_at: datetime
 
 
-def ticket_create(*, user: Any, token: AccessToken | None = None) -> IssuedTicket:
-    """A single-use ticket; ``token`` is the access token of the request that minted it.
-    Only its hash is stored: the secret exists only in the return value."""
+def ticket_create(
+    *, user: Any = None, token: AccessToken | None = None, app: HarnessApp | None = None
+) -> IssuedTicket:
+    """A single-use ticket of a person (``token``: the access token of the request that
+    minted it) or of a harness app (minted with its key). Only its hash is stored: the
+    secret exists only in the return value."""
+    if (user is None) == (app is None):
+        raise ValueError("a ticket is a person's or a harness app's")
     secret = new_secret(TICKET_PREFIX)
     expires = timezone.now() + timedelta(seconds=TICKET_SECONDS)
     RealtimeTicket.objects.create(
-        user=user, access_token=token, ticket_hash=hash_secret(secret), expires_at=expires
+        user=user,
+        access_token=token,
+        harness_app=app,
+        ticket_hash=hash_secret(secret),
+        expires_at=expires,
     )
     return IssuedTicket(ticket=secret, expires_at=expires)

@@ -54,7 +54,7 @@ def run_id(claimed):
 
 
 async def test_missing_bad_and_revoked_tokens_are_refused(world):
-    for secret in (None, "nope", "eth_pat_unknown", world.key):
+    for secret in (None, "nope", "eth_pat_unknown", "eth_app_unknown"):
         _, connected = await connect(secret)
         assert not connected, secret
     token = await sync_to_async(lambda: world.user.access_tokens.get())()

@@ -126,9 +126,12 @@ async def test_the_recheck_ends_a_socket_whose_revoke_was_never_announced(world,
     assert await closed_with(communicator, timeout=3) == CREDENTIAL_ENDED
 
 
-async def test_a_harness_key_opens_no_stream(world, task):
-    _, connected = await connect(f"token={world.key}")
-    assert not connected
+async def test_a_harness_key_opens_a_websocket_but_no_sse_stream(world, task):
+    """Harness keys use the realtime hub (docs/contract.md §6, test_realtime_harness.py);
+    the SSE fallback stays a person's."""
+    communicator, connected = await connect(f"token={world.key}")
+    assert connected
+    await communicator.disconnect()
     response = await sync_to_async(
         lambda: Client().get(
             f"/api/tasks/{task.public_id}/events", HTTP_AUTHORIZATION=f"Bearer {world.key}"

@@ -10,7 +10,7 @@ from django.test import AsyncClient
 
 from tasks.models import RealtimeTicket
 from tasks.realtime import hub
-from tests.helpers import problem
+from tests.helpers import Caller, problem
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -100,4 +100,7 @@ def test_ticket_route_issues_a_hashed_short_lived_ticket(world):
     assert 25 <= (stored.expires_at - stored.created_at).total_seconds() <= 30
     assert hub.viewer_for_secret(body["ticket"]).user == world.user
     assert hub.viewer_for_secret(body["ticket"]) is None  # single use
-    problem(world.harness().post("/api/realtime/tickets"), 401, "not_authenticated")
+    by_app = world.harness().post("/api/realtime/tickets")
+    assert by_app.status_code == 201  # a harness app's ticket (test_realtime_harness.py)
+    assert hub.viewer_for_secret(by_app.json()["ticket"]).app == world.app
+    problem(Caller("eth_app_unknown").post("/api/realtime/tickets"), 401, "not_authenticated")
