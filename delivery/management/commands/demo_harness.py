@@ -2,11 +2,15 @@
 
 It only speaks the public harness API (``/api/harness/*``) with the standard library's
 ``urllib``, so what it does works from any process, against any running Ether server.
+With ``--next`` it finds its task as a real harness loop does: it long-polls
+``POST /api/harness/claim-next`` until a task it may take is ready (one created in the
+browser after it started, say), instead of reading a task id from var/demo.json.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import uuid
@@ -25,6 +29,8 @@ from tasks.management.commands.seed_demo import default_secrets_file
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 ASK_QUESTION = "Should the endpoint also report the database status, or only the build version?"
 ASK_CHOICES = ["Only the build version", "Also the database status"]
+# Seconds each claim-next call waits on the server (its maximum is 30).
+NEXT_POLL_SECONDS = 25
 
 
 class HarnessCallFailed(Exception):
@@ -43,7 +49,14 @@ class EtherClient:
         self.key = key
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
         headers = {"Authorization": f"Bearer {self.key}", "Accept": "application/json"}
         data = None
         if method == "POST":
@@ -53,7 +66,7 @@ class EtherClient:
         url = path if path.startswith("http") else self.base_url + path
         request = Request(url, data=data, headers=headers, method=method)
         try:
-            with urlopen(request, timeout=self.timeout) as response:
+            with urlopen(request, timeout=timeout or self.timeout) as response:
                 raw = response.read()
         except HTTPError as error:
             raise problem_of(error) from None
@@ -115,6 +128,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--task", help="task id (default: the task in var/demo.json)")
+        parser.add_argument(
+            "--next",
+            action="store_true",
+            help="no task id: long-poll claim-next for the oldest ready task this app may take",
+        )
+        parser.add_argument(
+            "--give-up",
+            type=float,
+            default=0,
+            help="with --next: stop after this many seconds without a task (default: never)",
+        )
         parser.add_argument("--base-url", help=f"server URL (default: {DEFAULT_BASE_URL})")
         parser.add_argument("--key", help="harness app key (default: from var/demo.json)")
         parser.add_argument("--app-id", help="harness app id (default: from var/demo.json)")
@@ -128,7 +152,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         demo = self.demo_secrets(options["secrets_file"])
-        task_id = options["task"] or demo.get("task_id")
+        if options["next"] and options["task"]:
+            raise CommandError("Pass --task or --next, not both.")
+        task_id = "next" if options["next"] else options["task"] or demo.get("task_id")
         key = options["key"] or demo.get("harness_key")
         app_id = options["app_id"] or demo.get("app_id")
         base_url = (options["base_url"] or demo.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
@@ -144,9 +170,14 @@ class Command(BaseCommand):
             raise CommandError(f"--base-url must be an http(s) URL, not {base_url!r}.")
         self.pause = max(0.0, options["pause"])
         self.client = EtherClient(base_url, key)
-        self.task_page = f"{base_url}/tasks/{task_id}"
+        self.base_url = base_url
         try:
-            self.run_task(task_id, app_id, options)
+            claim = None
+            if options["next"]:
+                claim = self.claim_next(app_id, options["give_up"])
+                task_id = claim["bundle"]["task_id"]
+            self.task_page = f"{base_url}/tasks/{task_id}"
+            self.run_task(task_id, app_id, options, claim)
         except HarnessCallFailed as failed:
             raise CommandError(explain(failed, task_id, app_id)) from None
 
@@ -164,12 +195,39 @@ class Command(BaseCommand):
         self.stdout.write(text)
         self.stdout.flush()
 
-    def run_task(self, task_id: str, app_id: str, options: dict[str, Any]) -> None:
-        base = f"/api/harness/tasks/{task_id}"
-        preview = self.client.call("GET", f"{base}/execution")
-        self.say(f"Task {task_id}: {preview['title']} ({preview['status']})")
-        self.say(f"Watch it live: {self.task_page}")
-        claim = self.client.call("POST", f"{base}/claim", {"app_id": app_id})
+    def claim_next(self, app_id: str, give_up: float) -> dict[str, Any]:
+        """Long-polls claim-next until a task is granted: each call waits on the server
+        (holding nothing there) and answers 204 when nothing became ready meanwhile."""
+        self.say(f"Waiting for a ready task for {app_id}: create one on {self.base_url}/tasks/")
+        deadline = time.monotonic() + give_up if give_up > 0 else None
+        while True:
+            wait = NEXT_POLL_SECONDS
+            if deadline is not None:
+                wait = max(0, min(wait, math.ceil(deadline - time.monotonic())))
+            body = {"app_id": app_id, "wait": wait}
+            claim = self.client.call("POST", "/api/harness/claim-next", body, timeout=wait + 30)
+            if claim is not None:
+                task_id = claim["bundle"]["task_id"]
+                self.say(f"Task {task_id}: {claim['bundle']['title']}")
+                return claim
+            if deadline is not None and time.monotonic() >= deadline:
+                raise CommandError(f"No task became ready within {give_up:g} s.")
+
+    def run_task(
+        self,
+        task_id: str,
+        app_id: str,
+        options: dict[str, Any],
+        claim: dict[str, Any] | None = None,
+    ) -> None:
+        if claim is None:
+            base = f"/api/harness/tasks/{task_id}"
+            preview = self.client.call("GET", f"{base}/execution")
+            self.say(f"Task {task_id}: {preview['title']} ({preview['status']})")
+            self.say(f"Watch it live: {self.task_page}")
+            claim = self.client.call("POST", f"{base}/claim", {"app_id": app_id})
+        else:
+            self.say(f"Watch it live: {self.task_page}")
         run_id, epoch, bundle = claim["run_id"], claim["lease_epoch"], claim["bundle"]
         self.say(f"Claimed as {app_id}: run {run_id}, lease until {claim['lease_expires_at']}")
         scope = bundle["scope"]

@@ -1,0 +1,115 @@
+"""``manage.py demo_harness --next`` against a real daphne: the harness starts first and
+long-polls claim-next; a task created afterwards (as the browser creates it) is found,
+claimed and delivered with no id copied by hand."""
+
+from __future__ import annotations
+
+import threading
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from delivery.models import Delivery
+from tasks.models import Run, RunStatus, Task, TaskStatus
+from tests import factories
+from tests.servers import daphne
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def next_flags(world, server, tmp_path, *extra: str) -> list[str]:
+    return [
+        "--next",
+        "--base-url",
+        server.http,
+        "--key",
+        world.key,
+        "--app-id",
+        world.app.app_id,
+        "--pause",
+        "0",
+        "--secrets-file",
+        str(tmp_path / "absent.json"),
+        *extra,
+    ]
+
+
+def test_demo_harness_next_picks_up_a_task_created_after_it_started(world, tmp_path):
+    repo = factories.make_repo(world.org, "acme/widgets")
+    out = StringIO()
+    failures: list[BaseException] = []
+    with daphne(tmp_path) as server:
+
+        def harness() -> None:
+            try:
+                call_command(
+                    "demo_harness",
+                    *next_flags(world, server, tmp_path, "--give-up", "60"),
+                    stdout=out,
+                )
+            except BaseException as error:  # reported below, in the test's thread
+                failures.append(error)
+
+        thread = threading.Thread(target=harness, daemon=True)
+        thread.start()
+        time.sleep(2.0)
+        assert thread.is_alive()  # waiting: nothing is ready yet
+        assert "Waiting for a ready task" in out.getvalue()
+        status, created = server.call(
+            "POST",
+            "/api/tasks",
+            world.token,
+            {
+                "title": "Add a health endpoint",
+                "prompt": "GET /healthz answers 200.",
+                "definition_of_done": ["GET /healthz answers 200"],
+                "project": repo.project.slug,
+                "repo": repo.full_name,
+            },
+        )
+        assert status == 201, created
+        thread.join(timeout=60)
+        assert not thread.is_alive(), out.getvalue()
+    assert not failures, failures
+    output = out.getvalue()
+    task_id = created["id"]
+    assert f"Task {task_id}: Add a health endpoint" in output
+    assert f"Claimed as {world.app.app_id}" in output
+    assert "Result submitted: task is now completed." in output
+    task = Task.objects.get(public_id=task_id)
+    assert task.status == TaskStatus.COMPLETED
+    run = Run.objects.get(task=task)
+    assert run.app == world.app and run.status == RunStatus.FINISHED
+    assert Delivery.objects.get(task=task).status == "submitted"
+
+
+def test_demo_harness_next_gives_up_when_nothing_becomes_ready(world, tmp_path):
+    with daphne(tmp_path) as server:
+        started = time.monotonic()
+        with pytest.raises(CommandError, match="No task became ready within 2 s"):
+            call_command(
+                "demo_harness",
+                *next_flags(world, server, tmp_path, "--give-up", "2"),
+                stdout=StringIO(),
+            )
+        assert 1.9 <= time.monotonic() - started < 10
+    assert not Run.objects.exists()
+
+
+def test_next_and_task_together_are_refused(world, tmp_path):
+    with pytest.raises(CommandError, match="--task or --next"):
+        call_command(
+            "demo_harness",
+            "--next",
+            "--task",
+            "task_" + "0" * 32,
+            "--key",
+            world.key,
+            "--app-id",
+            "builder",
+            "--secrets-file",
+            str(tmp_path / "absent.json"),
+            stdout=StringIO(),
+        )
