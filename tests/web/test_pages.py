@@ -322,3 +322,12 @@ def test_the_admin_links_each_task_to_its_pages(world, task):
     assert f'href="/tasks/{task.public_id}/replay"' in listing
     change = client.get(f"/admin/tasks/task/{task.pk}/change/").content.decode()
     assert f'href="/tasks/{task.public_id}"' in change  # "View on site"
+
+
+def test_the_task_page_shows_the_assignment(world):
+    anyone = world.task()
+    assigned = world.task(assigned_app_id="rival")
+    page = signed_in(world.user).get(f"/tasks/{anyone.public_id}").content.decode()
+    assert '<dd id="assigned-app">any harness app of the org</dd>' in page
+    page = signed_in(world.user).get(f"/tasks/{assigned.public_id}").content.decode()
+    assert '<dd id="assigned-app"><code>rival</code> only</dd>' in page
