@@ -46,7 +46,7 @@ def test_demo_harness_next_picks_up_a_task_created_after_it_started(world, tmp_p
             try:
                 call_command(
                     "demo_harness",
-                    *next_flags(world, server, tmp_path, "--give-up", "60"),
+                    *next_flags(world, server, tmp_path, "--give-up", "8"),
                     stdout=out,
                 )
             except BaseException as error:  # reported below, in the test's thread
@@ -78,11 +78,27 @@ def test_demo_harness_next_picks_up_a_task_created_after_it_started(world, tmp_p
     assert f"Task {task_id}: Add a health endpoint" in output
     assert f"Claimed as {world.app.app_id}" in output
     assert "Result submitted: task is now completed." in output
+    assert "No new task for 8 s; stopping after 1." in output
     task = Task.objects.get(public_id=task_id)
     assert task.status == TaskStatus.COMPLETED
     run = Run.objects.get(task=task)
     assert run.app == world.app and run.status == RunStatus.FINISHED
     assert Delivery.objects.get(task=task).status == "submitted"
+
+
+def test_demo_harness_next_takes_tasks_one_after_another_oldest_first(world, tmp_path):
+    first, second = world.task(title="first"), world.task(title="second")
+    with daphne(tmp_path) as server:
+        out = StringIO()
+        call_command(
+            "demo_harness", *next_flags(world, server, tmp_path, "--give-up", "2"), stdout=out
+        )
+    output = out.getvalue()
+    assert output.index(f"Task {first.public_id}") < output.index(f"Task {second.public_id}")
+    assert "stopping after 2." in output
+    for task in (first, second):
+        task.refresh_from_db()
+        assert task.status == TaskStatus.COMPLETED
 
 
 def test_demo_harness_next_gives_up_when_nothing_becomes_ready(world, tmp_path):

@@ -2,9 +2,10 @@
 
 It only speaks the public harness API (``/api/harness/*``) with the standard library's
 ``urllib``, so what it does works from any process, against any running Ether server.
-With ``--next`` it finds its task as a real harness loop does: it long-polls
+With ``--next`` it finds its work as a real harness loop does: it long-polls
 ``POST /api/harness/claim-next`` until a task it may take is ready (one created in the
-browser after it started, say), instead of reading a task id from var/demo.json.
+browser after it started, say), works it, and waits for the next one, instead of reading
+a task id from var/demo.json.
 """
 
 from __future__ import annotations
@@ -131,13 +132,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--next",
             action="store_true",
-            help="no task id: long-poll claim-next for the oldest ready task this app may take",
+            help="no task id: long-poll claim-next for the oldest ready task this app may "
+            "take, work it, and wait for the next one (Ctrl-C to stop)",
         )
         parser.add_argument(
             "--give-up",
             type=float,
             default=0,
-            help="with --next: stop after this many seconds without a task (default: never)",
+            help="with --next: stop after this many idle seconds (default: never)",
         )
         parser.add_argument("--base-url", help=f"server URL (default: {DEFAULT_BASE_URL})")
         parser.add_argument("--key", help="harness app key (default: from var/demo.json)")
@@ -172,14 +174,33 @@ class Command(BaseCommand):
         self.client = EtherClient(base_url, key)
         self.base_url = base_url
         try:
-            claim = None
             if options["next"]:
-                claim = self.claim_next(app_id, options["give_up"])
-                task_id = claim["bundle"]["task_id"]
+                self.work_loop(app_id, options)
+                return
             self.task_page = f"{base_url}/tasks/{task_id}"
-            self.run_task(task_id, app_id, options, claim)
+            self.run_task(task_id, app_id, options)
         except HarnessCallFailed as failed:
             raise CommandError(explain(failed, task_id, app_id)) from None
+
+    def work_loop(self, app_id: str, options: dict[str, Any]) -> None:
+        """Task after task, as claim-next hands them out; ``--give-up`` idle seconds end
+        it (an error if no task came at all)."""
+        done = 0
+        while True:
+            claim = self.claim_next(app_id, options["give_up"])
+            if claim is None:
+                if not done:
+                    raise CommandError(f"No task became ready within {options['give_up']:g} s.")
+                self.say(f"No new task for {options['give_up']:g} s; stopping after {done}.")
+                return
+            task_id = claim["bundle"]["task_id"]
+            self.task_page = f"{self.base_url}/tasks/{task_id}"
+            try:
+                self.run_task(task_id, app_id, options, claim)
+            except HarnessCallFailed as failed:
+                # One task refused (its lease lost meanwhile, say): say so, take the next.
+                self.say(explain(failed, task_id, app_id))
+            done += 1
 
     def demo_secrets(self, path: Path | None) -> dict[str, Any]:
         path = path or default_secrets_file()
@@ -195,10 +216,11 @@ class Command(BaseCommand):
         self.stdout.write(text)
         self.stdout.flush()
 
-    def claim_next(self, app_id: str, give_up: float) -> dict[str, Any]:
-        """Long-polls claim-next until a task is granted: each call waits on the server
-        (holding nothing there) and answers 204 when nothing became ready meanwhile."""
-        self.say(f"Waiting for a ready task for {app_id}: create one on {self.base_url}/tasks/")
+    def claim_next(self, app_id: str, give_up: float) -> dict[str, Any] | None:
+        """Long-polls claim-next until a task is granted (None after ``give_up`` idle
+        seconds): each call waits on the server, holding nothing there, and answers 204
+        when nothing became ready meanwhile."""
+        self.say(f"Waiting for a ready task for {app_id} (POST /api/tasks makes one)")
         deadline = time.monotonic() + give_up if give_up > 0 else None
         while True:
             wait = NEXT_POLL_SECONDS
@@ -211,7 +233,7 @@ class Command(BaseCommand):
                 self.say(f"Task {task_id}: {claim['bundle']['title']}")
                 return claim
             if deadline is not None and time.monotonic() >= deadline:
-                raise CommandError(f"No task became ready within {give_up:g} s.")
+                return None
 
     def run_task(
         self,

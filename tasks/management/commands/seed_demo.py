@@ -66,6 +66,10 @@ See it work end to end: open the task page
   {base_url}/tasks/{task_id}
 (sign in as {username}) and, in a second terminal, run the demo harness against it:
   make demo               (or: make demo ARGS=--ask, to answer a question on the page)
+
+Or run a harness that waits for work and takes every task made ready (the one above first):
+  make demo ARGS=--next
+then create a task (POST /api/tasks, e.g. from the API docs page, Authorize with the token).
 """
 
 
