@@ -155,6 +155,7 @@ class LongPollASGI:
         layer = get_channel_layer()
         channel: str | None = None
         joined: str | None = None
+        tried = False
         try:
             while True:
                 poll.waiting = False
@@ -167,10 +168,16 @@ class LongPollASGI:
                     for message in answer:
                         await send(message)
                     return
-                if layer is not None and joined is None and poll.group:
-                    channel = await layer.new_channel()
-                    await layer.group_add(poll.group, channel)
-                    joined = poll.group
+                if layer is not None and not tried and poll.group:
+                    tried = True
+                    try:
+                        channel = await layer.new_channel()
+                        await layer.group_add(poll.group, channel)
+                        joined = poll.group
+                    except Exception:
+                        # Redis away: the periodic re-check alone finds new tasks.
+                        log.warning("long poll cannot join %s", poll.group, exc_info=True)
+                        channel = None
                     continue  # look once more: a ping between the look and the join is lost
                 left = (poll.deadline or 0) - time.monotonic()
                 await self._sleep(layer, channel, gone, max(0.0, left))

@@ -22,7 +22,7 @@ from django.db import connection
 
 from tasks.models import Run, RunStatus, Task
 from tests import factories
-from tests.servers import Server, daphne, database_env
+from tests.servers import Server, daphne, database_env, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -205,3 +205,20 @@ def test_twenty_waiters_hold_no_thread_and_no_database_connection(world, tmp_pat
         assert 1 <= max(connections) <= 2, connections
     else:
         assert statistics.median(connections) <= 1, connections
+
+
+def test_with_the_channel_layer_down_the_re_check_still_hands_out_work(world, tmp_path):
+    """Redis unreachable: no ping can arrive (nor be sent), and the waiter finds the task
+    at its next periodic look instead of failing."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with daphne(tmp_path, redis_url=dead) as server:
+        waiter = Waiter(server, world.key, world.app.app_id, wait=15)
+        waiter.start()
+        time.sleep(2.0)
+        task_id = new_task(server, world, "Made while Redis is down")
+        created = time.monotonic()
+        finish([waiter])
+        logs = server.output()
+    assert waiter.status == 200, (waiter.body, logs[-2000:])
+    assert waiter.body["bundle"]["task_id"] == task_id
+    assert waiter.ended - created < 3.0
