@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.auth import IsOrgMember, UserAPIView
+from accounts.auth import USER_AUTHENTICATION, IsOrgMember, UserAPIView
 from accounts.credentials import HARNESS_KEY_PREFIX
 from accounts.models import AccessToken
 from api.auth import bearer_token
@@ -368,17 +368,22 @@ class RealtimeTicketAPI(UserAPIView):
     # A ticket is a credential: ETHER_RATE_TICKET per user or harness key.
     throttle_scopes_by_method = {"POST": ("ticket",)}
     permission_classes = [PersonOrHarnessApp]
+    # Both, for the schema's security; a request is read by one (get_authenticators).
+    authentication_classes = [*USER_AUTHENTICATION, HarnessKeyAuthentication]
 
     def get_authenticators(self) -> list[Any]:
         """A harness key (``eth_app_…``) mints its app's ticket; anything else is read
         as a person's credential, as on every product route."""
+        request = getattr(self, "request", None)
         try:
-            bearer = bearer_token(self.request) or ""
+            bearer = bearer_token(request) if request is not None else None
         except AuthenticationFailed:
-            bearer = ""  # the person's authenticators answer the malformed header
+            bearer = "malformed"  # the person's authenticators answer it, as elsewhere
+        if bearer is None:  # a session, or nothing (and the schema, which shows both)
+            return [auth() for auth in self.authentication_classes]
         if bearer.startswith(HARNESS_KEY_PREFIX):
             return [HarnessKeyAuthentication()]
-        return super().get_authenticators()
+        return [auth() for auth in USER_AUTHENTICATION]
 
     @extend_schema(
         tags=["realtime"],
