@@ -9,10 +9,12 @@ re-check (``ETHER_LONGPOLL_RECHECK_SECONDS``, 1 s) finds the rest.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import threading
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -222,3 +224,36 @@ def test_with_the_channel_layer_down_the_re_check_still_hands_out_work(world, tm
     assert waiter.status == 200, (waiter.body, logs[-2000:])
     assert waiter.body["bundle"]["task_id"] == task_id
     assert waiter.ended - created < 3.0
+
+
+def _post(server: Server, key: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+    request = urllib.request.Request(
+        server.http + URL,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **headers},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, dict(response.headers), json.loads(response.read() or b"null")
+
+
+def test_an_idempotency_key_is_stored_with_the_answer_after_the_wait(world, tmp_path):
+    """The waiting looks are not stored under the key (else the second look would replay
+    the first one's 204 and end the wait); the claim at the end is, and a retry gets it."""
+    body = {"app_id": world.app.app_id, "wait": 15}
+    key = {"Idempotency-Key": "loop-42"}
+    with daphne(tmp_path) as server:
+        answers: list[Any] = []
+        thread = threading.Thread(
+            target=lambda: answers.append(_post(server, world.key, body, key)), daemon=True
+        )
+        thread.start()
+        time.sleep(2.5)  # two looks or more have found nothing
+        task_id = new_task(server, world, "Worth the wait")
+        thread.join(timeout=30)
+        status, _, claim = answers[0]
+        again_status, headers, again = _post(server, world.key, body, key)
+    assert status == 200 and claim["bundle"]["task_id"] == task_id
+    assert again_status == 200 and headers.get("Idempotent-Replayed") == "true"
+    assert again["run_id"] == claim["run_id"]
+    assert Run.objects.filter(task__public_id=task_id).count() == 1
