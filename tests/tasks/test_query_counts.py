@@ -63,9 +63,11 @@ def test_queries_per_request_do_not_grow_with_steps_runs_or_documents(world):
 
 def busy_tasks(world: Any, size: int) -> None:
     """``size`` more tasks, each claimed by its own run and most paused on a question, so
-    every task of a list has a live run and an open question to show."""
+    every task of a list has a live run and an open question to show; and as many ready
+    tasks, one in two assigned, for the harness's list and claim-next."""
     harness = world.harness()
     for n in range(size):
+        world.task(title=f"Ready {n}", assigned_app_id="builder" if n % 2 else None)
         tid = world.task(title=f"Task {n}").public_id
         run = harness.claim(tid).json()["run_id"]
         if n % 3 != 1:  # the first task of each batch has a question
@@ -80,6 +82,10 @@ def list_counts(world: Any) -> dict[str, int]:
         "harness_apps": count(lambda: person.get("/api/harness-apps?limit=100")),
         "harnesses": count(lambda: person.get("/v1/harnesses?limit=100")),
         "documents": count(lambda: person.get("/api/context/docs?limit=100")),
+        "harness_tasks": count(lambda: world.harness().get("/api/harness/tasks?limit=100")),
+        "claim_next": count(
+            lambda: world.harness().post("/api/harness/claim-next", {"app_id": "builder"})
+        ),
     }
 
 
