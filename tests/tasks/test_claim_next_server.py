@@ -257,3 +257,15 @@ def test_an_idempotency_key_is_stored_with_the_answer_after_the_wait(world, tmp_
     assert again_status == 200 and headers.get("Idempotent-Replayed") == "true"
     assert again["run_id"] == claim["run_id"]
     assert Run.objects.filter(task__public_id=task_id).count() == 1
+
+
+def test_a_long_poll_counts_once_against_the_claim_rate_limit(world, tmp_path):
+    """Its re-looks are the same request: with ETHER_RATE_CLAIM=2/minute, a 3 s wait (four
+    looks or more) and a second call are allowed, the third call is 429."""
+    body = {"app_id": world.app.app_id, "wait": 3}
+    with daphne(tmp_path, ETHER_RATE_CLAIM="2/minute", REDIS_URL="") as server:
+        first = server.call("POST", URL, world.key, body)
+        second = server.call("POST", URL, world.key, {**body, "wait": 0})
+        third = server.call("POST", URL, world.key, {**body, "wait": 0})
+    assert first[0] == 204 and second[0] == 204
+    assert third[0] == 429 and third[1]["code"] == "throttled"
