@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from accounts.auth import UserAPIView
 from api.fields import validated
 from api.idempotency import idempotent
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
+from api.views import POST_PROBLEMS, body, problems
 from corpus.rendering import Renders
 from delivery import selectors
 from delivery import serializers as ds
@@ -57,7 +57,6 @@ class ResultAPI(HarnessAPIView):
             "task.no_changes; docs/delivery.md)."
         ),
         request=s.ResultIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.ResultOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -110,7 +109,6 @@ class FeedbackAPI(TaskUserAPIView):
             "with the delivery's version; 404 before the first delivery."
         ),
         request=ds.FeedbackIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: ds.FeedbackOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent

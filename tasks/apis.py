@@ -18,7 +18,7 @@ from api.errors import Forbidden, NotFound
 from api.fields import validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
+from api.views import POST_PROBLEMS, base_url, body, problems
 from tasks import selectors, services
 from tasks import serializers as s
 from tasks.events import frame, iso
@@ -92,7 +92,6 @@ class ClaimAPI(HarnessAPIView):
             "An expired lease is no lease. Paused: 409 task_paused; closed: 409 task_closed."
         ),
         request=s.ClaimIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.ClaimOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -113,7 +112,6 @@ class HeartbeatAPI(HarnessAPIView):
         tags=["harness"],
         summary="Extend the lease",
         request=s.HeartbeatIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.HeartbeatOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -149,7 +147,6 @@ class StepsAPI(HarnessAPIView):
         summary="Report a user-visible step",
         description="Emits os.harness.step. A repeated client_step_id returns the first step.",
         request=s.StepIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.StepOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -179,7 +176,6 @@ class InterruptAPI(HarnessAPIView):
         tags=["harness"],
         summary="Pause the task and ask the user a question",
         request=s.InterruptIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.InterruptOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -238,7 +234,6 @@ class TaskListAPI(CursorPaged, UserAPIView):
         tags=["tasks"],
         summary="Create a task",
         request=s.TaskCreateIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -262,7 +257,6 @@ class TaskAnswerAPI(TaskUserAPIView):
         tags=["tasks"],
         summary="Answer the paused task's open question",
         request=s.AnswerIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -283,7 +277,6 @@ def _transition(service_name: str, summary: str, text: str) -> type[UserAPIView]
             summary=summary,
             description=text,
             request=s.EmptyIn,
-            parameters=[IDEMPOTENCY_HEADER],
             responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
         )
         @idempotent
@@ -340,7 +333,6 @@ class RealtimeTicketAPI(UserAPIView):
         tags=["realtime"],
         summary="A single-use ticket for ?token= on the realtime URL (expires in 30 s)",
         request=s.EmptyIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.TicketOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent

@@ -16,7 +16,7 @@ from api.errors import NotFound, ValidationFailed
 from api.fields import StrictCharField, StrictSerializer, validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
+from api.views import POST_PROBLEMS, base_url, body, problems
 from tasks.harnesses import selectors as hs
 from tasks.harnesses import serializers as s
 from tasks.harnesses import services
@@ -55,7 +55,6 @@ class HarnessListAPI(CursorPaged, UserAPIView):
         tags=["harnesses"],
         summary="Create a harness definition",
         request=s.HarnessIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -115,7 +114,6 @@ class HarnessCopyAPI(UserAPIView):
         summary="Copy a harness definition (built-in ones too) into an editable one",
         description=ID_OR_NAME + " The copy is named `{name}-copy` unless `name` is given.",
         request=s.CopyIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
