@@ -76,9 +76,8 @@ class ResultAPI(HarnessAPIView):
             question=data.get("question", ""),
             renders=self.renders,
         )
-        answer = dict(submitted.result.response)
         headers = {"Idempotent-Replayed": "true"} if submitted.replayed else None
-        return Response(answer, headers=headers)
+        return Response(s.ResultOut(submitted.result).data, headers=headers)
 
 
 class DeliveryAPI(UserAPIView):
@@ -97,7 +96,7 @@ class DeliveryAPI(UserAPIView):
         task = task_get(org=self.org(request), task_id=task_id)
         version = validated(ds.DeliveryQuery, request.query_params).get("version")
         delivery = selectors.delivery_get(task=task, version=version)
-        return Response(selectors.delivery_body(delivery))
+        return Response(ds.DeliveryOut(delivery).data)
 
 
 class FeedbackAPI(TaskUserAPIView):
@@ -119,12 +118,5 @@ class FeedbackAPI(TaskUserAPIView):
         delivery = delivery_feedback(
             task=task, user=request.user, rating=data["rating"], comment=comment
         )
-        return Response(
-            {
-                "task_id": task.public_id,
-                "version": delivery.version,
-                "rating": data["rating"],
-                "comment": comment,
-            },
-            status=201,
-        )
+        feedback = {"delivery": delivery, "rating": data["rating"], "comment": comment}
+        return Response(ds.FeedbackOut(feedback).data, status=201)
