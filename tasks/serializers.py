@@ -18,7 +18,6 @@ from api.fields import (
     UsernameField,
 )
 from api.query import QueryCharField, QueryChoiceField, QueryIntegerField, QuerySerializer
-from api.views import ProblemSchema
 from corpus.selectors import SLICES
 from tasks.models import ResultStatus, TaskStatus
 
@@ -140,15 +139,6 @@ class EmptyIn(StrictSerializer):
 
 
 # --- Output serializers -----------------------------------------------------------------
-
-
-class ProblemOut(ProblemSchema):
-    """The problem document (api.views.ProblemSchema) under the name these routes use."""
-
-
-class LeaseHeldOut(ProblemOut):
-    holder_app_id = serializers.CharField()
-    lease_expires_at = serializers.DateTimeField()
 
 
 class RunSummaryOut(serializers.Serializer):
