@@ -109,6 +109,10 @@ class HarnessApp(models.Model):
         return f"{self.org.slug}/{self.app_id}"
 
     @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
     def rate_identity(self) -> str:
         """Who api.ratelimit counts: the key, not the row id (ids repeat across databases)."""
         return f"app:{self.key_hash[:32]}"
