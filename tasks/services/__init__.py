@@ -10,7 +10,7 @@ from tasks.services.leases import (
 from tasks.services.lifecycle import task_answer, task_cancel, task_create, task_reopen
 from tasks.services.reports import interrupt_raise, step_record
 from tasks.services.results import result_submit
-from tasks.services.tickets import ticket_create, ticket_spend
+from tasks.services.tickets import ticket_create
 
 __all__ = [
     "interrupt_raise",
@@ -26,5 +26,4 @@ __all__ = [
     "task_create",
     "task_reopen",
     "ticket_create",
-    "ticket_spend",
 ]
