@@ -3,10 +3,8 @@ one service or selector, render. The result route lives in ``delivery.apis``."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -22,12 +20,12 @@ from api.fields import validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
 from api.public_url import public_origin, websocket_origin
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
+from api.views import POST_PROBLEMS, body, problems
 from tasks import selectors, services
 from tasks import serializers as s
-from tasks.events import frame, iso
+from tasks.events import frame
 from tasks.harnesses.auth import HarnessKeyAuthentication, IsHarnessApp
-from tasks.models import HarnessApp, Task, TaskStatus
+from tasks.models import HarnessApp, Task
 
 
 class HarnessAPIView(APIView):
@@ -62,12 +60,8 @@ def bundle_body(request: Request, *, task: Task, app: HarnessApp) -> dict[str, A
 
 
 def claim_body(request: Request, claim: services.Claim) -> dict[str, Any]:
-    return {
-        "run_id": claim.run.public_id,
-        "lease_epoch": claim.run.lease_epoch,
-        "lease_expires_at": iso(claim.run.lease_expires_at),
-        "bundle": bundle_body(request, task=claim.task, app=claim.run.app),
-    }
+    bundle = selectors.execution_bundle(task=claim.task, app=claim.run.app)
+    return s.ClaimOut({"run": claim.run, "bundle": bundle}, context={"request": request}).data
 
 
 class ExecutionPreviewAPI(HarnessAPIView):
@@ -96,7 +90,6 @@ class ClaimAPI(HarnessAPIView):
             "An expired lease is no lease. Paused: 409 task_paused; closed: 409 task_closed."
         ),
         request=s.ClaimIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.ClaimOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -117,7 +110,6 @@ class HeartbeatAPI(HarnessAPIView):
         tags=["harness"],
         summary="Extend the lease",
         request=s.HeartbeatIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.HeartbeatOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -131,20 +123,16 @@ class HeartbeatAPI(HarnessAPIView):
             lease_epoch=data.get("lease_epoch"),
             checkpoint=data.get("checkpoint"),
         )
-        left = (beat.run.lease_expires_at - timezone.now()).total_seconds()
-        if beat.run.status != "live":
-            left = 0
-        return Response(
+        answers = selectors.task_answers(beat.task)
+        out = s.HeartbeatOut(
             {
-                "run_id": beat.run.public_id,
-                "lease_epoch": beat.run.lease_epoch,
-                "lease_expires_at": iso(beat.run.lease_expires_at),
-                "lease_seconds_left": max(0, math.floor(left)),
-                "task_status": beat.task.status,
+                "run": beat.run,
+                "task": beat.task,
                 "cancel_requested": beat.cancel_requested,
-                "answers": s.QuestionOut(selectors.task_answers(beat.task), many=True).data,
+                "answers": answers,
             }
         )
+        return Response(out.data)
 
 
 class StepsAPI(HarnessAPIView):
@@ -153,7 +141,6 @@ class StepsAPI(HarnessAPIView):
         summary="Report a user-visible step",
         description="Emits os.harness.step. A repeated client_step_id returns the first step.",
         request=s.StepIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.StepOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -171,11 +158,7 @@ class StepsAPI(HarnessAPIView):
             client_step_id=data.get("client_step_id"),
         )
         headers = {"Idempotent-Replayed": "true"} if recorded.replayed else None
-        return Response(
-            {"step_id": recorded.step.public_id, "seq": recorded.step.seq},
-            status=201,
-            headers=headers,
-        )
+        return Response(s.StepOut(recorded.step).data, status=201, headers=headers)
 
 
 class InterruptAPI(HarnessAPIView):
@@ -183,7 +166,6 @@ class InterruptAPI(HarnessAPIView):
         tags=["harness"],
         summary="Pause the task and ask the user a question",
         request=s.InterruptIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.InterruptOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -198,15 +180,7 @@ class InterruptAPI(HarnessAPIView):
             question=data["question"],
             choices=data.get("choices", []),
         )
-        return Response(
-            {
-                "interrupt_id": interrupt.public_id,
-                "run_id": data["run_id"],
-                "task_status": TaskStatus.PAUSED,
-                "question": interrupt.question,
-                "choices": interrupt.choices,
-            }
-        )
+        return Response(s.InterruptOut(interrupt).data)
 
 
 # --- Product --------------------------------------------------------------------------
@@ -242,7 +216,6 @@ class TaskListAPI(CursorPaged, UserAPIView):
         tags=["tasks"],
         summary="Create a task",
         request=s.TaskCreateIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -284,7 +257,6 @@ class TaskAnswerAPI(TaskUserAPIView):
         tags=["tasks"],
         summary="Answer the paused task's open question",
         request=s.AnswerIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -305,7 +277,6 @@ def _transition(service_name: str, summary: str, text: str) -> type[UserAPIView]
             summary=summary,
             description=text,
             request=s.EmptyIn,
-            parameters=[IDEMPOTENCY_HEADER],
             responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
         )
         @idempotent
@@ -389,7 +360,6 @@ class RealtimeTicketAPI(UserAPIView):
         tags=["realtime"],
         summary="A single-use ticket for ?token= on the realtime URL (expires in 30 s)",
         request=s.EmptyIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.TicketOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -401,7 +371,7 @@ class RealtimeTicketAPI(UserAPIView):
             # Minted with a token, the ticket's socket is that token's stream (ends on revoke).
             token = request.auth if isinstance(request.auth, AccessToken) else None
             issued = services.ticket_create(user=request.user, token=token)
-        return Response({"ticket": issued.ticket, "expires_at": iso(issued.expires_at)}, status=201)
+        return Response(s.TicketOut(issued).data, status=201)
 
 
 class ConfigAPI(APIView):
@@ -414,12 +384,9 @@ class ConfigAPI(APIView):
     def get(self, request: Request) -> Response:
         http_base = public_origin(request)
         ws_base = websocket_origin(request)
-        return Response(
-            {
-                "realtime": {
-                    "prefer_websocket": True,
-                    "websocket_url": ws_base + "/api/realtime",
-                    "sse_url_template": http_base + "/api/tasks/{task_id}/events",
-                }
-            }
-        )
+        realtime = {
+            "prefer_websocket": True,
+            "websocket_url": ws_base + "/api/realtime",
+            "sse_url_template": http_base + "/api/tasks/{task_id}/events",
+        }
+        return Response(s.ConfigOut({"realtime": realtime}).data)

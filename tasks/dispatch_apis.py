@@ -14,7 +14,7 @@ from api.errors import Forbidden
 from api.fields import validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
+from api.views import POST_PROBLEMS, body, problems
 from tasks import selectors, services
 from tasks import serializers as s
 from tasks.apis import HarnessAPIView, claim_body
@@ -69,7 +69,6 @@ class ClaimNextAPI(HarnessAPIView):
             "within about a second."
         ),
         request=s.ClaimNextIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={
             200: s.ClaimOut,
             204: OpenApiResponse(description="No task became ready within `wait` seconds"),

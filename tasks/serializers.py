@@ -1,4 +1,5 @@
-"""Input serializers (strict) and output shapes (for the OpenAPI schema) of the task APIs."""
+"""Input serializers (strict) and the output serializers that render the task APIs' answers
+(and so are their OpenAPI schema)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from api.fields import (
 )
 from api.public_url import absolute_url, public_origin
 from api.query import QueryCharField, QueryChoiceField, QueryIntegerField, QuerySerializer
-from api.views import ProblemSchema
 from corpus.selectors import SLICES
 from tasks.events import task_topic
 from tasks.harnesses.selectors import harness_body
@@ -167,16 +167,7 @@ class EmptyIn(StrictSerializer):
     """Routes that take no body still refuse fields they do not know."""
 
 
-# --- Output shapes (documentation) ----------------------------------------------------
-
-
-class ProblemOut(ProblemSchema):
-    """The problem document (api.views.ProblemSchema) under the name these routes use."""
-
-
-class LeaseHeldOut(ProblemOut):
-    holder_app_id = serializers.CharField()
-    lease_expires_at = serializers.DateTimeField()
+# --- Output serializers -----------------------------------------------------------------
 
 
 class RunSummaryOut(serializers.Serializer):
@@ -319,42 +310,46 @@ class HarnessTaskOut(serializers.Serializer):
 
 
 class ClaimOut(serializers.Serializer):
-    run_id = serializers.CharField()
-    lease_epoch = serializers.IntegerField()
-    lease_expires_at = serializers.DateTimeField()
+    # Renders ``{"run": the claimed Run, "bundle": its execution bundle}``.
+    run_id = serializers.CharField(source="run.public_id")
+    lease_epoch = serializers.IntegerField(source="run.lease_epoch")
+    lease_expires_at = TimestampField(source="run.lease_expires_at")
     bundle = BundleOut()
 
 
 class HeartbeatOut(serializers.Serializer):
-    run_id = serializers.CharField()
-    lease_epoch = serializers.IntegerField()
-    lease_expires_at = serializers.DateTimeField()
-    lease_seconds_left = serializers.IntegerField()
-    task_status = serializers.CharField()
+    # Renders a ``tasks.services.leases.Beat`` with the task's ``answers``.
+    run_id = serializers.CharField(source="run.public_id")
+    lease_epoch = serializers.IntegerField(source="run.lease_epoch")
+    lease_expires_at = TimestampField(source="run.lease_expires_at")
+    lease_seconds_left = serializers.IntegerField(source="run.lease_seconds_left")
+    task_status = serializers.CharField(source="task.status")
     cancel_requested = serializers.BooleanField()
     answers = QuestionOut(many=True)
 
 
 class StepOut(serializers.Serializer):
-    step_id = serializers.CharField()
+    step_id = serializers.CharField(source="public_id")
     seq = serializers.IntegerField()
 
 
 class InterruptOut(serializers.Serializer):
-    interrupt_id = serializers.CharField()
-    run_id = serializers.CharField()
-    task_status = serializers.CharField()
+    interrupt_id = serializers.CharField(source="public_id")
+    run_id = serializers.CharField(source="run.public_id")
+    task_status = serializers.CharField(source="task.status")
     question = serializers.CharField()
     choices = serializers.ListField(child=serializers.CharField())
 
 
 class ResultOut(serializers.Serializer):
-    run_id = serializers.CharField()
-    task_id = serializers.CharField()
+    # Renders a stored ``Result``: a replay answers what the first submission did, so the
+    # task's status and the question's id are read from what the result recorded then.
+    run_id = serializers.CharField(source="run.public_id")
+    task_id = serializers.CharField(source="task.public_id")
     status = serializers.CharField()
-    task_status = serializers.CharField()
-    interrupt_id = serializers.CharField(allow_null=True)
-    finished_at = serializers.DateTimeField()
+    task_status = serializers.CharField(source="response.task_status")
+    interrupt_id = serializers.CharField(source="response.interrupt_id", allow_null=True)
+    finished_at = TimestampField(source="created_at")
 
 
 class EventOut(serializers.Serializer):
@@ -371,7 +366,7 @@ class EventOut(serializers.Serializer):
 
 class TicketOut(serializers.Serializer):
     ticket = serializers.CharField()
-    expires_at = serializers.DateTimeField()
+    expires_at = TimestampField()
 
 
 class RealtimeConfigOut(serializers.Serializer):

@@ -18,8 +18,9 @@ from accounts.credentials import HARNESS_KEY_PREFIX, SECRET_PARAMS, TICKET_PREFI
 from accounts.models import AccessToken, Org
 from api.ids import is_public_id
 from tasks.events import frame
-from tasks.models import Event, EventTopic, HarnessApp, RealtimeTicket, Task
+from tasks.models import Event, EventTopic, HarnessApp, Task
 from tasks.realtime.streams import StreamCredential
+from tasks.services.tickets import ticket_spend
 
 
 @dataclass(frozen=True)
@@ -91,21 +92,12 @@ def viewer_for_secret(secret: str | None) -> Viewer | None:
     user = None
     token_id = None
     if secret.startswith(TICKET_PREFIX):
-        now = timezone.now()
-        ticket = (
-            RealtimeTicket.objects.select_related("user", "access_token", "harness_app__org")
-            .filter(ticket_hash=hash_secret(secret))
-            .first()
-        )
-        # The conditional update spends the ticket exactly once, even under a race.
-        spent = ticket is not None and RealtimeTicket.objects.filter(
-            pk=ticket.pk, used_at__isnull=True, expires_at__gt=now
-        ).update(used_at=now)
-        if spent and ticket.harness_app_id is not None:
+        ticket = ticket_spend(secret=secret)
+        if ticket is not None and ticket.harness_app_id is not None:
             # A ticket of an app revoked since is worth nothing.
             return _app_viewer(ticket.harness_app)
         # A ticket minted with a token revoked since is no better than the token.
-        if spent and ticket.user.is_active and _token_usable(ticket.access_token):
+        if ticket is not None and ticket.user.is_active and _token_usable(ticket.access_token):
             user, token_id = ticket.user, ticket.access_token_id
     else:
         try:
