@@ -302,7 +302,9 @@ class HarnessTaskOut(serializers.Serializer):
 
     task_id = serializers.CharField(source="public_id")
     title = serializers.CharField()
-    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    # Always "ready" (only ready tasks are listed); a plain string keeps the schema's
+    # task status enum to TaskOut's one component.
+    status = serializers.CharField(help_text="ready")
     assigned_app_id = serializers.CharField(source="assigned_app.app_id", allow_null=True)
     created_at = TimestampField()
     execution_url = RouteUrlField("harness-execution")
