@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.auth import UserAPIView
-from api.errors import NotFound, ValidationFailed
+from api.errors import ValidationFailed
 from api.fields import StrictCharField, StrictSerializer, validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
@@ -21,6 +21,8 @@ from tasks.harnesses import selectors as hs
 from tasks.harnesses import serializers as s
 from tasks.harnesses import services
 from tasks.models import HarnessApp
+from tasks.webhooks.apis import WebhookHealthOut, org_app, webhook_health
+from tasks.webhooks.services import webhook_url_set
 
 ID_OR_NAME = "A harness id (harness_…), an addressable name, or `default`."
 
@@ -129,7 +131,15 @@ class HarnessCopyAPI(UserAPIView):
 
 # --- which definition each app claims with -----------------------------------------------
 class HarnessAppIn(StrictSerializer):
-    harness = StrictCharField(allow_null=True, max_length=200)
+    harness = StrictCharField(allow_null=True, max_length=200, required=False)
+    webhook_url = StrictCharField(
+        allow_null=True,
+        allow_blank=True,
+        max_length=2000,
+        required=False,
+        help_text="http(s) only; loopback and private addresses are refused unless "
+        "ETHER_WEBHOOK_ALLOW_PRIVATE=1. Null or empty removes it.",
+    )
 
 
 class HarnessAppOut(serializers.Serializer):
@@ -138,15 +148,20 @@ class HarnessAppOut(serializers.Serializer):
     harness_id = serializers.CharField(allow_null=True)
     harness_name = serializers.CharField(allow_null=True)
     revoked = serializers.BooleanField()
+    webhook_url = serializers.CharField(allow_null=True)
+    webhook = WebhookHealthOut()
 
 
 def app_body(app: HarnessApp) -> dict[str, Any]:
+    endpoint = getattr(app, "webhook", None)
     return {
         "app_id": app.app_id,
         "name": app.name,
         "harness_id": app.harness.public_id if app.harness_id else None,
         "harness_name": app.harness.name if app.harness_id else None,
         "revoked": app.revoked_at is not None,
+        "webhook_url": (endpoint.url or None) if endpoint is not None else None,
+        "webhook": webhook_health(app),
     }
 
 
@@ -160,25 +175,26 @@ class HarnessAppListAPI(CursorPaged, UserAPIView):
         responses={200: HarnessAppOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
-        apps = HarnessApp.objects.filter(org=self.org(request)).select_related("harness")
+        apps = HarnessApp.objects.filter(org=self.org(request)).select_related("harness", "webhook")
         return self.get_paginated_response([app_body(a) for a in self.paginate_queryset(apps)])
 
 
 class HarnessAppDetailAPI(UserAPIView):
     @extend_schema(
         tags=["harnesses"],
-        summary="Point a harness app at a definition (id or name), or null for none",
+        summary="Change a harness app: its definition (id or name, null for none) and "
+        "its webhook URL",
         request=HarnessAppIn,
-        responses={200: HarnessAppOut, **problems(404)},
+        responses={200: HarnessAppOut, **problems(400, 404)},
     )
     def patch(self, request: Request, app_id: str) -> Response:
-        app = (
-            HarnessApp.objects.select_related("org", "harness")
-            .filter(org=self.org(request), app_id=app_id)
-            .first()
-        )
-        if app is None:
-            raise NotFound(f"No harness app {app_id!r} in this org.")
+        app = org_app(self.org(request), app_id)
         data = validated(HarnessAppIn, body(request))
-        app = services.harness_app_attach(app=app, ref=data["harness"])
-        return Response(app_body(app))
+        # Both checked before either is stored, so a refused URL changes nothing.
+        if "harness" in data:
+            services.attachable_check(app.org, data["harness"])
+        if "webhook_url" in data:
+            webhook_url_set(app=app, url=data["webhook_url"])
+        if "harness" in data:
+            app = services.harness_app_attach(app=app, ref=data["harness"])
+        return Response(app_body(org_app(self.org(request), app_id)))
