@@ -98,13 +98,18 @@ class WebhookDelivery(models.Model):
 
 
 class WebhookAttempt(models.Model):
-    """One try at sending a delivery: what came back, or why nothing did."""
+    """One try at sending a delivery: what came back, or why nothing did.
+
+    Written when the sender claims the delivery, before it connects, and completed with
+    the outcome; one left without ``finished_at`` belongs to a sender that died mid-send
+    (the next claim marks it interrupted)."""
 
     delivery = models.ForeignKey(
         WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
     )
     started_at = models.DateTimeField()
-    duration_ms = models.PositiveIntegerField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
     status_code = models.PositiveIntegerField(null=True, blank=True)
     ok = models.BooleanField()
     error = models.TextField(blank=True)

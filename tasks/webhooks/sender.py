@@ -79,6 +79,26 @@ def delivery_claim(*, sender: str, limit: int = 20) -> WebhookDelivery | None:
     return None
 
 
+def attempt_open(*, delivery: WebhookDelivery, sender: str) -> WebhookAttempt:
+    """The attempt's row, written before connecting, so even an attempt whose sender dies
+    is on record; an earlier one left open (its sender died) is marked interrupted."""
+    now = timezone.now()
+    with transaction.atomic():
+        WebhookAttempt.objects.filter(delivery=delivery, finished_at__isnull=True).update(
+            finished_at=now,
+            error="interrupted: the sender stopped before recording an answer "
+            "(the receiver may have got it)",
+        )
+        endpoint = getattr(delivery.app, "webhook", None)
+        return WebhookAttempt.objects.create(
+            delivery=delivery,
+            started_at=now,
+            ok=False,
+            url=endpoint.url if endpoint is not None else "",
+            sender=sender,
+        )
+
+
 def signatures(endpoint: WebhookEndpoint, msg_id: str, at: datetime, body: str) -> str:
     """The ``webhook-signature`` header: one ``v1,…`` per secret in force, by the
     Standard Webhooks library (the previous secret too, during a rotation's overlap)."""
@@ -123,7 +143,7 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
         host = f"{host}:{target.port}"
     connection = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
     try:
-        connection.sock = _connect(target, timeout)
+        sock = connection.sock = _connect(target, timeout)
         connection.putrequest("POST", target.path, skip_host=True, skip_accept_encoding=True)
         connection.putheader("Host", host)
         for name, value in headers.items():
@@ -136,7 +156,7 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("response body not read within the timeout")
-            connection.sock.settimeout(remaining)
+            sock.settimeout(remaining)  # the connection may have let go of it
             chunk = response.read(min(left, 8192))
             if not chunk:
                 break
@@ -181,22 +201,19 @@ def backoff(attempts: int) -> float | None:
 
 
 def record(
-    *, delivery: WebhookDelivery, sender: str, outcome: Outcome, started: datetime, ms: int
+    *, delivery: WebhookDelivery, sender: str, outcome: Outcome, log_row: WebhookAttempt, ms: int
 ) -> WebhookDelivery:
-    """Stores the attempt and moves the delivery on, in one transaction."""
+    """Completes the attempt and moves the delivery on, in one transaction."""
     ok = outcome.status_code is not None and 200 <= outcome.status_code < 300
     endpoint = getattr(delivery.app, "webhook", None)
     now = timezone.now()
     with transaction.atomic():
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            started_at=started,
+        WebhookAttempt.objects.filter(pk=log_row.pk).update(
+            finished_at=now,
             duration_ms=ms,
             status_code=outcome.status_code,
             ok=ok,
             error=outcome.error,
-            url=endpoint.url if endpoint is not None else "",
-            sender=sender,
         )
         mine = WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING)
         attempts = delivery.attempts + 1
@@ -243,7 +260,7 @@ def send_one(*, sender: str) -> WebhookDelivery | None:
     delivery = delivery_claim(sender=sender)
     if delivery is None:
         return None
-    started = timezone.now()
+    log_row = attempt_open(delivery=delivery, sender=sender)
     clock = time.monotonic()
     try:
         outcome = attempt(delivery)
@@ -251,4 +268,4 @@ def send_one(*, sender: str) -> WebhookDelivery | None:
         log.exception("webhook %s failed unexpectedly", delivery.public_id)
         outcome = Outcome(None, f"error: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
     ms = int((time.monotonic() - clock) * 1000)
-    return record(delivery=delivery, sender=sender, outcome=outcome, started=started, ms=ms)
+    return record(delivery=delivery, sender=sender, outcome=outcome, log_row=log_row, ms=ms)
