@@ -42,7 +42,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # Decides the status of each request (after it is recorded); default 204.
     fail: Callable[[Received], int | None] = lambda r: None
-    hold_next: bool = False
+    hold_at: int | None = None  # the index of the request to hold open
     held: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     release_status: int = 503
@@ -71,8 +71,7 @@ class Receiver:
                 item.body = self.rfile.read(length)
                 with receiver.lock:
                     receiver.requests.append(item)
-                    hold = receiver.hold_next
-                    receiver.hold_next = False
+                    hold = receiver.hold_at == len(receiver.requests) - 1
                 if hold:
                     receiver.held.set()
                     receiver.release.wait(60)
