@@ -20,6 +20,7 @@ PAGES = [
     "tasks/interrupt",
     "tasks/result",
     "tasks/event",
+    "tasks/webhookdelivery",
     "corpus/document",
     "corpus/tool",
     "corpus/skill",
