@@ -123,7 +123,6 @@ def test_private_and_loopback_targets_are_refused(world, me, url, settings):
         ("https:///nohost", "no host"),
         ("https://93.184.215.14:99999/", "Not a URL"),
         ("https://93.184.215.14/a b", "whitespace"),
-        ("https://no-such-host.invalid/", "does not resolve"),
     ],
 )
 def test_malformed_urls_are_refused(world, me, url, message):
@@ -154,6 +153,20 @@ def test_a_refused_url_leaves_the_harness_unchanged_too(world, me):
     problem(patch(me, world.app.app_id, body), 400, "validation_error")
     world.app.refresh_from_db()
     assert world.app.harness_id is None
+
+
+def test_schema_describes_the_webhook_routes(db):
+    import yaml
+
+    schema = yaml.safe_load(Caller(None).get("/api/schema/").content)
+    paths = schema["paths"]
+    patch_op = paths["/api/harness-apps/{app_id}"]["patch"]
+    ref = patch_op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert "webhook_url" in schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"]
+    secret_op = paths["/api/harness-apps/{app_id}/webhook/secret"]["post"]
+    assert {"201", "404"} <= set(secret_op["responses"])
+    test_op = paths["/api/harness-apps/{app_id}/webhook/test"]["post"]
+    assert {"202", "400", "404"} <= set(test_op["responses"])
 
 
 def test_embedded_ipv4_addresses_are_judged_by_what_they_wrap():

@@ -147,11 +147,12 @@ def test_receiver_down_for_a_while_gets_everything_afterwards_in_order(
         person.post(f"/api/tasks/{second.public_id}/release")
         assert WebhookDelivery.objects.count() == 6
         # Failed attempts pile up, each recorded, and nothing is given up.
-        wait_for(lambda: WebhookAttempt.objects.filter(ok=False).count() >= 8, message="retries")
+        finished = WebhookAttempt.objects.filter(ok=False, finished_at__isnull=False)
+        wait_for(lambda: finished.count() >= 8, message="retries")
         assert not WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).exists()
         endpoint = WebhookEndpoint.objects.get(app=world.app)
         assert endpoint.failures_in_row >= 8 and endpoint.last_success_at is None
-        failed = WebhookAttempt.objects.filter(ok=False, finished_at__isnull=False).first()
+        failed = finished.first()
         assert "Connection refused" in failed.error or "ConnectionRefused" in failed.error
         # Only the head of each task's line is tried while it fails.
         tried = set(WebhookAttempt.objects.values_list("delivery__public_id", flat=True))
