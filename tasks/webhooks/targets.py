@@ -43,21 +43,17 @@ def refusal(ip: IPAddress) -> str | None:
             reason = refusal(embedded)
             return f"{reason} (inside {ip})" if reason else None
     checks = (
-        ("loopback", ip.is_loopback),
-        ("unspecified", ip.is_unspecified),
-        ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast),
-        ("private", ip.is_private),
-        ("reserved", ip.is_reserved),
-        ("not globally routable", not ip.is_global),
+        ("a loopback address", ip.is_loopback),
+        ("the unspecified address", ip.is_unspecified),
+        ("a link-local address", ip.is_link_local),
+        ("a multicast address", ip.is_multicast),
+        ("a private address", ip.is_private),
+        ("a reserved address", ip.is_reserved),
+        ("not globally routable", not ip.is_global),  # shared (CGNAT), documentation, …
     )
-    for name, hit in checks:
+    for what, hit in checks:
         if hit:
-            return (
-                f"{ip} is a {name} address"
-                if name != "not globally routable"
-                else (f"{ip} is not globally routable")
-            )
+            return f"{ip} is {what}"
     return None
 
 
@@ -86,6 +82,14 @@ def parse(url: str) -> tuple[str, str, int, str]:
     if parts.query:
         path += "?" + parts.query
     return scheme, host, port or (443 if scheme == "https" else 80), path
+
+
+def _literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def resolve(host: str, port: int) -> tuple[IPAddress, ...]:
@@ -118,11 +122,9 @@ def check(url: str, *, allow_private: bool | None = None) -> Target:
         for ip in addresses:
             reason = refusal(ip)
             if reason:
+                where = "" if _literal(host) else f"{host} resolves to {ip}: "
                 raise TargetRefused(
-                    f"{host} resolves to {ip}: {reason}. Webhooks go to public addresses "
-                    "only (ETHER_WEBHOOK_ALLOW_PRIVATE=1 allows others)."
-                    if str(ip) != host
-                    else f"{reason.capitalize()}; webhooks go to public addresses only "
+                    f"{where}{reason}; webhooks go to public addresses only "
                     "(ETHER_WEBHOOK_ALLOW_PRIVATE=1 allows others)."
                 )
     return Target(
