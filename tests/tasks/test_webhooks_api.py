@@ -352,3 +352,18 @@ def test_a_rolled_back_change_enqueues_nothing(world, me, hooked):
         raise Boom
     assert WebhookDelivery.objects.count() == before
     assert Task.objects.get(pk=task.pk).status == "in_progress"
+
+
+def test_an_answer_after_the_lease_expired_announces_the_task_ready_again(world, me, hooked):
+    builder = world.harness()
+    task = world.task()
+    run_id = builder.claim(task.public_id).json()["run_id"]
+    builder.interrupt(task.public_id, run_id, "Which DB?")
+    with past_expiry(run_id):
+        assert leases_sweep() == 1  # a paused task keeps waiting: no task.ready yet
+        assert [d.type for d in deliveries(task=task)] == ["task.ready"]
+        response = me.post(f"/api/tasks/{task.public_id}/answer", {"answer": "SQLite"})
+        assert response.status_code == 200
+    assert Task.objects.get(pk=task.pk).status == "ready"
+    kinds = [d.type for d in deliveries(task=task)]
+    assert kinds == ["task.ready", "task.answered", "task.ready"]
