@@ -16,12 +16,12 @@ from api.errors import ValidationFailed
 from api.fields import StrictCharField, StrictSerializer, validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
+from api.views import POST_PROBLEMS, base_url, body, problems
 from tasks.harnesses import selectors as hs
 from tasks.harnesses import serializers as s
 from tasks.harnesses import services
 from tasks.models import HarnessApp
-from tasks.webhooks.apis import WebhookHealthOut, org_app, webhook_health
+from tasks.webhooks.apis import WebhookHealthOut, WebhookUrlOut, org_app
 from tasks.webhooks.services import webhook_url_set
 
 ID_OR_NAME = "A harness id (harness_…), an addressable name, or `default`."
@@ -57,7 +57,6 @@ class HarnessListAPI(CursorPaged, UserAPIView):
         tags=["harnesses"],
         summary="Create a harness definition",
         request=s.HarnessIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -117,7 +116,6 @@ class HarnessCopyAPI(UserAPIView):
         summary="Copy a harness definition (built-in ones too) into an editable one",
         description=ID_OR_NAME + " The copy is named `{name}-copy` unless `name` is given.",
         request=s.CopyIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -145,24 +143,12 @@ class HarnessAppIn(StrictSerializer):
 class HarnessAppOut(serializers.Serializer):
     app_id = serializers.CharField()
     name = serializers.CharField()
-    harness_id = serializers.CharField(allow_null=True)
-    harness_name = serializers.CharField(allow_null=True)
-    revoked = serializers.BooleanField()
-    webhook_url = serializers.CharField(allow_null=True)
-    webhook = WebhookHealthOut()
-
-
-def app_body(app: HarnessApp) -> dict[str, Any]:
-    endpoint = getattr(app, "webhook", None)
-    return {
-        "app_id": app.app_id,
-        "name": app.name,
-        "harness_id": app.harness.public_id if app.harness_id else None,
-        "harness_name": app.harness.name if app.harness_id else None,
-        "revoked": app.revoked_at is not None,
-        "webhook_url": (endpoint.url or None) if endpoint is not None else None,
-        "webhook": webhook_health(app),
-    }
+    # No definition: the dotted source fails on None and allow_null renders null.
+    harness_id = serializers.CharField(source="harness.public_id", allow_null=True)
+    harness_name = serializers.CharField(source="harness.name", allow_null=True)
+    revoked = serializers.BooleanField(source="is_revoked")
+    webhook_url = WebhookUrlOut(source="*", allow_null=True)
+    webhook = WebhookHealthOut(source="*")
 
 
 class HarnessAppListAPI(CursorPaged, UserAPIView):
@@ -176,7 +162,8 @@ class HarnessAppListAPI(CursorPaged, UserAPIView):
     )
     def get(self, request: Request) -> Response:
         apps = HarnessApp.objects.filter(org=self.org(request)).select_related("harness", "webhook")
-        return self.get_paginated_response([app_body(a) for a in self.paginate_queryset(apps)])
+        page = self.paginate_queryset(apps)
+        return self.get_paginated_response(HarnessAppOut(page, many=True).data)
 
 
 class HarnessAppDetailAPI(UserAPIView):
@@ -196,5 +183,5 @@ class HarnessAppDetailAPI(UserAPIView):
         if "webhook_url" in data:
             webhook_url_set(app=app, url=data["webhook_url"])
         if "harness" in data:
-            app = services.harness_app_attach(app=app, ref=data["harness"])
-        return Response(app_body(org_app(self.org(request), app_id)))
+            services.harness_app_attach(app=app, ref=data["harness"])
+        return Response(HarnessAppOut(org_app(self.org(request), app_id)).data)

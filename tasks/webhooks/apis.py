@@ -16,7 +16,7 @@ from api.errors import NotFound
 from api.fields import StrictSerializer, validated
 from api.idempotency import idempotent
 from api.rfc3339 import iso
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
+from api.views import POST_PROBLEMS, body, problems
 from tasks.models import HarnessApp
 from tasks.webhooks import services
 from tasks.webhooks.models import WebhookEndpoint
@@ -26,12 +26,25 @@ class EmptyIn(StrictSerializer):
     pass
 
 
+class WebhookUrlOut(serializers.CharField):
+    """The app's webhook URL, or null (read from the app: ``source="*"``)."""
+
+    def to_representation(self, app: HarnessApp) -> str | None:
+        endpoint = getattr(app, "webhook", None)
+        return endpoint.url if endpoint is not None and endpoint.url else None
+
+
 class WebhookHealthOut(serializers.Serializer):
+    """The app's webhook health (read from the app: ``source="*"``); never a secret."""
+
     enabled = serializers.BooleanField(help_text="A URL and a secret are both set.")
     has_secret = serializers.BooleanField()
     last_success_at = serializers.DateTimeField(allow_null=True)
     last_failure_at = serializers.DateTimeField(allow_null=True)
     failures_in_row = serializers.IntegerField()
+
+    def to_representation(self, app: HarnessApp) -> dict[str, Any]:
+        return webhook_health(app)
 
 
 class SecretOut(serializers.Serializer):
@@ -80,7 +93,6 @@ class WebhookSecretAPI(UserAPIView):
             "(ETHER_WEBHOOK_SECRET_OVERLAP_SECONDS, 24 h by default)."
         ),
         request=EmptyIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: SecretOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -107,7 +119,6 @@ class WebhookTestAPI(UserAPIView):
             "attempts show in the admin. 400 when the app has no URL or no secret."
         ),
         request=EmptyIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={202: TestOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
