@@ -16,14 +16,17 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # DJANGO_DEBUG=1 lets the local server run without a DJANGO_SECRET_KEY.
+# ETHER_WEBHOOK_ALLOW_PRIVATE=1: a webhook receiver on this machine (loopback) is allowed.
 run: export DJANGO_DEBUG ?= 1
+run: export ETHER_WEBHOOK_ALLOW_PRIVATE ?= 1
 run: $(STAMP)
 	$(PY) manage.py migrate --no-input -v0
 	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	@# ether_site.serve is daphne with secrets redacted from its access log (?token=…).
 	@# No --http-timeout: it would cut SSE streams. 24 h for idle WebSockets, on purpose.
 	@$(PY) manage.py sweep_leases > var/sweep.log 2>&1 & echo $$! > var/sweep.pid; \
-	trap 'kill $$(cat var/sweep.pid) 2>/dev/null' EXIT INT TERM; \
+	$(PY) manage.py send_webhooks > var/webhooks.log 2>&1 & echo $$! > var/webhooks.pid; \
+	trap 'kill $$(cat var/sweep.pid) $$(cat var/webhooks.pid) 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m ether_site.serve -b $(HOST) -p $(PORT) --websocket_timeout 86400 \
 	  --no-server-name ether_site.asgi:application
 

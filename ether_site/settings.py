@@ -81,6 +81,16 @@ def env_origin(name: str) -> str:
             "or credentials)"
         )
     return f"{parts.scheme}://{parts.netloc}".lower()
+def env_seconds_list(name: str, default: str) -> tuple[float, ...]:
+    """``"10,60,300"`` → (10.0, 60.0, 300.0): a comma list of non-negative seconds."""
+    raw = os.environ.get(name) or default
+    try:
+        values = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a comma list of seconds") from None
+    if any(v < 0 for v in values):
+        raise ImproperlyConfigured(f"{name}={raw!r}: seconds cannot be negative")
+    return values
 
 
 RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600}
@@ -367,6 +377,27 @@ ETHER_STREAMS_PER_CREDENTIAL = env_int("ETHER_STREAMS_PER_CREDENTIAL", 20, minim
 # broadcast, and SSE's only way to notice a revoke.
 ETHER_CREDENTIAL_RECHECK_SECONDS = env_float("ETHER_CREDENTIAL_RECHECK_SECONDS", 5.0, minimum=0.1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ETHER_MAX_BODY_BYTES
+
+# Webhooks (docs/webhooks.md). Loopback and private targets are refused unless this is
+# set (`make run` sets it, for a receiver on this machine).
+ETHER_WEBHOOK_ALLOW_PRIVATE = env_bool("ETHER_WEBHOOK_ALLOW_PRIVATE", False)
+# Waits between attempts: a delivery is tried once, then once after each of these, then
+# given up (shown in the admin, where it can be resent).
+ETHER_WEBHOOK_RETRY_SECONDS = env_seconds_list("ETHER_WEBHOOK_RETRY_SECONDS", "10,60,300,1800,7200")
+ETHER_WEBHOOK_TIMEOUT_SECONDS = env_float("ETHER_WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# How long a sender holds a delivery it claimed; past it (a killed sender) another sender
+# takes it over. Longer than a whole attempt (connect + send + read), so a live sender
+# keeps its claim.
+ETHER_WEBHOOK_CLAIM_SECONDS = env_float("ETHER_WEBHOOK_CLAIM_SECONDS", 60.0, minimum=0.5)
+if ETHER_WEBHOOK_CLAIM_SECONDS <= ETHER_WEBHOOK_TIMEOUT_SECONDS * 2:
+    raise ImproperlyConfigured(
+        "ETHER_WEBHOOK_CLAIM_SECONDS must be more than twice ETHER_WEBHOOK_TIMEOUT_SECONDS"
+    )
+ETHER_WEBHOOK_POLL_SECONDS = env_float("ETHER_WEBHOOK_POLL_SECONDS", 1.0, minimum=0.05)
+# After a secret rotation the old secret still signs (a second signature) this long.
+ETHER_WEBHOOK_SECRET_OVERLAP_SECONDS = env_int(
+    "ETHER_WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600, minimum=0
+)
 
 # Rate limits (api/ratelimit.py): "<count>/<second|minute|hour>", or "off".
 # Generous by default: they stop a runaway harness loop, not a busy one.

@@ -26,6 +26,7 @@ from tasks.harnesses.services import (
     parent_check,
 )
 from tasks.models import Event, Harness, HarnessApp, Interrupt, Result, Run, Step, Task
+from tasks.webhooks.admin import WebhookHealthAdmin
 
 
 @admin.action(description="Revoke the selected apps' keys")
@@ -50,17 +51,36 @@ class HarnessAppForm(forms.ModelForm):
 
 
 @admin.register(HarnessApp)
-class HarnessAppAdmin(admin.ModelAdmin):
+class HarnessAppAdmin(WebhookHealthAdmin):
     """Apps are registered and rotated by `manage.py create_harness_app` (which prints the
     key once) and revoked by the action; here only the name and the definition change,
     each through its service."""
 
     form = HarnessAppForm
-    list_display = ["app_id", "org", "harness", "key_prefix", "created_at", "revoked_at"]
+    list_display = [
+        "app_id",
+        "org",
+        "harness",
+        "key_prefix",
+        "created_at",
+        "revoked_at",
+        "webhook_health",
+    ]
     list_filter = ["org", "revoked_at"]
+    list_select_related = ["org", "harness", "webhook"]
     search_fields = ["app_id", "name"]
-    fields = ["org", "app_id", "name", "harness", "key_prefix", "created_at", "revoked_at"]
-    readonly_fields = ["org", "app_id", "key_prefix", "created_at", "revoked_at"]
+    webhook = ["webhook_url", "webhook_health", "webhook_deliveries"]
+    fields = [
+        "org",
+        "app_id",
+        "name",
+        "harness",
+        "key_prefix",
+        "created_at",
+        "revoked_at",
+        *webhook,
+    ]
+    readonly_fields = ["org", "app_id", "key_prefix", "created_at", "revoked_at", *webhook]
     actions = [revoke_keys]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

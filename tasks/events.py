@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import Org
 from api.rfc3339 import iso
 from tasks.models import Event, EventTopic, Task
+from tasks.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ def record(
         payload=body,
         created_at=timezone.now(),
     )
+    # Webhook deliveries the event calls for, in the same transaction (docs/webhooks.md).
+    outbox.on_event(event)
     transaction.on_commit(partial(publish, event))
     return event
 

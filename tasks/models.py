@@ -403,3 +403,12 @@ class RealtimeTicket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket for {self.user or self.harness_app} until {self.expires_at}"
+
+
+# Webhook models live with the webhook code; imported here so Django registers them.
+from tasks.webhooks.models import (  # noqa: E402, F401
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)

@@ -8,6 +8,7 @@ from django.urls import path
 from tasks import apis, context_apis, dispatch_apis
 from tasks.harnesses import apis as harness_apis
 from tasks.realtime import sse
+from tasks.webhooks import apis as webhook_apis
 
 harness = [
     path("tasks", dispatch_apis.HarnessTaskListAPI.as_view(), name="harness-task-list"),
@@ -48,6 +49,16 @@ product = [
         "harness-apps/<str:app_id>",
         harness_apis.HarnessAppDetailAPI.as_view(),
         name="harness-app-detail",
+    ),
+    path(
+        "harness-apps/<str:app_id>/webhook/secret",
+        webhook_apis.WebhookSecretAPI.as_view(),
+        name="harness-app-webhook-secret",
+    ),
+    path(
+        "harness-apps/<str:app_id>/webhook/test",
+        webhook_apis.WebhookTestAPI.as_view(),
+        name="harness-app-webhook-test",
     ),
 ]
 

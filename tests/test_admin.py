@@ -19,6 +19,7 @@ PAGES = [
     "tasks/interrupt",
     "tasks/result",
     "tasks/event",
+    "tasks/webhookdelivery",
     "corpus/document",
     "corpus/tool",
     "corpus/skill",

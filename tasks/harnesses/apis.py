@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.auth import UserAPIView
-from api.errors import NotFound, ValidationFailed
+from api.errors import ValidationFailed
 from api.fields import StrictCharField, StrictSerializer, validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
@@ -22,6 +22,8 @@ from tasks.harnesses import selectors as hs
 from tasks.harnesses import serializers as s
 from tasks.harnesses import services
 from tasks.models import HarnessApp
+from tasks.webhooks.apis import WebhookHealthOut, WebhookUrlOut, org_app
+from tasks.webhooks.services import webhook_url_set
 
 ID_OR_NAME = "A harness id (harness_…), an addressable name, or `default`."
 
@@ -130,7 +132,15 @@ class HarnessCopyAPI(UserAPIView):
 
 # --- which definition each app claims with -----------------------------------------------
 class HarnessAppIn(StrictSerializer):
-    harness = StrictCharField(allow_null=True, max_length=200)
+    harness = StrictCharField(allow_null=True, max_length=200, required=False)
+    webhook_url = StrictCharField(
+        allow_null=True,
+        allow_blank=True,
+        max_length=2000,
+        required=False,
+        help_text="http(s) only; loopback and private addresses are refused unless "
+        "ETHER_WEBHOOK_ALLOW_PRIVATE=1. Null or empty removes it.",
+    )
 
 
 class HarnessAppOut(serializers.Serializer):
@@ -140,6 +150,8 @@ class HarnessAppOut(serializers.Serializer):
     harness_id = serializers.CharField(source="harness.public_id", allow_null=True)
     harness_name = serializers.CharField(source="harness.name", allow_null=True)
     revoked = serializers.BooleanField(source="is_revoked")
+    webhook_url = WebhookUrlOut(source="*", allow_null=True)
+    webhook = WebhookHealthOut(source="*")
 
 
 class HarnessAppListAPI(CursorPaged, UserAPIView):
@@ -152,7 +164,7 @@ class HarnessAppListAPI(CursorPaged, UserAPIView):
         responses={200: HarnessAppOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
-        apps = HarnessApp.objects.filter(org=self.org(request)).select_related("harness")
+        apps = HarnessApp.objects.filter(org=self.org(request)).select_related("harness", "webhook")
         page = self.paginate_queryset(apps)
         return self.get_paginated_response(HarnessAppOut(page, many=True).data)
 
@@ -160,18 +172,19 @@ class HarnessAppListAPI(CursorPaged, UserAPIView):
 class HarnessAppDetailAPI(UserAPIView):
     @extend_schema(
         tags=["harnesses"],
-        summary="Point a harness app at a definition (id or name), or null for none",
+        summary="Change a harness app: its definition (id or name, null for none) and "
+        "its webhook URL",
         request=HarnessAppIn,
-        responses={200: HarnessAppOut, **problems(404)},
+        responses={200: HarnessAppOut, **problems(400, 404)},
     )
     def patch(self, request: Request, app_id: str) -> Response:
-        app = (
-            HarnessApp.objects.select_related("org", "harness")
-            .filter(org=self.org(request), app_id=app_id)
-            .first()
-        )
-        if app is None:
-            raise NotFound(f"No harness app {app_id!r} in this org.")
+        app = org_app(self.org(request), app_id)
         data = validated(HarnessAppIn, body(request))
-        app = services.harness_app_attach(app=app, ref=data["harness"])
-        return Response(HarnessAppOut(app).data)
+        # Both checked before either is stored, so a refused URL changes nothing.
+        if "harness" in data:
+            services.attachable_check(app.org, data["harness"])
+        if "webhook_url" in data:
+            webhook_url_set(app=app, url=data["webhook_url"])
+        if "harness" in data:
+            services.harness_app_attach(app=app, ref=data["harness"])
+        return Response(HarnessAppOut(org_app(self.org(request), app_id)).data)

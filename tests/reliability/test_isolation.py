@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from tasks.webhooks.models import WebhookEndpoint
 from tests.helpers import stored
 from tests.reliability.routes import ROUTES, WRITES, caller_for, real_ids
 
@@ -42,6 +43,10 @@ def test_every_route_answers_another_orgs_ids_with_404_and_leaks_nothing(world):
         # The app id "builder" exists in both orgs: globex reaching its own app is no leak.
         if route.template == "/api/harness-apps/{app_id}" and response.status_code < 300:
             assert response.json()["app_id"] == "builder"
+            continue
+        if route.template.startswith("/api/harness-apps/{app_id}/") and response.status_code < 300:
+            # Its own app's webhook secret or test message; acme's app is untouched.
+            assert not WebhookEndpoint.objects.filter(app__org=world.org).exists()
             continue
         assert response.status_code in {400, 404}, (str(route), response.content[:300])
         if response.status_code == 400:

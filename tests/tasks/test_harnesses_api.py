@@ -509,6 +509,14 @@ def test_harness_apps_list_shows_each_apps_definition_and_revocation(world, me, 
         "harness_id": chain[2]["id"],
         "harness_name": "leaf",
         "revoked": False,
+        "webhook_url": None,
+        "webhook": {
+            "enabled": False,
+            "has_secret": False,
+            "last_success_at": None,
+            "last_failure_at": None,
+            "failures_in_row": 0,
+        },
     }
     assert rows[world.rival.app_id]["harness_id"] is None
     assert rows[world.rival.app_id]["harness_name"] is None
