@@ -11,7 +11,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.auth import UserAPIView
+from accounts.auth import EverrunsAPIView, UserAPIView
 from api.errors import NotFound, ValidationFailed
 from api.fields import StrictCharField, StrictSerializer, validated
 from api.idempotency import idempotent
@@ -30,7 +30,7 @@ def out(request: Request, harness: Any, *, resolved: bool = False) -> dict[str, 
     return hs.harness_body(hs.counted(harness, org), base_url=base_url(request), resolved=resolved)
 
 
-class HarnessListAPI(CursorPaged, UserAPIView):
+class HarnessListAPI(CursorPaged, EverrunsAPIView):
     cursor_ordering, cursor_kind = "public_id", str
 
     @extend_schema(
@@ -65,7 +65,7 @@ class HarnessListAPI(CursorPaged, UserAPIView):
         return Response(out(request, harness), status=201)
 
 
-class HarnessDetailAPI(UserAPIView):
+class HarnessDetailAPI(EverrunsAPIView):
     @extend_schema(
         tags=["harnesses"],
         summary="One harness definition, by id or name",
@@ -109,7 +109,7 @@ class HarnessDetailAPI(UserAPIView):
         return Response(out(request, harness))
 
 
-class HarnessCopyAPI(UserAPIView):
+class HarnessCopyAPI(EverrunsAPIView):
     @extend_schema(
         tags=["harnesses"],
         summary="Copy a harness definition (built-in ones too) into an editable one",
