@@ -22,6 +22,9 @@ from tasks.harnesses import serializers as s
 from tasks.harnesses import services
 from tasks.models import HarnessApp
 
+# `?limit=` or `?cursor=` asks for pages (docs/contract.md §0); without them, one list.
+PAGE_PARAMS = {"limit", "cursor"}
+NO_MORE = {"next_cursor": None}
 ID_OR_NAME = "A harness id (harness_…), an addressable name, or `default`."
 
 
@@ -36,6 +39,10 @@ class HarnessListAPI(CursorPaged, EverrunsAPIView):
     @extend_schema(
         tags=["harnesses"],
         summary="List harness definitions (the org's and the built-in ones)",
+        description=(
+            "Every match in one `data` list, as Everruns answers; with `limit` or `cursor`, "
+            "one page of at most `limit` (default 50) and its `next_cursor`."
+        ),
         operation_id="harnesses_list",
         parameters=[s.HarnessListQuery],
         responses={200: s.HarnessOut(many=True), **problems(400)},
@@ -48,6 +55,10 @@ class HarnessListAPI(CursorPaged, EverrunsAPIView):
             include_archived=query["include_archived"],
         )
         url = base_url(request)
+        if not PAGE_PARAMS & set(request.query_params):
+            # Everruns lists are not paged, and its clients read only `data`: every match.
+            rows = list(rows.order_by(self.cursor_ordering))
+            return Response({"data": [hs.harness_body(h, base_url=url) for h in rows]} | NO_MORE)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response([hs.harness_body(h, base_url=url) for h in page])
 

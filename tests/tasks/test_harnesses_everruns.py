@@ -46,3 +46,24 @@ def test_a_bare_harness_key_is_refused_on_v1_and_bare_tokens_only_work_on_v1(wor
     problem(bare(world.key).get("/api/harness/tools"), 401, "not_authenticated")
     # A bare token with trailing junk is not a token.
     problem(bare(world.token + " x").get("/v1/harnesses"), 401, "not_authenticated")
+
+
+# --- lists -----------------------------------------------------------------------------------
+def test_the_list_is_one_unpaged_data_list_unless_limit_or_cursor_is_given(world):
+    from tasks.models import Harness
+
+    Harness.objects.bulk_create(
+        Harness(org=world.org, name=f"h{n:03d}", display_name=f"H {n}") for n in range(60)
+    )
+    me = world.person()
+    everything = me.get("/v1/harnesses").json()
+    assert len(everything["data"]) == 61 and everything["next_cursor"] is None
+    names = [h["name"] for h in everything["data"]]
+    assert names[:1] == ["generic"] or "generic" in names
+    page = me.get("/v1/harnesses?limit=50").json()
+    assert len(page["data"]) == 50 and page["next_cursor"]
+    rest = me.get(f"/v1/harnesses?cursor={page['next_cursor']}").json()
+    assert len(rest["data"]) == 11 and rest["next_cursor"] is None
+    assert [h["name"] for h in page["data"] + rest["data"]] == names
+    # The search narrows the unpaged list too.
+    assert len(me.get("/v1/harnesses?search=h05").json()["data"]) == 10
