@@ -13,7 +13,7 @@ from accounts.models import Org
 from api.errors import NotFound
 from api.ids import is_public_id
 from api.rfc3339 import iso
-from tasks.harnesses.definitions import MAX_DEPTH, Layer, Resolved, resolve
+from tasks.harnesses.definitions import MAX_DEPTH, Layer, Resolved, network_out, resolve
 from tasks.models import Harness, HarnessApp, HarnessStatus, Run
 
 BUILT_IN_DEFAULT = "generic"
@@ -144,7 +144,7 @@ def harness_body(harness: Harness, *, base_url: str, resolved: bool = False) -> 
         "system_prompt": harness.system_prompt,
         "capabilities": harness.capabilities,
         "mcpServers": harness.mcp_servers,
-        "network_access": harness.network_access,
+        "network_access": network_out(harness.network_access),
         "parent_harness_id": harness.parent.public_id if harness.parent_id else None,
         "initial_files": _files_out(harness.initial_files),
         "default_model_id": harness.default_model_id,

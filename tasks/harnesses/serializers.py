@@ -72,26 +72,41 @@ class McpServerIn(StrictSerializer):
 
 
 class NetworkAccessIn(StrictSerializer):
+    """Both lists are stored as arrays; an empty or absent (or null) ``allowed`` is no
+    allow-list from this layer (``definitions.resolve``)."""
+
     allowed = serializers.ListField(
-        child=StrictCharField(max_length=500), max_length=200, required=False, allow_null=True
+        child=StrictCharField(max_length=500),
+        max_length=200,
+        required=False,
+        allow_null=True,
+        default=list,
     )
     blocked = serializers.ListField(
-        child=StrictCharField(max_length=500), max_length=200, required=False, default=list
+        child=StrictCharField(max_length=500),
+        max_length=200,
+        required=False,
+        allow_null=True,
+        default=list,
     )
 
-    def _patterns(self, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
+    def _patterns(self, value: list[str] | None) -> list[str]:
+        if not value:
+            return []
         errors = [e for e in (d.network_pattern_error(p) for p in value) if e]
         if errors:
             raise serializers.ValidationError(errors)
         return list(dict.fromkeys(value))
 
-    def validate_allowed(self, value: list[str] | None) -> list[str] | None:
+    def validate_allowed(self, value: list[str] | None) -> list[str]:
         return self._patterns(value)
 
-    def validate_blocked(self, value: list[str]) -> list[str]:
-        return self._patterns(value) or []
+    def validate_blocked(self, value: list[str] | None) -> list[str]:
+        return self._patterns(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A null list skips validate_<field>; stored, it is an empty one all the same.
+        return {"allowed": attrs.get("allowed") or [], "blocked": attrs.get("blocked") or []}
 
 
 class InitialFileIn(StrictSerializer):

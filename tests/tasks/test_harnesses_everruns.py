@@ -67,3 +67,85 @@ def test_the_list_is_one_unpaged_data_list_unless_limit_or_cursor_is_given(world
     assert [h["name"] for h in page["data"] + rest["data"]] == names
     # The search narrows the unpaged list too.
     assert len(me.get("/v1/harnesses?search=h05").json()["data"]) == 10
+
+
+# --- network access --------------------------------------------------------------------------
+def _make(me, **fields):
+    response = me.post("/v1/harnesses", {"system_prompt": "", **fields})
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_network_lists_are_always_arrays_and_empty_allowed_is_no_allow_list(world):
+    from tasks.models import Harness
+
+    me = world.person()
+    generic = me.get("/v1/harnesses/generic").json()["network_access"]
+    assert generic["allowed"] == [] and "169.254.169.254" in generic["blocked"]
+    _make(me, name="wide", network_access={"allowed": ["*.example.com"]})
+    # What the SDK sends by default: allowed [] with a blocked list.
+    child = _make(
+        me,
+        name="child",
+        parent_harness_id="wide",
+        network_access={"allowed": [], "blocked": ["evil.example.com"]},
+    )
+    assert child["network_access"] == {"allowed": [], "blocked": ["evil.example.com"]}
+    resolved = me.get("/v1/harnesses/child?resolved=true").json()["network_access"]
+    assert resolved == {"allowed": ["*.example.com"], "blocked": ["evil.example.com"]}
+    # allowed null and blocked null are empty lists too; stored as arrays.
+    nulls = _make(me, name="nulls", network_access={"allowed": None, "blocked": None})
+    assert nulls["network_access"] == {"allowed": [], "blocked": []}
+    assert Harness.objects.get(name="nulls").network_access == {"allowed": [], "blocked": []}
+    only_blocked = _make(me, name="only-blocked", network_access={"blocked": ["10.0.0.0/8"]})
+    assert only_blocked["network_access"] == {"allowed": [], "blocked": ["10.0.0.0/8"]}
+    # No layer with an allow-list: [] (unrestricted), blocked the union.
+    _make(me, name="grand", parent_harness_id="only-blocked", network_access={})
+    resolved = me.get("/v1/harnesses/grand?resolved=true").json()["network_access"]
+    assert resolved == {"allowed": [], "blocked": ["10.0.0.0/8"]}
+
+
+def test_allow_lists_with_nothing_in_common_allow_nothing(world):
+    from tasks.harnesses.definitions import ALLOW_NOTHING
+
+    me = world.person()
+    _make(me, name="a", network_access={"allowed": ["a.example.com"]})
+    _make(me, name="b", parent_harness_id="a", network_access={"allowed": ["b.example.org"]})
+    _make(me, name="c", parent_harness_id="b", network_access={"allowed": ["a.example.com"]})
+    for name in ("b", "c"):
+        resolved = me.get(f"/v1/harnesses/{name}?resolved=true").json()["network_access"]
+        assert resolved == {"allowed": [ALLOW_NOTHING], "blocked": []}, name
+
+
+def test_the_migration_keeps_what_stored_network_rules_meant(world):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from tasks.harnesses.definitions import ALLOW_NOTHING
+    from tasks.models import Harness
+
+    migration = import_module("tasks.migrations.0007_network_access_lists_are_arrays")
+    old = {
+        "open": {"allowed": None, "blocked": ["10.0.0.0/8"]},
+        "closed": {"allowed": [], "blocked": []},
+        "listed": {"allowed": ["pypi.org"]},
+        "none": None,
+    }
+    for name, value in old.items():
+        Harness.objects.create(org=world.org, name=name, display_name=name, network_access=value)
+    Harness.objects.filter(name="generic").update(
+        network_access={"allowed": None, "blocked": ["169.254.169.254"]}
+    )
+    migration.forwards(apps, None)
+    stored = dict(Harness.objects.values_list("name", "network_access"))
+    assert stored["open"] == {"allowed": [], "blocked": ["10.0.0.0/8"]}
+    assert stored["closed"] == {"allowed": [ALLOW_NOTHING], "blocked": []}
+    assert stored["listed"] == {"allowed": ["pypi.org"], "blocked": []}
+    assert stored["none"] is None
+    assert stored["generic"] == {"allowed": [], "blocked": ["169.254.169.254"]}
+    migration.backwards(apps, None)
+    stored = dict(Harness.objects.values_list("name", "network_access"))
+    assert stored["open"] == {"allowed": None, "blocked": ["10.0.0.0/8"]}
+    assert stored["closed"] == {"allowed": [], "blocked": []}
+    assert stored["listed"] == {"allowed": ["pypi.org"], "blocked": []}
