@@ -108,16 +108,16 @@ class HarnessDetailAPI(EverrunsAPIView):
     @extend_schema(
         tags=["harnesses"],
         summary="Archive a harness definition; a second DELETE deletes it",
-        description=ID_OR_NAME,
-        responses={200: s.HarnessOut, **problems(400, 403, 404, 409)},
+        description=ID_OR_NAME + " Answers 204 with no body, as Everruns does.",
+        responses={204: None, **problems(400, 403, 404, 409)},
     )
     def delete(self, request: Request, harness_id: str) -> Response:
         org = self.org(request)
         if harness_id == "default":
             raise ValidationFailed({"harness_id": ["Name the definition to delete, not default."]})
         harness = hs.harness_get(org=org, ref=harness_id)
-        harness = services.harness_delete(org=org, harness=harness)
-        return Response(out(request, harness))
+        services.harness_delete(org=org, harness=harness)
+        return Response(status=204)
 
 
 class HarnessCopyAPI(EverrunsAPIView):

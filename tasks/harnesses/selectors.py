@@ -152,6 +152,8 @@ def harness_body(harness: Harness, *, base_url: str, resolved: bool = False) -> 
         "is_built_in": harness.is_built_in,
         "is_default": harness.is_default,
         "tags": harness.tags,
+        "embedder_metadata": harness.embedder_metadata,
+        "parallel_tool_calls": harness.parallel_tool_calls,
         "created_at": iso(harness.created_at),
         "updated_at": iso(harness.updated_at),
         "archived_at": iso(harness.archived_at) if harness.archived_at else None,

@@ -33,7 +33,26 @@ LOCAL_FIELDS = (
     "initial_files",
     "default_model_id",
     "tags",
+    "embedder_metadata",
+    "parallel_tool_calls",
 )
+# What null (in a PATCH, or a create) stores for a field that cannot be null; the
+# nullable ones (description, network_access, default_model_id, parallel_tool_calls)
+# store null. A null display name falls back to the name.
+CLEARED: dict[str, Any] = {
+    "system_prompt": "",
+    "capabilities": [],
+    "mcpServers": {},
+    "initial_files": [],
+    "tags": [],
+    "embedder_metadata": {},
+}
+
+
+def _local(key: str, value: Any) -> Any:
+    if value is None and key in CLEARED:
+        return type(CLEARED[key])(CLEARED[key])
+    return value
 
 
 def parent_check(org: Org, ref: str | None, child: Harness | None) -> Harness | None:
@@ -141,7 +160,7 @@ def harness_create(*, org: Org, data: dict[str, Any]) -> Harness:
         harness.display_name = data.get("display_name") or data["name"]
         for key in LOCAL_FIELDS[1:]:
             if key in data:
-                setattr(harness, FIELD_NAMES.get(key, key), data[key])
+                setattr(harness, FIELD_NAMES.get(key, key), _local(key, data[key]))
         if data.get("is_default"):
             _set_default(org, harness, True)
         return _save(harness)
@@ -168,13 +187,15 @@ def harness_update(*, org: Org, harness: Harness, data: dict[str, Any]) -> Harne
             harness.parent = parent
         for key in LOCAL_FIELDS:
             if key in data:
-                value = data[key]
+                value = _local(key, data[key])
                 if key == "display_name" and not value:
                     value = harness.name
                 setattr(harness, FIELD_NAMES.get(key, key), value)
         if "status" in data and data["status"] != harness.status:
             if data["status"] == HarnessStatus.ARCHIVED:
                 _archive(harness)
+            elif data["status"] == HarnessStatus.DELETED:
+                _delete(harness)
             else:
                 harness.status = HarnessStatus.ACTIVE
                 harness.archived_at = None
@@ -206,19 +227,25 @@ def harness_delete(*, org: Org, harness: Harness) -> Harness:
         if harness.status == HarnessStatus.ACTIVE:
             _archive(harness)
         else:
-            if harness.children.exclude(status=HarnessStatus.DELETED).exists():
-                raise HarnessInUse(f"{harness.name!r} still has children.")
-            apps = HarnessApp.objects.filter(harness=harness, revoked_at__isnull=True)
-            if apps.exists():
-                names = ", ".join(sorted(apps.values_list("app_id", flat=True)))
-                raise HarnessInUse(
-                    f"Harness apps use {harness.name!r} ({names}): point them elsewhere first."
-                )
-            harness.status = HarnessStatus.DELETED
-            harness.deleted_at = now
+            _delete(harness)
         harness.updated_at = now
         harness.save()
         return harness
+
+
+def _delete(harness: Harness) -> None:
+    """The tombstone: no children and no apps may still use it."""
+    if harness.children.exclude(status=HarnessStatus.DELETED).exists():
+        raise HarnessInUse(f"{harness.name!r} still has children.")
+    apps = HarnessApp.objects.filter(harness=harness, revoked_at__isnull=True)
+    if apps.exists():
+        names = ", ".join(sorted(apps.values_list("app_id", flat=True)))
+        raise HarnessInUse(
+            f"Harness apps use {harness.name!r} ({names}): point them elsewhere first."
+        )
+    harness.status = HarnessStatus.DELETED
+    harness.deleted_at = timezone.now()
+    harness.is_default = False
 
 
 def _copy_name(org: Org, base: str) -> str:
@@ -248,6 +275,8 @@ def harness_copy(*, org: Org, source: Harness, data: dict[str, Any]) -> Harness:
             initial_files=source.initial_files,
             default_model_id=source.default_model_id,
             tags=source.tags,
+            embedder_metadata=source.embedder_metadata,
+            parallel_tool_calls=source.parallel_tool_calls,
         )
         return _save(copy)
 

@@ -71,7 +71,7 @@ def test_the_list_is_one_unpaged_data_list_unless_limit_or_cursor_is_given(world
 
 # --- network access --------------------------------------------------------------------------
 def _make(me, **fields):
-    response = me.post("/v1/harnesses", {"system_prompt": "", **fields})
+    response = me.post("/v1/harnesses", fields)
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -149,3 +149,145 @@ def test_the_migration_keeps_what_stored_network_rules_meant(world):
     assert stored["open"] == {"allowed": None, "blocked": ["10.0.0.0/8"]}
     assert stored["closed"] == {"allowed": [], "blocked": []}
     assert stored["listed"] == {"allowed": ["pypi.org"], "blocked": []}
+
+
+# --- create, update, delete ------------------------------------------------------------------
+def patch(me, ref, data):
+    return me.client.patch(
+        f"/v1/harnesses/{ref}", data, content_type="application/json", **me.headers
+    )
+
+
+def test_create_needs_only_a_name(world):
+    from tasks.models import Harness
+
+    body = _make(world.person(), name="bare")
+    assert body["system_prompt"] == "" and body["display_name"] == "bare"
+    assert body["capabilities"] == [] and body["network_access"] is None
+    assert body["embedder_metadata"] == {} and body["parallel_tool_calls"] is None
+    row = Harness.objects.get(name="bare")
+    assert (row.system_prompt, row.tags, row.embedder_metadata) == ("", [], {})
+    problem(world.person().post("/v1/harnesses", {}), 400, "validation_error")
+    # Everruns' create request, nulls included, is taken as sent.
+    everruns = _make(
+        world.person(),
+        name="nulls",
+        system_prompt=None,
+        display_name=None,
+        description=None,
+        default_model_id=None,
+        parent_harness_id=None,
+        network_access=None,
+    )
+    assert everruns["system_prompt"] == "" and everruns["display_name"] == "nulls"
+
+
+def test_embedder_metadata_and_parallel_tool_calls_are_stored_and_served(world):
+    from tasks.models import Harness
+
+    me = world.person()
+    body = _make(me, name="meta", embedder_metadata={"team": "platform"}, parallel_tool_calls=False)
+    assert body["embedder_metadata"] == {"team": "platform"}
+    assert body["parallel_tool_calls"] is False
+    row = Harness.objects.get(name="meta")
+    assert (row.embedder_metadata, row.parallel_tool_calls) == ({"team": "platform"}, False)
+    changed = patch(me, "meta", {"embedder_metadata": {"env": "prod"}, "parallel_tool_calls": True})
+    assert changed.json()["embedder_metadata"] == {"env": "prod"}
+    assert me.get("/v1/harnesses/meta").json()["parallel_tool_calls"] is True
+    copy = me.post("/v1/harnesses/meta/copy", {}).json()
+    assert copy["embedder_metadata"] == {"env": "prod"} and copy["parallel_tool_calls"] is True
+    for bad in ({"embedder_metadata": {"n": 1}}, {"embedder_metadata": ["x"]}):
+        body = problem(patch(me, "meta", bad), 400, "validation_error")
+        assert "embedder_metadata" in str(body["errors"])
+    problem(patch(me, "meta", {"parallel_tool_calls": "yes"}), 400, "validation_error")
+    row.refresh_from_db()
+    assert (row.embedder_metadata, row.parallel_tool_calls) == ({"env": "prod"}, True)
+
+
+def test_patch_null_clears_nullable_fields_and_names_required_ones(world):
+    from tasks.models import Harness
+
+    me = world.person()
+    _make(me, name="parent")
+    _make(
+        me,
+        name="full",
+        display_name="Full",
+        description="d",
+        system_prompt="p",
+        capabilities=[{"ref": "fs"}],
+        mcpServers={"docs": {"url": "https://docs.example.com/mcp"}},
+        network_access={"allowed": ["pypi.org"]},
+        parent_harness_id="parent",
+        initial_files=[{"path": "/a", "content": "x"}],
+        default_model_id="m",
+        tags=["t"],
+        embedder_metadata={"k": "v"},
+        parallel_tool_calls=True,
+    )
+    cleared = {
+        key: None
+        for key in (
+            "display_name",
+            "description",
+            "system_prompt",
+            "capabilities",
+            "mcpServers",
+            "network_access",
+            "parent_harness_id",
+            "initial_files",
+            "default_model_id",
+            "tags",
+            "embedder_metadata",
+            "parallel_tool_calls",
+        )
+    }
+    response = patch(me, "full", cleared)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["display_name"] == "full"  # falls back to the name
+    assert body["description"] is None and body["system_prompt"] == ""
+    assert (body["capabilities"], body["mcpServers"], body["initial_files"]) == ([], {}, [])
+    assert body["network_access"] is None and body["parent_harness_id"] is None
+    assert body["default_model_id"] is None and body["tags"] == []
+    assert body["embedder_metadata"] == {} and body["parallel_tool_calls"] is None
+    row = Harness.objects.get(name="full")
+    assert (row.parent, row.mcp_servers, row.network_access) == (None, {}, None)
+    for field in ("name", "status", "is_default"):
+        body = problem(patch(me, "full", {field: None}), 400, "validation_error")
+        assert list(body["errors"]) == [field]
+    assert Harness.objects.get(name="full").status == "active"
+
+
+def test_status_deleted_in_a_patch_deletes_under_the_rules_of_delete(world):
+    from tasks.models import Harness, HarnessApp
+
+    me = world.person()
+    _make(me, name="gone")
+    response = patch(me, "gone", {"status": "deleted"})
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "deleted" and response.json()["deleted_at"]
+    problem(me.get("/v1/harnesses/gone"), 404, "not_found")
+    assert Harness.objects.get(name="gone").status == "deleted"
+    # A definition an app uses, or one with children, is not deleted.
+    _make(me, name="used")
+    HarnessApp.objects.filter(pk=world.app.pk).update(harness=Harness.objects.get(name="used"))
+    problem(patch(me, "used", {"status": "deleted"}), 409, "harness_in_use")
+    _make(me, name="parent")
+    _make(me, name="kid", parent_harness_id="parent")
+    problem(patch(me, "parent", {"status": "deleted"}), 409, "harness_in_use")
+    assert set(Harness.objects.filter(status="active").values_list("name", flat=True)) >= {
+        "used",
+        "parent",
+    }
+
+
+def test_delete_answers_204_without_a_body(world):
+    me = world.person()
+    _make(me, name="temp")
+    for expected in ("archived", "deleted"):
+        response = me.client.delete("/v1/harnesses/temp", **me.headers)
+        assert response.status_code == 204 and response.content == b""
+        from tasks.models import Harness
+
+        assert Harness.objects.get(name="temp").status == expected
