@@ -35,7 +35,10 @@ from urllib.parse import urlsplit
 
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 NAME_MAX = 64
-RESERVED_NAMES = frozenset({"default"})
+# ``default`` names the org's default; the others are routes beside ``{harness_id}``
+# (``/v1/harnesses/config``, …) or of Everruns' API, so no definition may take them.
+ROUTE_NAMES = frozenset({"check-name", "config", "import", "preview", "stats", "harness-examples"})
+RESERVED_NAMES = frozenset({"default"}) | ROUTE_NAMES
 MAX_DEPTH = 8  # layers in a chain, the definition itself included
 MAX_FILES = 100
 MAX_FILES_BYTES = 5 * 1024 * 1024
@@ -55,8 +58,10 @@ def name_error(name: str) -> str | None:
         return f"At most {NAME_MAX} characters."
     if not NAME_RE.match(name):
         return "Lowercase letters and digits, in groups joined by single hyphens."
-    if name in RESERVED_NAMES:
+    if name == "default":
         return f"{name!r} is reserved: it names the org's default harness."
+    if name in RESERVED_NAMES:
+        return f"{name!r} is reserved: /v1/harnesses/{name} is a route of the API."
     return None
 
 

@@ -13,7 +13,14 @@ from accounts.models import Org
 from api.errors import NotFound
 from api.ids import is_public_id
 from api.rfc3339 import iso
-from tasks.harnesses.definitions import MAX_DEPTH, Layer, Resolved, network_out, resolve
+from tasks.harnesses.definitions import (
+    MAX_DEPTH,
+    Layer,
+    Resolved,
+    name_error,
+    network_out,
+    resolve,
+)
 from tasks.models import Harness, HarnessApp, HarnessStatus, Run
 
 BUILT_IN_DEFAULT = "generic"
@@ -189,3 +196,17 @@ def bundle_harness(app: HarnessApp, *, base_url: str) -> dict[str, Any] | None:
         return None
     harness = counted(app.harness, app.org)
     return harness_body(harness, base_url=base_url, resolved=True)
+
+
+def name_available(*, org: Org, name: str, exclude_id: str | None = None) -> tuple[bool, str]:
+    """Whether ``name`` could name a new (or, with ``exclude_id``, that) definition of the
+    org, and why not: malformed, reserved, or taken by the org or a built-in."""
+    error = name_error(name)
+    if error:
+        return False, error
+    taken = visible(org).filter(name=name)
+    if exclude_id:
+        taken = taken.exclude(public_id=exclude_id)
+    if taken.exists():
+        return False, f"The name {name!r} is taken in this org (or by a built-in)."
+    return True, ""

@@ -9,6 +9,8 @@ with children or apps be deleted; built-in definitions are read-only (copy them)
 
 from __future__ import annotations
 
+import secrets
+import string
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -18,7 +20,9 @@ from accounts.models import Org
 from api.errors import Forbidden, NotFound, ValidationFailed
 from tasks.errors import HarnessInUse, HarnessNameTaken
 from tasks.harnesses import selectors as hs
-from tasks.harnesses.definitions import MAX_DEPTH
+from tasks.harnesses.definitions import MAX_DEPTH, NAME_MAX
+from tasks.harnesses.gallery import Example
+from tasks.harnesses.serializers import HarnessIn
 from tasks.models import Harness, HarnessApp, HarnessStatus
 
 # Input names of the reference -> model fields; the rest are the same.
@@ -297,3 +301,28 @@ def harness_app_attach(*, app: HarnessApp, ref: str | None) -> HarnessApp:
     HarnessApp.objects.filter(pk=app.pk).update(harness=harness)
     app.harness = harness
     return app
+
+
+def _suffixed(org: Org, base: str) -> str:
+    """``base`` if free, else ``base-xxxx`` with a random lowercase suffix (what Everruns'
+    import does on a collision)."""
+    name = base
+    alphabet = string.ascii_lowercase + string.digits
+    for _ in range(20):
+        if not hs.visible(org).filter(name=name).exists():
+            return name
+        suffix = "".join(secrets.choice(alphabet) for _ in range(6))
+        name = f"{base[: NAME_MAX - 7]}-{suffix}"
+    raise HarnessNameTaken(f"No free name for {base!r}.")
+
+
+def harness_import(*, org: Org, example: Example, parent: Harness | None) -> Harness:
+    """A regular definition of ``org`` made from a gallery example, under ``parent`` (the
+    example's ``parent_name`` as the org resolves it), validated like a POST."""
+    with transaction.atomic():
+        data = example.create_body(_suffixed(org, example.name))
+        if parent is not None:
+            data["parent_harness_id"] = parent.public_id
+        serializer = HarnessIn(data=data)
+        serializer.is_valid(raise_exception=True)
+        return harness_create(org=org, data=dict(serializer.validated_data))
