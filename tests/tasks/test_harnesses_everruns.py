@@ -291,3 +291,43 @@ def test_delete_answers_204_without_a_body(world):
         from tasks.models import Harness
 
         assert Harness.objects.get(name="temp").status == expected
+
+
+# --- reserved names --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name", ["config", "check-name", "import", "preview", "stats", "harness-examples", "default"]
+)
+def test_route_words_cannot_name_a_harness(world, name):
+    from tasks.models import Harness
+
+    me = world.person()
+    body = problem(me.post("/v1/harnesses", {"name": name}), 400, "validation_error")
+    assert "reserved" in body["errors"]["name"][0]
+    _make(me, name="mine")
+    problem(patch(me, "mine", {"name": name}), 400, "validation_error")
+    problem(me.post("/v1/harnesses/mine/copy", {"name": name}), 400, "validation_error")
+    assert not Harness.objects.filter(name=name).exists()
+
+
+def test_the_migration_renames_existing_harnesses_with_route_names(world):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from tasks.models import Harness
+
+    migration = import_module("tasks.migrations.0009_rename_harnesses_with_route_names")
+    config = Harness.objects.create(org=world.org, name="config", display_name="Config")
+    Harness.objects.create(org=world.org, name="config-harness", display_name="Taken")
+    theirs = Harness.objects.create(org=world.outsider_org, name="config", display_name="C")
+    preview = Harness.objects.create(org=world.org, name="preview", display_name="P")
+    gone = Harness.objects.create(org=world.org, name="import", display_name="I", status="deleted")
+    migration.rename(apps, None)
+    for row in (config, theirs, preview, gone):
+        row.refresh_from_db()
+    assert config.name == "config-harness-2" and theirs.name == "config-harness"
+    assert preview.name == "preview-harness" and gone.name == "import"
+    # Reachable by the new name, and the route answers for the old one.
+    me = world.person()
+    assert me.get("/v1/harnesses/config-harness-2").json()["id"] == config.public_id
+    assert set(me.get("/v1/harnesses/config").json()) == {"policies"}
