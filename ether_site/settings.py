@@ -364,7 +364,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # One name for the harness lifecycle (the definitions' inputs and outputs all use it).
+    "ENUM_NAME_OVERRIDES": {"HarnessStatusEnum": ["active", "archived", "deleted"]},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.problems_as_problem_json",

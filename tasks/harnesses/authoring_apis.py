@@ -53,7 +53,7 @@ class CheckNameOut(serializers.Serializer):
     reason = serializers.CharField(required=False, help_text="Beyond Everruns: why not.")
 
 
-class ConfigOut(serializers.Serializer):
+class HarnessConfigOut(serializers.Serializer):
     policies = serializers.DictField(child=serializers.BooleanField())
 
 
@@ -78,10 +78,18 @@ class PreviewIn(s.HarnessIn):
     app_id = StrictCharField(max_length=64, required=False)
 
 
+class DraftHarnessOut(s.HarnessOut):
+    """A definition as the bundle carries it; a new draft's links are null (no id yet)."""
+
+    self_url = serializers.CharField(allow_null=True)
+    view_url = serializers.CharField(allow_null=True)
+    ui_link = serializers.CharField(allow_null=True)
+
+
 class PreviewOut(serializers.Serializer):
     system_prompt = serializers.CharField()
     tools = serializers.ListField(child=serializers.DictField())
-    harness = s.HarnessOut(help_text="Beyond Everruns: the draft as a claim bundle carries it.")
+    harness = DraftHarnessOut(help_text="Beyond Everruns: the draft as a claim bundle carries it.")
 
 
 class StatsOut(serializers.Serializer):
@@ -159,7 +167,7 @@ class HarnessConfigAPI(EverrunsAPIView):
             "Every member of an org may create, update, copy, import, archive and delete its "
             "definitions (built-in ones are read-only for everyone)."
         ),
-        responses={200: ConfigOut, **problems(403)},
+        responses={200: HarnessConfigOut, **problems(403)},
     )
     def get(self, request: Request) -> Response:
         allowed = {"create", "update", "delete", "archive", "copy", "import", "preview"}

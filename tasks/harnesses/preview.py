@@ -12,8 +12,8 @@ rules to drift from the first.
 - With ``app_id``, ``harness`` is that app's bundle ``harness``: for a new draft, the app
   pointed at it; for a change, the app as it is (its definition may descend from the
   changed one, or not be touched by it at all).
-A new draft has no id yet: its id reads ``draft`` (in ``id``, ``layers`` and ``origins``)
-and its links are null.
+A new draft has no id yet: its id reads ``draft`` (in ``id``, ``layers`` and ``origins``),
+so does its name unless the draft gives one, and its links are null.
 """
 
 from __future__ import annotations
@@ -91,5 +91,10 @@ def _render(
         # Ids are random: the draft's appears nowhere but where it names the draft.
         body = json.loads(json.dumps(body).replace(draft_id, DRAFT_ID))
         if body["id"] == DRAFT_ID:
-            body.update({link: None for link in LINKS}, name=data.get("name"))
+            name = data.get("name") or DRAFT_ID
+            body.update(
+                {link: None for link in LINKS},
+                name=name,
+                display_name=data.get("display_name") or name,
+            )
     return {"harness": body}

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from everruns_sdk import Everruns
 from everruns_sdk.errors import ApiError, AuthenticationError, NotFoundError
 from everruns_sdk.models import AgentCapabilityConfig, InitialFile, NetworkAccessList
 
 from tasks.models import Harness, HarnessApp, HarnessStatus
-from tests.harness_schema import ensure_built_ins
+from tests.harness_schema import check_response, ensure_built_ins
 from tests.servers import daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,8 +31,21 @@ def run(coroutine: Any) -> Any:
 
 async def sdk_session(base: str, token: str, world: Any) -> dict[str, Any]:
     """Every harness method of the SDK, in the order a user meets them."""
-    seen: dict[str, Any] = {}
+    seen: dict[str, Any] = {"checked": 0}
+
+    async def fits_everruns_schema(response: httpx.Response) -> None:
+        # Every answer the SDK gets is checked against Everruns' OpenAPI, as in-process.
+        await response.aread()
+        seen["checked"] += check_response(
+            response.request.method,
+            response.request.url.path,
+            response.status_code,
+            response.content,
+            response.headers.get("content-type", ""),
+        )
+
     async with Everruns(api_key=token, base_url=base) as client:
+        client._client.event_hooks["response"].append(fits_everruns_schema)
         h = client.harnesses
         listed = await h.list()
         seen["listed"] = [x.name for x in listed]
@@ -101,6 +115,7 @@ def test_the_everruns_sdk_manages_harnesses_unmodified(world, tmp_path):
     with daphne(tmp_path) as server:
         seen = run(sdk_session(server.http, world.token, world))
 
+    assert seen["checked"] == 23  # every call of the session, against Everruns' schema
     assert len(seen["listed"]) == 56 and "generic" in seen["listed"]
     assert seen["generic_network"].allowed == [] and seen["generic_network"].blocked
     assert seen["default"] == "generic"

@@ -126,7 +126,7 @@ def test_preview_resolves_a_draft_and_saves_nothing(world):
     assert body["tools"] == [{"name": "grep", "description": "Search", "input_schema": {}}]
     harness = body["harness"]
     assert harness["id"] == "draft" and harness["layers"][-1] == "draft"
-    assert harness["self_url"] is None and harness["name"] is None
+    assert harness["self_url"] is None and harness["name"] == harness["display_name"] == "draft"
     assert harness["network_access"] == {"allowed": ["a.io"], "blocked": []}
     assert harness["origins"]["capabilities"] == {"fs": "draft"}
     assert list(Harness.objects.values_list("pk", "name", "system_prompt")) == before

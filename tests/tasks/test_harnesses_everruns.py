@@ -5,6 +5,8 @@ fixture in tests/tasks/conftest.py."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -331,3 +333,32 @@ def test_the_migration_renames_existing_harnesses_with_route_names(world):
     me = world.person()
     assert me.get("/v1/harnesses/config-harness-2").json()["id"] == config.public_id
     assert set(me.get("/v1/harnesses/config").json()) == {"policies"}
+
+
+# --- the schema check itself -----------------------------------------------------------------
+def test_the_everruns_schema_check_catches_what_issue_17_found(world):
+    """The autouse check (tests/conftest.py) must fail on each shape Everruns refuses."""
+    from tests.harness_schema import check_response
+
+    good = world.person().get("/v1/harnesses/generic")
+    body = good.json()
+    type_ = "application/json"
+    assert check_response("GET", "/v1/harnesses/generic", 200, good.content, type_) == 1
+    with_null = json.dumps({**body, "network_access": {"allowed": None, "blocked": []}})
+    without_counts = json.dumps({k: v for k, v in body.items() if k != "app_count"})
+    bad_time = json.dumps({**body, "created_at": "yesterday"})
+    for content in (with_null, without_counts, bad_time):
+        with pytest.raises(AssertionError, match="does not fit"):
+            check_response("GET", "/v1/harnesses/generic", 200, content.encode(), type_)
+    with pytest.raises(AssertionError, match="Everruns answers"):
+        check_response("DELETE", "/v1/harnesses/x", 200, good.content, type_)
+    with pytest.raises(AssertionError, match="no body"):
+        check_response("DELETE", "/v1/harnesses/x", 204, b"{}", type_)
+    unpaged = json.dumps({"next_cursor": None}).encode()
+    with pytest.raises(AssertionError, match="does not fit"):
+        check_response("GET", "/v1/harnesses", 200, unpaged, type_)
+    problem_doc = json.dumps({"type": "t", "detail": "d"}).encode()  # no title, no status
+    with pytest.raises(AssertionError, match="does not fit"):
+        check_response("GET", "/v1/harnesses/x", 404, problem_doc, "application/problem+json")
+    # Paths Everruns does not define are not its business.
+    assert check_response("GET", "/api/harness-apps", 200, b"{}", type_) == 0
