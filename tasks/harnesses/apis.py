@@ -45,7 +45,7 @@ class HarnessListAPI(CursorPaged, EverrunsAPIView):
         ),
         operation_id="harnesses_list",
         parameters=[s.HarnessListQuery],
-        responses={200: s.HarnessOut(many=True), **problems(400)},
+        responses={200: s.HarnessOut(many=True), **problems(400, 403)},
     )
     def get(self, request: Request) -> Response:
         query = validated(s.HarnessListQuery, request.query_params)
@@ -67,7 +67,7 @@ class HarnessListAPI(CursorPaged, EverrunsAPIView):
         summary="Create a harness definition",
         request=s.HarnessIn,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
+        responses={201: s.HarnessOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request) -> Response:
@@ -82,7 +82,7 @@ class HarnessDetailAPI(EverrunsAPIView):
         summary="One harness definition, by id or name",
         description=ID_OR_NAME,
         parameters=[s.HarnessDetailQuery],
-        responses={200: s.HarnessOut, **problems(400, 404)},
+        responses={200: s.HarnessOut, **problems(400, 403, 404)},
     )
     def get(self, request: Request, harness_id: str) -> Response:
         harness = hs.harness_get(org=self.org(request), ref=harness_id)
@@ -127,7 +127,7 @@ class HarnessCopyAPI(EverrunsAPIView):
         description=ID_OR_NAME + " The copy is named `{name}-copy` unless `name` is given.",
         request=s.CopyIn,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
+        responses={201: s.HarnessOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, harness_id: str) -> Response:
