@@ -14,7 +14,7 @@ from api.errors import NotFound, ValidationFailed
 from api.fields import StrictCharField, validated
 from api.idempotency import idempotent
 from api.query import QueryCharField, QuerySerializer
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
+from api.views import POST_PROBLEMS, base_url, body, problems
 from tasks.harnesses import selectors as hs
 from tasks.harnesses import serializers as s
 from tasks.harnesses import services
@@ -190,7 +190,6 @@ class HarnessImportAPI(EverrunsAPIView):
                 required=True,
                 description="The example's name (GET /v1/harness-examples).",
             ),
-            IDEMPOTENCY_HEADER,
         ],
         request=None,
         responses={201: s.HarnessOut, **problems(403, *POST_PROBLEMS)},
@@ -226,7 +225,6 @@ class HarnessPreviewAPI(EverrunsAPIView):
             "exactly that app's bundle `harness` (docs/harnesses.md)."
         ),
         request=PreviewIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: PreviewOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
