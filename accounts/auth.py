@@ -12,7 +12,7 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from accounts.credentials import ACCESS_TOKEN_PREFIX, hash_secret
+from accounts.credentials import ACCESS_TOKEN_PREFIX, HARNESS_KEY_PREFIX, hash_secret
 from accounts.models import AccessToken, Membership, Org
 from api.auth import bearer_token
 
@@ -32,8 +32,11 @@ def user_for_token(token: str) -> tuple[AbstractBaseUser, AccessToken]:
 
 
 class AccessTokenAuthentication(authentication.BaseAuthentication):
+    # Token formats taken without ``Bearer`` (none here; see EverrunsTokenAuthentication).
+    bare_prefixes: tuple[str, ...] = ()
+
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        token = bearer_token(request)
+        token = bearer_token(request, bare_prefixes=self.bare_prefixes)
         if token is None:
             return None
         if not token.startswith(ACCESS_TOKEN_PREFIX):
@@ -44,6 +47,14 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="ether"'
+
+
+class EverrunsTokenAuthentication(AccessTokenAuthentication):
+    """``/v1`` also takes ``Authorization: <token>`` with no scheme, as Everruns' clients
+    send it (docs/contract.md §4). Only Ether's own formats: a harness key so sent still
+    gets its own 401, and any other bare value is refused like a bad scheme."""
+
+    bare_prefixes = (ACCESS_TOKEN_PREFIX, HARNESS_KEY_PREFIX)
 
 
 def org_of_user(user: Any) -> Org | None:
@@ -79,3 +90,10 @@ class UserAPIView(APIView):
 
     def org(self, request: Request) -> Org:
         return request.org
+
+
+class EverrunsAPIView(UserAPIView):
+    """``/v1`` routes (Everruns' resource shapes): the same people, and their token also
+    without ``Bearer``."""
+
+    authentication_classes = [EverrunsTokenAuthentication, authentication.SessionAuthentication]

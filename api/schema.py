@@ -38,6 +38,22 @@ class AccessTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
+class EverrunsTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.auth.EverrunsTokenAuthentication"
+    name = "accessTokenEverruns"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": (
+                "Personal access token (eth_pat_…), as `Bearer <token>` or bare, the way "
+                "Everruns' clients send it"
+            ),
+        }
+
+
 class HarnessKeyScheme(OpenApiAuthenticationExtension):
     target_class = "tasks.harnesses.auth.HarnessKeyAuthentication"
     name = "harnessKey"

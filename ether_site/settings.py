@@ -81,6 +81,8 @@ def env_origin(name: str) -> str:
             "or credentials)"
         )
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 def env_seconds_list(name: str, default: str) -> tuple[float, ...]:
     """``"10,60,300"`` → (10.0, 60.0, 300.0): a comma list of non-negative seconds."""
     raw = os.environ.get(name) or default
@@ -448,7 +450,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # One name for the harness lifecycle (the definitions' inputs and outputs all use it).
+    "ENUM_NAME_OVERRIDES": {"HarnessStatusEnum": ["active", "archived", "deleted"]},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.problems_as_problem_json",

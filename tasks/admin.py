@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 
 from api.errors import DomainError, describe
 from api.problems import _flatten_errors
+from tasks.harnesses.definitions import ALLOW_NOTHING
 from tasks.harnesses.keys import harness_app_rename, harness_app_revoke
 from tasks.harnesses.selectors import harness_resolved
 from tasks.harnesses.serializers import HarnessIn
@@ -365,9 +366,9 @@ class HarnessAdmin(admin.ModelAdmin):
             rows.append(
                 (
                     "network allowed",
-                    "everything not blocked"
-                    if allowed is None
-                    else ", ".join(allowed) or "nothing",
+                    "nothing"
+                    if allowed == [ALLOW_NOTHING]
+                    else ", ".join(allowed) or "everything not blocked",
                     source(o["network_access"]["allowed"]),
                 )
             )

@@ -55,6 +55,10 @@ class Harness(models.Model):
     # The org setting "default harness": at most one per org (constraint below).
     is_default = models.BooleanField(default=False)
     tags = models.JSONField(default=list, blank=True)
+    # Everruns' fields that Ether stores and serves but does not act on: metadata for the
+    # harness's own LLM requests, and whether its model may call tools in parallel.
+    embedder_metadata = models.JSONField(default=dict, blank=True)
+    parallel_tool_calls = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     archived_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,7 @@ from django.urls import path
 
 from tasks import apis, context_apis, dispatch_apis
 from tasks.harnesses import apis as harness_apis
+from tasks.harnesses import authoring_apis
 from tasks.realtime import sse
 from tasks.webhooks import apis as webhook_apis
 
@@ -64,6 +65,20 @@ product = [
 
 definitions = [
     path("harnesses", harness_apis.HarnessListAPI.as_view(), name="harness-list"),
+    # Before harnesses/<harness_id>: these words are routes, never names (reserved).
+    path(
+        "harnesses/check-name",
+        authoring_apis.HarnessCheckNameAPI.as_view(),
+        name="harness-check-name",
+    ),
+    path("harnesses/config", authoring_apis.HarnessConfigAPI.as_view(), name="harness-config"),
+    path("harnesses/import", authoring_apis.HarnessImportAPI.as_view(), name="harness-import"),
+    path("harnesses/preview", authoring_apis.HarnessPreviewAPI.as_view(), name="harness-preview"),
+    path(
+        "harness-examples",
+        authoring_apis.HarnessExamplesAPI.as_view(),
+        name="harness-examples",
+    ),
     path(
         "harnesses/<str:harness_id>", harness_apis.HarnessDetailAPI.as_view(), name="harness-detail"
     ),
@@ -71,5 +86,10 @@ definitions = [
         "harnesses/<str:harness_id>/copy",
         harness_apis.HarnessCopyAPI.as_view(),
         name="harness-copy",
+    ),
+    path(
+        "harnesses/<str:harness_id>/stats",
+        authoring_apis.HarnessStatsAPI.as_view(),
+        name="harness-stats",
     ),
 ]

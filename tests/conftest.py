@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness_schema import check_response
 from tests.helpers import Harness, World, build_world
 
 
@@ -30,6 +31,31 @@ def _no_persistent_connections_in_worker_threads() -> None:
     if isinstance(pool, dict):
         pool["max_size"] = 80
         connections["default"].close_pool()
+
+
+@pytest.fixture(autouse=True)
+def _v1_harness_responses_fit_everruns_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``/v1/harness*`` response any test gets through Django's test client is
+    checked against Everruns' published OpenAPI (tests/harness_schema.py): the test fails
+    at the call that answered out of schema."""
+    from django.test import Client
+
+    original = Client.request
+
+    def request(self: Client, **environ: Any) -> Any:
+        response = original(self, **environ)
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/v1/harness") and not getattr(response, "streaming", False):
+            check_response(
+                environ["REQUEST_METHOD"],
+                path,
+                response.status_code,
+                response.content,
+                response.get("Content-Type", ""),
+            )
+        return response
+
+    monkeypatch.setattr(Client, "request", request)
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.auth import UserAPIView
-from api.errors import ValidationFailed
+from accounts.auth import EverrunsAPIView, UserAPIView
+from api.errors import NotFound, ValidationFailed
 from api.fields import StrictCharField, StrictSerializer, validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
@@ -25,6 +25,9 @@ from tasks.models import HarnessApp
 from tasks.webhooks.apis import WebhookHealthOut, WebhookUrlOut, org_app
 from tasks.webhooks.services import webhook_url_set
 
+# `?limit=` or `?cursor=` asks for pages (docs/contract.md §0); without them, one list.
+PAGE_PARAMS = {"limit", "cursor"}
+NO_MORE = {"next_cursor": None}
 ID_OR_NAME = "A harness id (harness_…), an addressable name, or `default`."
 
 
@@ -35,15 +38,19 @@ def out(request: Request, harness: Any, *, resolved: bool = False) -> dict[str, 
     )
 
 
-class HarnessListAPI(CursorPaged, UserAPIView):
+class HarnessListAPI(CursorPaged, EverrunsAPIView):
     cursor_ordering, cursor_kind = "public_id", str
 
     @extend_schema(
         tags=["harnesses"],
         summary="List harness definitions (the org's and the built-in ones)",
+        description=(
+            "Every match in one `data` list, as Everruns answers; with `limit` or `cursor`, "
+            "one page of at most `limit` (default 50) and its `next_cursor`."
+        ),
         operation_id="harnesses_list",
         parameters=[s.HarnessListQuery],
-        responses={200: s.HarnessOut(many=True), **problems(400)},
+        responses={200: s.HarnessOut(many=True), **problems(400, 403)},
     )
     def get(self, request: Request) -> Response:
         query = validated(s.HarnessListQuery, request.query_params)
@@ -53,6 +60,10 @@ class HarnessListAPI(CursorPaged, UserAPIView):
             include_archived=query["include_archived"],
         )
         url = public_origin(request)
+        if not PAGE_PARAMS & set(request.query_params):
+            # Everruns lists are not paged, and its clients read only `data`: every match.
+            rows = list(rows.order_by(self.cursor_ordering))
+            return Response({"data": [hs.harness_body(h, base_url=url) for h in rows]} | NO_MORE)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response([hs.harness_body(h, base_url=url) for h in page])
 
@@ -60,7 +71,7 @@ class HarnessListAPI(CursorPaged, UserAPIView):
         tags=["harnesses"],
         summary="Create a harness definition",
         request=s.HarnessIn,
-        responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
+        responses={201: s.HarnessOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request) -> Response:
@@ -69,13 +80,13 @@ class HarnessListAPI(CursorPaged, UserAPIView):
         return Response(out(request, harness), status=201)
 
 
-class HarnessDetailAPI(UserAPIView):
+class HarnessDetailAPI(EverrunsAPIView):
     @extend_schema(
         tags=["harnesses"],
         summary="One harness definition, by id or name",
         description=ID_OR_NAME,
         parameters=[s.HarnessDetailQuery],
-        responses={200: s.HarnessOut, **problems(400, 404)},
+        responses={200: s.HarnessOut, **problems(400, 403, 404)},
     )
     def get(self, request: Request, harness_id: str) -> Response:
         harness = hs.harness_get(org=self.org(request), ref=harness_id)
@@ -101,25 +112,25 @@ class HarnessDetailAPI(UserAPIView):
     @extend_schema(
         tags=["harnesses"],
         summary="Archive a harness definition; a second DELETE deletes it",
-        description=ID_OR_NAME,
-        responses={200: s.HarnessOut, **problems(400, 403, 404, 409)},
+        description=ID_OR_NAME + " Answers 204 with no body, as Everruns does.",
+        responses={204: None, **problems(400, 403, 404, 409)},
     )
     def delete(self, request: Request, harness_id: str) -> Response:
         org = self.org(request)
         if harness_id == "default":
             raise ValidationFailed({"harness_id": ["Name the definition to delete, not default."]})
         harness = hs.harness_get(org=org, ref=harness_id)
-        harness = services.harness_delete(org=org, harness=harness)
-        return Response(out(request, harness))
+        services.harness_delete(org=org, harness=harness)
+        return Response(status=204)
 
 
-class HarnessCopyAPI(UserAPIView):
+class HarnessCopyAPI(EverrunsAPIView):
     @extend_schema(
         tags=["harnesses"],
         summary="Copy a harness definition (built-in ones too) into an editable one",
         description=ID_OR_NAME + " The copy is named `{name}-copy` unless `name` is given.",
         request=s.CopyIn,
-        responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
+        responses={201: s.HarnessOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, harness_id: str) -> Response:

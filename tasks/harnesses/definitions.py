@@ -10,10 +10,14 @@ Merge rules, parent first, child last:
 - ``mcpServers``: merged by key; a child's server replaces its parent's.
 - ``initial_files``: merged by normalized path; a child's file replaces its parent's.
 - ``network_access.blocked``: the union. ``allowed``: the intersection: a child may only
-  narrow. A layer without ``network_access`` or without ``allowed`` restricts nothing;
-  an entry survives when the other side's list covers it (same entry, or a glob such as
-  ``*.example.com`` that matches its host and a URL prefix that its path starts with).
-  ``allowed: null`` in the result means no allow-list: everything not blocked.
+  narrow. A layer without ``network_access``, or with an empty or absent ``allowed``,
+  has no allow-list and restricts nothing (Everruns' reading: its clients send
+  ``allowed: []`` by default); an entry survives when the other side's list covers it
+  (same entry, or a glob such as ``*.example.com`` that matches its host and a URL
+  prefix that its path starts with). Both lists are always arrays: ``allowed: []`` in
+  the result means no allow-list, everything not blocked. Layers whose allow-lists have
+  nothing in common allow nothing: the result is ``[ALLOW_NOTHING]``, a host that never
+  resolves, so that a reader of the lists fails closed.
 - ``default_model_id``: the nearest layer that sets one.
 Name, display name, description, tags and status are the definition's own.
 """
@@ -31,7 +35,10 @@ from urllib.parse import urlsplit
 
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 NAME_MAX = 64
-RESERVED_NAMES = frozenset({"default"})
+# ``default`` names the org's default; the others are routes beside ``{harness_id}``
+# (``/v1/harnesses/config``, …) or of Everruns' API, so no definition may take them.
+ROUTE_NAMES = frozenset({"check-name", "config", "import", "preview", "stats", "harness-examples"})
+RESERVED_NAMES = frozenset({"default"}) | ROUTE_NAMES
 MAX_DEPTH = 8  # layers in a chain, the definition itself included
 MAX_FILES = 100
 MAX_FILES_BYTES = 5 * 1024 * 1024
@@ -39,6 +46,8 @@ WORKSPACE = "/workspace"
 CAPABILITY_REF_RE = re.compile(r"^[a-z0-9][a-z0-9_.:/-]{0,127}$")
 MCP_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+# The one-entry allow-list that allows nothing (RFC 6761: .invalid never resolves).
+ALLOW_NOTHING = "allow-nothing.invalid"
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOST_PATTERN_RE = re.compile(rf"^(?:\*\.)?(?:{_LABEL}\.)*{_LABEL}$")
 
@@ -49,8 +58,10 @@ def name_error(name: str) -> str | None:
         return f"At most {NAME_MAX} characters."
     if not NAME_RE.match(name):
         return "Lowercase letters and digits, in groups joined by single hyphens."
-    if name in RESERVED_NAMES:
+    if name == "default":
         return f"{name!r} is reserved: it names the org's default harness."
+    if name in RESERVED_NAMES:
+        return f"{name!r} is reserved: /v1/harnesses/{name} is a route of the API."
     return None
 
 
@@ -161,14 +172,25 @@ def covered(entry: str, patterns: list[str]) -> bool:
 
 
 def narrow(outer: list[str] | None, inner: list[str] | None) -> list[str] | None:
-    """The intersection of two allow-lists; None is "no allow-list"."""
+    """The intersection of two allow-lists; None is "no allow-list". Lists with nothing
+    in common give ``[ALLOW_NOTHING]``, never ``[]`` (which would read as no list)."""
     if outer is None:
         return inner
     if inner is None:
         return outer
     kept = [e for e in inner if covered(e, outer)]
     kept += [e for e in outer if e not in kept and covered(e, inner)]
-    return kept
+    return kept or [ALLOW_NOTHING]
+
+
+def network_out(value: dict[str, Any] | None) -> dict[str, list[str]] | None:
+    """A stored or resolved ``network_access`` as it is served: both lists arrays."""
+    if value is None:
+        return None
+    return {
+        "allowed": list(value.get("allowed") or []),
+        "blocked": list(value.get("blocked") or []),
+    }
 
 
 def resolve(chain: list[Layer]) -> Resolved:
@@ -206,7 +228,7 @@ def resolve(chain: list[Layer]) -> Resolved:
         if layer.network_access is not None:
             any_network = True
             layer_allowed = layer.network_access.get("allowed")
-            if layer_allowed is not None:
+            if layer_allowed:
                 allowed = narrow(allowed, list(layer_allowed))
                 origins["network_access"]["allowed"] = layer.id
             for entry in layer.network_access.get("blocked") or []:
@@ -220,7 +242,7 @@ def resolve(chain: list[Layer]) -> Resolved:
         system_prompt="\n\n".join(prompts),
         capabilities=list(capabilities.values()),
         mcp_servers=servers,
-        network_access={"allowed": allowed, "blocked": blocked} if any_network else None,
+        network_access={"allowed": allowed or [], "blocked": blocked} if any_network else None,
         initial_files=list(files.values()),
         default_model_id=model,
         origins=origins,

@@ -13,7 +13,14 @@ from accounts.models import Org
 from api.errors import NotFound
 from api.ids import is_public_id
 from api.rfc3339 import iso
-from tasks.harnesses.definitions import MAX_DEPTH, Layer, Resolved, resolve
+from tasks.harnesses.definitions import (
+    MAX_DEPTH,
+    Layer,
+    Resolved,
+    name_error,
+    network_out,
+    resolve,
+)
 from tasks.models import Harness, HarnessApp, HarnessStatus, Run
 
 BUILT_IN_DEFAULT = "generic"
@@ -144,7 +151,7 @@ def harness_body(harness: Harness, *, base_url: str, resolved: bool = False) -> 
         "system_prompt": harness.system_prompt,
         "capabilities": harness.capabilities,
         "mcpServers": harness.mcp_servers,
-        "network_access": harness.network_access,
+        "network_access": network_out(harness.network_access),
         "parent_harness_id": harness.parent.public_id if harness.parent_id else None,
         "initial_files": _files_out(harness.initial_files),
         "default_model_id": harness.default_model_id,
@@ -152,6 +159,8 @@ def harness_body(harness: Harness, *, base_url: str, resolved: bool = False) -> 
         "is_built_in": harness.is_built_in,
         "is_default": harness.is_default,
         "tags": harness.tags,
+        "embedder_metadata": harness.embedder_metadata,
+        "parallel_tool_calls": harness.parallel_tool_calls,
         "created_at": iso(harness.created_at),
         "updated_at": iso(harness.updated_at),
         "archived_at": iso(harness.archived_at) if harness.archived_at else None,
@@ -187,3 +196,17 @@ def bundle_harness(app: HarnessApp) -> Harness | None:
     if app.harness_id is None:
         return None
     return counted(app.harness, app.org)
+
+
+def name_available(*, org: Org, name: str, exclude_id: str | None = None) -> tuple[bool, str]:
+    """Whether ``name`` could name a new (or, with ``exclude_id``, that) definition of the
+    org, and why not: malformed, reserved, or taken by the org or a built-in."""
+    error = name_error(name)
+    if error:
+        return False, error
+    taken = visible(org).filter(name=name)
+    if exclude_id:
+        taken = taken.exclude(public_id=exclude_id)
+    if taken.exists():
+        return False, f"The name {name!r} is taken in this org (or by a built-in)."
+    return True, ""

@@ -72,26 +72,41 @@ class McpServerIn(StrictSerializer):
 
 
 class NetworkAccessIn(StrictSerializer):
+    """Both lists are stored as arrays; an empty or absent (or null) ``allowed`` is no
+    allow-list from this layer (``definitions.resolve``)."""
+
     allowed = serializers.ListField(
-        child=StrictCharField(max_length=500), max_length=200, required=False, allow_null=True
+        child=StrictCharField(max_length=500),
+        max_length=200,
+        required=False,
+        allow_null=True,
+        default=list,
     )
     blocked = serializers.ListField(
-        child=StrictCharField(max_length=500), max_length=200, required=False, default=list
+        child=StrictCharField(max_length=500),
+        max_length=200,
+        required=False,
+        allow_null=True,
+        default=list,
     )
 
-    def _patterns(self, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
+    def _patterns(self, value: list[str] | None) -> list[str]:
+        if not value:
+            return []
         errors = [e for e in (d.network_pattern_error(p) for p in value) if e]
         if errors:
             raise serializers.ValidationError(errors)
         return list(dict.fromkeys(value))
 
-    def validate_allowed(self, value: list[str] | None) -> list[str] | None:
+    def validate_allowed(self, value: list[str] | None) -> list[str]:
         return self._patterns(value)
 
-    def validate_blocked(self, value: list[str]) -> list[str]:
-        return self._patterns(value) or []
+    def validate_blocked(self, value: list[str] | None) -> list[str]:
+        return self._patterns(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A null list skips validate_<field>; stored, it is an empty one all the same.
+        return {"allowed": attrs.get("allowed") or [], "blocked": attrs.get("blocked") or []}
 
 
 class InitialFileIn(StrictSerializer):
@@ -121,26 +136,45 @@ def _nullable_text(max_length: int | None = None, **kwargs: Any) -> StrictCharFi
 
 
 class HarnessIn(StrictSerializer):
-    """A definition as POST takes it; PATCH takes any subset (``partial=True``)."""
+    """A definition as POST takes it (only ``name`` required, as in Everruns); PATCH takes
+    any subset (``partial=True``). Fields Everruns' schema marks nullable take null, which
+    clears them (``services.CLEARED``); the resource's required ``name`` and ``status``
+    (and Ether's ``is_default``) refuse it, naming the field."""
 
     name = StrictCharField(max_length=200)
-    display_name = StrictCharField(max_length=200, required=False)
+    display_name = _nullable_text(200)
     description = _nullable_text(4000)
-    system_prompt = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=200_000)
-    capabilities = serializers.ListField(child=CapabilityIn(), max_length=100, required=False)
-    mcpServers = serializers.DictField(child=McpServerIn(), required=False)
+    system_prompt = _nullable_text(200_000, trim_whitespace=False)
+    capabilities = serializers.ListField(
+        child=CapabilityIn(), max_length=100, required=False, allow_null=True
+    )
+    mcpServers = serializers.DictField(child=McpServerIn(), required=False, allow_null=True)
     network_access = NetworkAccessIn(required=False, allow_null=True)
     parent_harness_id = _nullable_text(200)
-    initial_files = serializers.ListField(child=InitialFileIn(), required=False)
+    initial_files = serializers.ListField(child=InitialFileIn(), required=False, allow_null=True)
     default_model_id = _nullable_text(200)
     tags = serializers.ListField(
-        child=StrictCharField(max_length=50), max_length=50, required=False
+        child=StrictCharField(max_length=50), max_length=50, required=False, allow_null=True
+    )
+    embedder_metadata = serializers.DictField(
+        child=StrictCharField(max_length=4000, allow_blank=True, trim_whitespace=False),
+        required=False,
+        allow_null=True,
+        help_text="Stored and served as Everruns defines it; Ether does not act on it.",
+    )
+    parallel_tool_calls = StrictBooleanField(
+        required=False,
+        allow_null=True,
+        help_text="Stored and served as Everruns defines it; Ether does not act on it.",
     )
     is_default = StrictBooleanField(required=False)
     status = StrictChoiceField(
-        choices=["active", "archived"],
+        choices=["active", "archived", "deleted"],
         required=False,
-        help_text="PATCH only: archive, or bring an archived definition back.",
+        help_text=(
+            "PATCH only: archive, bring an archived definition back, or delete (the rules of "
+            "DELETE apply)."
+        ),
     )
 
     def validate_name(self, value: str) -> str:
@@ -149,14 +183,18 @@ class HarnessIn(StrictSerializer):
             raise serializers.ValidationError(error)
         return value
 
-    def validate_capabilities(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def validate_capabilities(self, value: list[dict[str, Any]] | None) -> Any:
+        if value is None:
+            return None
         refs = [c["ref"] for c in value]
         twice = sorted({r for r in refs if refs.count(r) > 1})
         if twice:
             raise serializers.ValidationError(f"Each ref once: {', '.join(twice)} repeated.")
         return value
 
-    def validate_mcpServers(self, value: dict[str, Any]) -> dict[str, Any]:
+    def validate_mcpServers(self, value: dict[str, Any] | None) -> Any:
+        if value is None:
+            return None
         if len(value) > 50:
             raise serializers.ValidationError("At most 50 MCP servers.")
         bad = [key for key in value if not d.MCP_KEY_RE.match(key)]
@@ -166,7 +204,9 @@ class HarnessIn(StrictSerializer):
             )
         return value
 
-    def validate_initial_files(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def validate_initial_files(self, value: list[dict[str, Any]] | None) -> Any:
+        if value is None:
+            return None
         if len(value) > d.MAX_FILES:
             raise serializers.ValidationError(f"At most {d.MAX_FILES} starter files.")
         paths = [f["path"] for f in value]
@@ -180,8 +220,20 @@ class HarnessIn(StrictSerializer):
             )
         return value
 
-    def validate_tags(self, value: list[str]) -> list[str]:
+    def validate_tags(self, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
         return list(dict.fromkeys(t.strip() for t in value if t.strip()))
+
+    def validate_embedder_metadata(self, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        if len(value) > 50:
+            raise serializers.ValidationError("At most 50 keys.")
+        long = [key for key in value if not 1 <= len(key) <= 128]
+        if long:
+            raise serializers.ValidationError("Keys are 1 to 128 characters.")
+        return value
 
 
 class CopyIn(StrictSerializer):
@@ -212,6 +264,8 @@ class HarnessOut(serializers.Serializer):
     is_built_in = serializers.BooleanField()
     is_default = serializers.BooleanField()
     tags = serializers.ListField(child=serializers.CharField())
+    embedder_metadata = serializers.DictField(child=serializers.CharField())
+    parallel_tool_calls = serializers.BooleanField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     archived_at = serializers.DateTimeField(allow_null=True)

@@ -9,6 +9,8 @@ with children or apps be deleted; built-in definitions are read-only (copy them)
 
 from __future__ import annotations
 
+import secrets
+import string
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -18,7 +20,9 @@ from accounts.models import Org
 from api.errors import Forbidden, NotFound, ValidationFailed
 from tasks.errors import HarnessInUse, HarnessNameTaken
 from tasks.harnesses import selectors as hs
-from tasks.harnesses.definitions import MAX_DEPTH
+from tasks.harnesses.definitions import MAX_DEPTH, NAME_MAX
+from tasks.harnesses.gallery import Example
+from tasks.harnesses.serializers import HarnessIn
 from tasks.models import Harness, HarnessApp, HarnessStatus
 
 # Input names of the reference -> model fields; the rest are the same.
@@ -33,7 +37,26 @@ LOCAL_FIELDS = (
     "initial_files",
     "default_model_id",
     "tags",
+    "embedder_metadata",
+    "parallel_tool_calls",
 )
+# What null (in a PATCH, or a create) stores for a field that cannot be null; the
+# nullable ones (description, network_access, default_model_id, parallel_tool_calls)
+# store null. A null display name falls back to the name.
+CLEARED: dict[str, Any] = {
+    "system_prompt": "",
+    "capabilities": [],
+    "mcpServers": {},
+    "initial_files": [],
+    "tags": [],
+    "embedder_metadata": {},
+}
+
+
+def _local(key: str, value: Any) -> Any:
+    if value is None and key in CLEARED:
+        return type(CLEARED[key])(CLEARED[key])
+    return value
 
 
 def parent_check(org: Org, ref: str | None, child: Harness | None) -> Harness | None:
@@ -141,7 +164,7 @@ def harness_create(*, org: Org, data: dict[str, Any]) -> Harness:
         harness.display_name = data.get("display_name") or data["name"]
         for key in LOCAL_FIELDS[1:]:
             if key in data:
-                setattr(harness, FIELD_NAMES.get(key, key), data[key])
+                setattr(harness, FIELD_NAMES.get(key, key), _local(key, data[key]))
         if data.get("is_default"):
             _set_default(org, harness, True)
         return _save(harness)
@@ -168,13 +191,15 @@ def harness_update(*, org: Org, harness: Harness, data: dict[str, Any]) -> Harne
             harness.parent = parent
         for key in LOCAL_FIELDS:
             if key in data:
-                value = data[key]
+                value = _local(key, data[key])
                 if key == "display_name" and not value:
                     value = harness.name
                 setattr(harness, FIELD_NAMES.get(key, key), value)
         if "status" in data and data["status"] != harness.status:
             if data["status"] == HarnessStatus.ARCHIVED:
                 _archive(harness)
+            elif data["status"] == HarnessStatus.DELETED:
+                _delete(harness)
             else:
                 harness.status = HarnessStatus.ACTIVE
                 harness.archived_at = None
@@ -206,19 +231,25 @@ def harness_delete(*, org: Org, harness: Harness) -> Harness:
         if harness.status == HarnessStatus.ACTIVE:
             _archive(harness)
         else:
-            if harness.children.exclude(status=HarnessStatus.DELETED).exists():
-                raise HarnessInUse(f"{harness.name!r} still has children.")
-            apps = HarnessApp.objects.filter(harness=harness, revoked_at__isnull=True)
-            if apps.exists():
-                names = ", ".join(sorted(apps.values_list("app_id", flat=True)))
-                raise HarnessInUse(
-                    f"Harness apps use {harness.name!r} ({names}): point them elsewhere first."
-                )
-            harness.status = HarnessStatus.DELETED
-            harness.deleted_at = now
+            _delete(harness)
         harness.updated_at = now
         harness.save()
         return harness
+
+
+def _delete(harness: Harness) -> None:
+    """The tombstone: no children and no apps may still use it."""
+    if harness.children.exclude(status=HarnessStatus.DELETED).exists():
+        raise HarnessInUse(f"{harness.name!r} still has children.")
+    apps = HarnessApp.objects.filter(harness=harness, revoked_at__isnull=True)
+    if apps.exists():
+        names = ", ".join(sorted(apps.values_list("app_id", flat=True)))
+        raise HarnessInUse(
+            f"Harness apps use {harness.name!r} ({names}): point them elsewhere first."
+        )
+    harness.status = HarnessStatus.DELETED
+    harness.deleted_at = timezone.now()
+    harness.is_default = False
 
 
 def _copy_name(org: Org, base: str) -> str:
@@ -248,6 +279,8 @@ def harness_copy(*, org: Org, source: Harness, data: dict[str, Any]) -> Harness:
             initial_files=source.initial_files,
             default_model_id=source.default_model_id,
             tags=source.tags,
+            embedder_metadata=source.embedder_metadata,
+            parallel_tool_calls=source.parallel_tool_calls,
         )
         return _save(copy)
 
@@ -268,3 +301,28 @@ def harness_app_attach(*, app: HarnessApp, ref: str | None) -> HarnessApp:
     HarnessApp.objects.filter(pk=app.pk).update(harness=harness)
     app.harness = harness
     return app
+
+
+def _suffixed(org: Org, base: str) -> str:
+    """``base`` if free, else ``base-xxxx`` with a random lowercase suffix (what Everruns'
+    import does on a collision)."""
+    name = base
+    alphabet = string.ascii_lowercase + string.digits
+    for _ in range(20):
+        if not hs.visible(org).filter(name=name).exists():
+            return name
+        suffix = "".join(secrets.choice(alphabet) for _ in range(6))
+        name = f"{base[: NAME_MAX - 7]}-{suffix}"
+    raise HarnessNameTaken(f"No free name for {base!r}.")
+
+
+def harness_import(*, org: Org, example: Example, parent: Harness | None) -> Harness:
+    """A regular definition of ``org`` made from a gallery example, under ``parent`` (the
+    example's ``parent_name`` as the org resolves it), validated like a POST."""
+    with transaction.atomic():
+        data = example.create_body(_suffixed(org, example.name))
+        if parent is not None:
+            data["parent_harness_id"] = parent.public_id
+        serializer = HarnessIn(data=data)
+        serializer.is_valid(raise_exception=True)
+        return harness_create(org=org, data=dict(serializer.validated_data))

@@ -40,7 +40,6 @@ _ACTIVITY = "activity.list_updated"
 _TIMELINE = "task.timeline"
 
 
-
 def public_base_url() -> str:
     """The base of every absolute URL in a webhook payload: ``ETHER_PUBLIC_URL``, else the
     base URL ``seed_demo`` recorded for `make run` (var/demo.json), else the local default.

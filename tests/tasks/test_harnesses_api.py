@@ -246,13 +246,15 @@ def test_a_parent_with_active_children_cannot_be_archived(me, chain):
 def test_delete_archives_then_deletes_and_frees_the_name(me):
     created(me, name="temp")
     first = delete(me, "/v1/harnesses/temp")
-    assert first.status_code == 200 and first.json()["status"] == "archived"
-    assert first.json()["archived_at"] is not None
+    assert first.status_code == 204 and first.content == b""
+    assert get(me, "temp").json()["status"] == "archived"
+    assert get(me, "temp").json()["archived_at"] is not None
     assert [h["name"] for h in me.get("/v1/harnesses").json()["data"]] == ["generic"]
     listed = me.get("/v1/harnesses?include_archived=true").json()["data"]
     assert {h["name"] for h in listed} == {"generic", "temp"}
     second = delete(me, "/v1/harnesses/temp")
-    assert second.json()["status"] == "deleted" and second.json()["deleted_at"] is not None
+    assert second.status_code == 204 and second.content == b""
+    assert Harness.objects.get(name="temp").deleted_at is not None
     problem(get(me, "temp"), 404, "not_found")
     assert Harness.objects.get(name="temp").status == HarnessStatus.DELETED
     assert created(me, name="temp")["status"] == "active"
