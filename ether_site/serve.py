@@ -9,61 +9,28 @@ would otherwise write that secret to the log. Every option is daphne's own
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_plus
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 
-from accounts.credentials import (
-    ACCESS_TOKEN_PREFIX,
-    HARNESS_KEY_PREFIX,
-    SECRET_PARAMS,
-    TICKET_PREFIX,
-)
+from ether_site.redaction import REDACTED, redact
 
-REDACTED = "[redacted]"
-_SECRET_VALUE = re.compile(
-    "(?:"
-    + "|".join(re.escape(p) for p in (ACCESS_TOKEN_PREFIX, HARNESS_KEY_PREFIX, TICKET_PREFIX))
-    + r")[A-Za-z0-9_\-]+"
-)
-
-
-def _secret_inside(raw: str) -> bool:
-    return _SECRET_VALUE.search(unquote_plus(raw)) is not None
-
-
-def _redact_query(query: str) -> str:
-    pairs = []
-    for pair in re.split(r"([&;])", query):
-        name, eq, value = pair.partition("=")
-        # Names and values are compared decoded: ``%74oken=`` is ``token=`` to a parser.
-        if eq and (unquote_plus(name).lower() in SECRET_PARAMS or _secret_inside(value)):
-            value = REDACTED
-        pairs.append(name + eq + value)
-    return "".join(pairs)
-
-
-def redact(text: str) -> str:
-    """The URI with credential query parameters and anything shaped like our secrets
-    replaced, judged on the decoded text: a secret sent in the wrong place, or
-    percent-encoded, is still kept out of the log."""
-    path, question, rest = text.partition("?")
-    query, hash_, fragment = rest.partition("#")
-    segments = [REDACTED if _secret_inside(seg) else seg for seg in path.split("/")]
-    text = "/".join(segments) + question + _redact_query(query) + hash_ + fragment
-    return _SECRET_VALUE.sub(REDACTED, text)
-
+__all__ = ["REDACTED", "EtherCommandLine", "RedactingServer", "main", "redact", "redacting"]
 
 ActionLogger = Callable[[str, str, dict[str, Any]], None]
 
 
 def redacting(logger: ActionLogger) -> ActionLogger:
+    """Daphne's access log, redacted, for WebSocket connects and disconnects only: every
+    HTTP request already gets its one line, with its request id, from the request log
+    (ether_site.observability)."""
+
     def log(protocol: str, action: str, details: dict[str, Any]) -> None:
+        if protocol == "http":
+            return
         if isinstance(details.get("path"), str):
             details = {**details, "path": redact(details["path"])}
         logger(protocol, action, details)
@@ -84,7 +51,13 @@ class EtherCommandLine(CommandLineInterface):
 
 
 def main(argv: list[str] | None = None) -> None:
-    EtherCommandLine().run(sys.argv[1:] if argv is None else argv)
+    try:
+        EtherCommandLine().run(sys.argv[1:] if argv is None else argv)
+    finally:
+        # This process's live gauges (open streams) leave the shared metrics directory.
+        from api.metrics import process_exited
+
+        process_exited()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from api import metrics
 from api.errors import Forbidden
 from tasks import events
 from tasks.context import task_document_sync
@@ -57,6 +58,7 @@ def _expire(run: Run, task: Task, now: datetime) -> bool:
     if not changed:
         return False
     run.status = RunStatus.EXPIRED
+    metrics.count_on_commit(metrics.LEASE_EXPIRIES.inc)
     events.timeline(
         task=task,
         kind="lease_expired",
@@ -229,6 +231,7 @@ def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
         )
         if previous_status != task.status:
             events.activity(task=task, row=TaskRowOut(task).data)
+        metrics.count_on_commit(metrics.CLAIMS.inc)
         return Claim(run=run, task=task, renewed=renew is not None)
 
 
