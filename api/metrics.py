@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from django.db import transaction
 from prometheus_client import REGISTRY as PROCESS_REGISTRY
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Each metric below opens its file there as it is created.
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -138,6 +143,33 @@ def exposition() -> bytes:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=directory)
     return generate_latest(registry)
+
+
+def forget_dead_processes() -> list[int]:
+    """Drops the live gauges of processes that are gone without saying so (killed,
+    crashed); a server calls it as it starts. The directory is per host, so a pid that
+    no longer exists here is a dead process."""
+    directory = multiprocess_dir()
+    if directory is None:
+        return []
+    dead = set()
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            dead.add(int(pid))
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, directory)
+    return sorted(dead)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def process_exited(pid: int | None = None) -> None:

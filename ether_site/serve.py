@@ -51,6 +51,10 @@ class EtherCommandLine(CommandLineInterface):
 
 
 def main(argv: list[str] | None = None) -> None:
+    from api.metrics import forget_dead_processes
+
+    # A process of this deployment that was killed left its open streams counted.
+    forget_dead_processes()
     try:
         EtherCommandLine().run(sys.argv[1:] if argv is None else argv)
     finally:

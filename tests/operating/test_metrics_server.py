@@ -183,3 +183,21 @@ def test_a_stopped_server_leaves_no_live_gauge_behind(world, tmp_path):
         ws.close()
     assert not list(Path(metrics_dir).glob(f"gauge_livesum_{pid}.db"))
     assert list(Path(metrics_dir).glob(f"counter_{pid}.db"))
+
+
+def test_a_killed_servers_open_streams_are_forgotten_by_the_next_server(world, tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    with daphne(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as server:
+        ws = connect(f"{server.ws}/api/realtime?token={world.token}", open_timeout=10)
+        ws.send(json.dumps({"action": "ping"}))
+        ws.recv(timeout=10)
+        killed = server.process.pid
+        server.process.kill()  # SIGKILL: no clean exit, its gauge file stays
+        server.process.wait(timeout=10)
+    with contextlib.suppress(Exception):
+        ws.close()
+    assert list(Path(metrics_dir).glob(f"gauge_livesum_{killed}.db"))
+    with daphne(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as server:
+        samples = scrape(server)
+    assert not list(Path(metrics_dir).glob(f"gauge_livesum_{killed}.db"))
+    assert value(samples, "ether_realtime_connections", transport="websocket") == 0
