@@ -33,9 +33,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["once"]:
-            self.stdout.write(f"expired {leases_sweep()} lease(s)")
+            expired = leases_sweep()
             deleted = purge_expired()
             self.stdout.write("deleted " + ", ".join(f"{k}: {n}" for k, n in deleted.items()))
+            self.stdout.write(f"expired {expired} lease(s)")
             return
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
