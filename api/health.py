@@ -31,19 +31,25 @@ from rest_framework.views import APIView
 from api import metrics
 from api.heartbeat import worker_states
 from api.negotiation import AnyAcceptNegotiation
-from api.problems import json_problem
+from api.problems import PROBLEM_CONTENT_TYPE, json_problem, problem_response
+from api.views import ProblemSchema
 
 LAYER_TIMEOUT_SECONDS = 2.0
 
-ReadyOut = inline_serializer(
-    "ReadyOut",
-    {
-        "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
-        "failed": serializers.ListField(child=serializers.CharField()),
-        "checks": serializers.DictField(child=serializers.CharField()),
-        "workers": serializers.DictField(child=serializers.CharField()),
-    },
-)
+
+class ReadyOut(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok"])
+    failed = serializers.ListField(child=serializers.CharField())
+    checks = serializers.DictField(child=serializers.CharField())
+    workers = serializers.DictField(child=serializers.CharField())
+
+
+class NotReadyProblem(ProblemSchema):
+    """The 503: a problem document (``code: not_ready``) with the checks as members."""
+
+    failed = serializers.ListField(child=serializers.CharField())
+    checks = serializers.DictField(child=serializers.CharField())
+    workers = serializers.DictField(child=serializers.CharField())
 
 
 class ProbeView(APIView):
@@ -103,7 +109,9 @@ class ReadyzAPI(ProbeView):
         auth=[],
         responses={
             200: ReadyOut,
-            503: OpenApiResponse(ReadyOut, description="At least one check failed: `failed`"),
+            (503, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                NotReadyProblem, description="At least one check failed: `failed` names them"
+            ),
         },
     )
     def get(self, request: Request) -> Response:
@@ -116,13 +124,17 @@ class ReadyzAPI(ProbeView):
                 checks["database"] = f"failed: {type(exc).__name__}"
         failed = [name for name, state in checks.items() if state != "ok"]
         failed += [f"worker:{name}" for name, state in workers.items() if state != "ok"]
-        body = {
-            "status": "unavailable" if failed else "ok",
-            "failed": failed,
-            "checks": checks,
-            "workers": workers,
-        }
-        return Response(body, status=503 if failed else 200)
+        if failed:
+            return problem_response(
+                503,
+                "not_ready",
+                "Not ready",
+                "Failed: " + ", ".join(failed) + ".",
+                failed=failed,
+                checks=checks,
+                workers=workers,
+            )
+        return Response({"status": "ok", "failed": [], "checks": checks, "workers": workers})
 
 
 class MetricsAPI(ProbeView):
@@ -133,7 +145,9 @@ class MetricsAPI(ProbeView):
         auth=[],
         responses={
             (200, "text/plain"): OpenApiResponse(str, description="Prometheus text format"),
-            401: OpenApiResponse(description="ETHER_METRICS_TOKEN is set and was not sent"),
+            401: OpenApiResponse(
+                ProblemSchema, description="ETHER_METRICS_TOKEN is set and was not sent"
+            ),
         },
     )
     def get(self, request: Request) -> Any:

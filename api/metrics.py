@@ -60,6 +60,10 @@ DELIVERIES = Counter("ether_deliveries_total", "Delivery payloads composed and s
 
 # --- Webhooks (the sender, manage.py send_webhooks) ---------------------------------------
 # One attempt is one HTTP request to a receiver; a failure is an attempt that got no 2xx.
+# The sender's loop, per tick: ``api.heartbeat.worker_beat("send_webhooks")``, then per
+# attempt ``WEBHOOK_ATTEMPTS.inc()`` and on failure ``WEBHOOK_FAILURES.labels(reason)
+# .inc()``, then ``WEBHOOK_OUTBOX_PENDING.set(n)`` and ``WEBHOOK_OUTBOX_LAG_SECONDS
+# .set(age)``; ``process_exited()`` as it stops (as ``sweep_leases`` does).
 WEBHOOK_ATTEMPTS = Counter("ether_webhook_attempts_total", "Webhook delivery attempts made.")
 WEBHOOK_FAILURES = Counter(
     "ether_webhook_failures_total",
