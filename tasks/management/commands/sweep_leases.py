@@ -34,8 +34,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["once"]:
             expired = leases_sweep()
-            deleted = purge_expired()
-            self.stdout.write("deleted " + ", ".join(f"{k}: {n}" for k, n in deleted.items()))
+            deleted = {kind: n for kind, n in purge_expired().items() if n}
+            if deleted:
+                self.stdout.write("deleted " + ", ".join(f"{k}: {n}" for k, n in deleted.items()))
             self.stdout.write(f"expired {expired} lease(s)")
             return
         stop = threading.Event()
