@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
-from tasks.models import Run, RunStatus
+from tasks.models import Event, Run, RunStatus
 from tests.servers import ROOT, Server, daphne, database_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -97,6 +97,15 @@ def test_metrics_add_up_across_processes_and_move_with_the_harness_loop(world, t
                 if item["type"] == "task.timeline" and item.get("kind") == "result":
                     break
 
+        # A browser that was away resumes from the start: its replay is measured.
+        topic = f"tasks/{task.public_id}"
+        logged = Event.objects.filter(topic=topic).count()
+        with connect(f"{one.ws}/api/realtime?token={world.token}", open_timeout=10) as ws:
+            ws.send(json.dumps({"action": "subscribe", "topics": [topic], "since": {topic: 0}}))
+            assert json.loads(ws.recv(timeout=10))["recovered"] == {topic: True}
+            replayed = [json.loads(ws.recv(timeout=10)) for _ in range(logged)]
+            assert [f["seq"] for f in replayed] == list(range(1, logged + 1))
+
         # A lease left to run out, expired by the sweeper: a third process.
         harness_call(
             one,
@@ -149,7 +158,8 @@ def test_metrics_add_up_across_processes_and_move_with_the_harness_loop(world, t
     assert value(after, "ether_realtime_connections", transport="websocket") == 0
     assert value(after, "ether_realtime_subscriptions") == 0
     assert value(after, "ether_realtime_frames_sent_total", transport="websocket") >= 3 * 2
-    assert value(after, "ether_realtime_replay_events_count", transport="websocket") == 0
+    assert value(after, "ether_realtime_replay_events_count", transport="websocket") == 1
+    assert value(after, "ether_realtime_replay_events_sum", transport="websocket") == logged
     assert value(after, "ether_worker_ticks_total", worker="sweep_leases") == 0  # --once
 
 
