@@ -3,12 +3,15 @@
 Daphne's access log prints each HTTP request's full URI, query string included, and a
 WebSocket client may put a token or ticket in ``?token=`` (docs/contract.md §5). A request for
 ``/api/realtime?token=…`` without an upgrade, or any URL a user pasted a secret into,
-would otherwise write that secret to the log. Every option is daphne's own
-(``python -m ether_site.serve --help``).
+would otherwise write that secret to the log. Here that log keeps only WebSocket
+connects and disconnects, redacted and through ``logging`` (JSON with
+``ETHER_LOG_FORMAT=json``); HTTP requests get their line from the request log. Every
+option is daphne's own (``python -m ether_site.serve --help``).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,31 +21,47 @@ from daphne.server import Server
 
 from ether_site.redaction import REDACTED, redact
 
-__all__ = ["REDACTED", "EtherCommandLine", "RedactingServer", "main", "redact", "redacting"]
+__all__ = ["REDACTED", "EtherCommandLine", "RedactingServer", "main", "redact", "websocket_log"]
 
 ActionLogger = Callable[[str, str, dict[str, Any]], None]
 
 
-def redacting(logger: ActionLogger) -> ActionLogger:
-    """Daphne's access log, redacted, for WebSocket connects and disconnects only: every
+WS_ACTIONS = {
+    "connecting": "WSCONNECTING",
+    "connected": "WSCONNECT",
+    "rejected": "WSREJECT",
+    "disconnected": "WSDISCONNECT",
+}
+ws_log = logging.getLogger("ether.websocket")
+
+
+def websocket_log(protocol: str, action: str, details: dict[str, Any]) -> None:
+    """Daphne's access log, for WebSocket connects and disconnects only and through
+    logging (so ``ETHER_LOG_FORMAT=json`` makes them JSON too), the URL redacted. Every
     HTTP request already gets its one line, with its request id, from the request log
     (ether_site.observability)."""
-
-    def log(protocol: str, action: str, details: dict[str, Any]) -> None:
-        if protocol == "http":
-            return
-        if isinstance(details.get("path"), str):
-            details = {**details, "path": redact(details["path"])}
-        logger(protocol, action, details)
-
-    return log
+    if protocol != "websocket" or action not in WS_ACTIONS:
+        return
+    path = redact(str(details.get("path", "")))
+    client = details.get("client")
+    ws_log.info(
+        "%s %s",
+        WS_ACTIONS[action],
+        path,
+        extra={
+            "action": WS_ACTIONS[action],
+            "path": path,
+            "client": f"{client[0]}:{client[1]}" if isinstance(client, list | tuple) else client,
+        },
+    )
 
 
 class RedactingServer(Server):
     def __init__(
         self, *args: Any, action_logger: ActionLogger | None = None, **kwargs: Any
     ) -> None:
-        wrapped = redacting(action_logger) if action_logger is not None else None
+        # Daphne passes its access-log writer when verbosity >= 1 or --access-log is set.
+        wrapped = websocket_log if action_logger is not None else None
         super().__init__(*args, action_logger=wrapped, **kwargs)
 
 

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from websockets.sync.client import connect
 
 from tests.helpers import Caller
 from tests.servers import daphne
@@ -90,6 +91,9 @@ def test_json_lines_carry_the_request_id_and_never_a_secret(world, tmp_path):
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.headers["X-Request-ID"] == "trace-42"
+        with connect(f"{server.ws}/api/realtime?token={world.token}", open_timeout=10) as ws:
+            ws.send(json.dumps({"action": "ping"}))
+            ws.recv(timeout=10)
         # Secrets where they do not belong: in a query and in a path.
         for path in (f"/api/tasks?token={world.token}", f"/api/tasks/{world.key}"):
             try:
@@ -115,3 +119,6 @@ def test_json_lines_carry_the_request_id_and_never_a_secret(world, tmp_path):
     assert requests[1]["path"] == "/api/tasks?token=[redacted]"
     assert requests[2]["path"] == "/api/tasks/[redacted]"
     assert requests[2]["request_id"] == generated
+    sockets = [line for line in lines if line["logger"] == "ether.websocket"]
+    assert {line["action"] for line in sockets} >= {"WSCONNECTING", "WSCONNECT"}
+    assert {line["path"] for line in sockets} == {"/api/realtime"}  # daphne logs no query
