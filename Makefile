@@ -19,9 +19,13 @@ $(STAMP): pyproject.toml
 # ETHER_WEBHOOK_ALLOW_PRIVATE=1: a webhook receiver on this machine (loopback) is allowed.
 run: export DJANGO_DEBUG ?= 1
 run: export ETHER_WEBHOOK_ALLOW_PRIVATE ?= 1
+run: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/metrics
 run: $(STAMP)
 	$(PY) manage.py migrate --no-input -v0
 	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
+	@# Metrics of the server and the sweeper add up through one directory (api/metrics.py);
+	@# it starts empty, so counters start at zero with the processes.
+	@mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && rm -f "$$PROMETHEUS_MULTIPROC_DIR"/*.db
 	@# ether_site.serve is daphne with secrets redacted from its access log (?token=…).
 	@# No --http-timeout: it would cut SSE streams. 24 h for idle WebSockets, on purpose.
 	@$(PY) manage.py sweep_leases > var/sweep.log 2>&1 & echo $$! > var/sweep.pid; \

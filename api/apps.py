@@ -10,3 +10,6 @@ class ApiConfig(AppConfig):
     def ready(self) -> None:
         # Registers the OpenAPI extensions of the authentication classes.
         from api import schema  # noqa: F401
+        from api.retention import register_api_purges
+
+        register_api_purges()

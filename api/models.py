@@ -38,3 +38,20 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last tick of a background worker (the lease sweeper, the webhook sender).
+
+    One row per worker name, updated in place on every loop (``api.heartbeat``);
+    ``/readyz`` fails when a row is older than ``ETHER_WORKER_STALE_SECONDS``.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    beat_at = models.DateTimeField()
+    pid = models.PositiveIntegerField(default=0)
+    host = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at}"

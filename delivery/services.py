@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
+from api import metrics
 from corpus.rendering import Renders
 from delivery.compose import compose, summary_markdown
 from delivery.judge import check_artifact
@@ -74,6 +75,7 @@ def delivery_record(result: Result, *, renders: Renders | None = None) -> Delive
         version=delivery.version,
         blocks=blocks,
     )
+    metrics.count_on_commit(metrics.DELIVERIES.inc)
     return delivery
 
 

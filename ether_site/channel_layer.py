@@ -39,3 +39,8 @@ class EtherRedisChannelLayer(RedisChannelLayer):
         except asyncio.CancelledError:
             self.receive_buffer.pop(channel, None)
             raise
+
+    async def ping(self) -> None:
+        """Every Redis host answers PING (``/readyz``)."""
+        for index in range(len(self.hosts)):
+            await self.connection(index).ping()

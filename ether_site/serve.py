@@ -3,79 +3,65 @@
 Daphne's access log prints each HTTP request's full URI, query string included, and a
 WebSocket client may put a token or ticket in ``?token=`` (docs/contract.md §5). A request for
 ``/api/realtime?token=…`` without an upgrade, or any URL a user pasted a secret into,
-would otherwise write that secret to the log. Every option is daphne's own
-(``python -m ether_site.serve --help``).
+would otherwise write that secret to the log. Here that log keeps only WebSocket
+connects and disconnects, redacted and through ``logging`` (JSON with
+``ETHER_LOG_FORMAT=json``); HTTP requests get their line from the request log. Every
+option is daphne's own (``python -m ether_site.serve --help``).
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_plus
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 
-from accounts.credentials import (
-    ACCESS_TOKEN_PREFIX,
-    HARNESS_KEY_PREFIX,
-    SECRET_PARAMS,
-    TICKET_PREFIX,
-)
+from ether_site.redaction import REDACTED, redact
 
-REDACTED = "[redacted]"
-_SECRET_VALUE = re.compile(
-    "(?:"
-    + "|".join(re.escape(p) for p in (ACCESS_TOKEN_PREFIX, HARNESS_KEY_PREFIX, TICKET_PREFIX))
-    + r")[A-Za-z0-9_\-]+"
-)
-
-
-def _secret_inside(raw: str) -> bool:
-    return _SECRET_VALUE.search(unquote_plus(raw)) is not None
-
-
-def _redact_query(query: str) -> str:
-    pairs = []
-    for pair in re.split(r"([&;])", query):
-        name, eq, value = pair.partition("=")
-        # Names and values are compared decoded: ``%74oken=`` is ``token=`` to a parser.
-        if eq and (unquote_plus(name).lower() in SECRET_PARAMS or _secret_inside(value)):
-            value = REDACTED
-        pairs.append(name + eq + value)
-    return "".join(pairs)
-
-
-def redact(text: str) -> str:
-    """The URI with credential query parameters and anything shaped like our secrets
-    replaced, judged on the decoded text: a secret sent in the wrong place, or
-    percent-encoded, is still kept out of the log."""
-    path, question, rest = text.partition("?")
-    query, hash_, fragment = rest.partition("#")
-    segments = [REDACTED if _secret_inside(seg) else seg for seg in path.split("/")]
-    text = "/".join(segments) + question + _redact_query(query) + hash_ + fragment
-    return _SECRET_VALUE.sub(REDACTED, text)
-
+__all__ = ["REDACTED", "EtherCommandLine", "RedactingServer", "main", "redact", "websocket_log"]
 
 ActionLogger = Callable[[str, str, dict[str, Any]], None]
 
 
-def redacting(logger: ActionLogger) -> ActionLogger:
-    def log(protocol: str, action: str, details: dict[str, Any]) -> None:
-        if isinstance(details.get("path"), str):
-            details = {**details, "path": redact(details["path"])}
-        logger(protocol, action, details)
+WS_ACTIONS = {
+    "connecting": "WSCONNECTING",
+    "connected": "WSCONNECT",
+    "rejected": "WSREJECT",
+    "disconnected": "WSDISCONNECT",
+}
+ws_log = logging.getLogger("ether.websocket")
 
-    return log
+
+def websocket_log(protocol: str, action: str, details: dict[str, Any]) -> None:
+    """Daphne's access log, for WebSocket connects and disconnects only and through
+    logging (so ``ETHER_LOG_FORMAT=json`` makes them JSON too), the URL redacted. Every
+    HTTP request already gets its one line, with its request id, from the request log
+    (ether_site.observability)."""
+    if protocol != "websocket" or action not in WS_ACTIONS:
+        return
+    path = redact(str(details.get("path", "")))
+    client = details.get("client")
+    ws_log.info(
+        "%s %s",
+        WS_ACTIONS[action],
+        path,
+        extra={
+            "action": WS_ACTIONS[action],
+            "path": path,
+            "client": f"{client[0]}:{client[1]}" if isinstance(client, list | tuple) else client,
+        },
+    )
 
 
 class RedactingServer(Server):
     def __init__(
         self, *args: Any, action_logger: ActionLogger | None = None, **kwargs: Any
     ) -> None:
-        wrapped = redacting(action_logger) if action_logger is not None else None
+        # Daphne passes its access-log writer when verbosity >= 1 or --access-log is set.
+        wrapped = websocket_log if action_logger is not None else None
         super().__init__(*args, action_logger=wrapped, **kwargs)
 
 
@@ -84,7 +70,17 @@ class EtherCommandLine(CommandLineInterface):
 
 
 def main(argv: list[str] | None = None) -> None:
-    EtherCommandLine().run(sys.argv[1:] if argv is None else argv)
+    from api.metrics import forget_dead_processes
+
+    # A process of this deployment that was killed left its open streams counted.
+    forget_dead_processes()
+    try:
+        EtherCommandLine().run(sys.argv[1:] if argv is None else argv)
+    finally:
+        # This process's live gauges (open streams) leave the shared metrics directory.
+        from api.metrics import process_exited
+
+        process_exited()
 
 
 if __name__ == "__main__":

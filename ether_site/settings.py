@@ -95,6 +95,22 @@ def env_seconds_list(name: str, default: str) -> tuple[float, ...]:
     return values
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be one of: {', '.join(choices)}")
+    return value
+
+
+def env_list(name: str, default: str) -> list[str]:
+    """A comma-separated list; empty items are dropped, so ``""`` is the empty list."""
+    raw = os.environ.get(name)
+    return [item.strip() for item in (default if raw is None else raw).split(",") if item.strip()]
+
+
 RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600}
 
 
@@ -139,6 +155,8 @@ if ETHER_BEHIND_TLS_PROXY:
 if not DEBUG:
     # Plain http is redirected to https; turn off only if the proxy already does it.
     SECURE_SSL_REDIRECT = env_bool("ETHER_SSL_REDIRECT", True)
+    # Probes and Prometheus talk to each daphne process over plain http on loopback.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("ETHER_HSTS_SECONDS", 365 * 24 * 3600)
@@ -182,6 +200,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost of all: the request id, one log line and the metrics of every request.
+    "ether_site.observability.RequestObservabilityMiddleware",
     # Outermost: an error answer on an API path that is not a problem document becomes one.
     "api.middleware.ApiProblemMiddleware",
     "api.middleware.BodyLimitMiddleware",
@@ -458,11 +478,40 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Operating (docs/deploy.md) ---------------------------------------------------------
+# /metrics: when set, a scrape must send ``Authorization: Bearer <token>``.
+ETHER_METRICS_TOKEN = env_str("ETHER_METRICS_TOKEN")
+# prometheus-client's own variable (read by it when api.metrics is imported): one
+# directory shared by every process of a deployment, so their counters add up.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# /readyz: the workers that must have beaten within ETHER_WORKER_STALE_SECONDS (every
+# worker that has ever beaten is checked too; api/heartbeat.py).
+ETHER_READY_WORKERS = env_list("ETHER_READY_WORKERS", "sweep_leases")
+ETHER_WORKER_STALE_SECONDS = env_float("ETHER_WORKER_STALE_SECONDS", 60.0, minimum=1.0)
+# Retention (the sweeper, api/retention.py): rows past their use are deleted in batches
+# of ETHER_RETENTION_BATCH, each its own short transaction, every ETHER_RETENTION_INTERVAL.
+ETHER_RETENTION_DAYS = env_int("ETHER_RETENTION_DAYS", 30, minimum=1)
+ETHER_RETENTION_BATCH = env_int("ETHER_RETENTION_BATCH", 500, minimum=1)
+ETHER_RETENTION_INTERVAL_SECONDS = env_float("ETHER_RETENTION_INTERVAL", 60.0, minimum=0.1)
+ETHER_LOG_FORMAT = env_choice("ETHER_LOG_FORMAT", "plain", ("plain", "json"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "ether_site.logformat.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "ether_site.logformat.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": ETHER_LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("ETHER_LOG_LEVEL", "INFO")},
     "loggers": {
         # Django logs every 4xx with the full path; our API answers are problem documents.

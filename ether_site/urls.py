@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from api.health import HealthzAPI, MetricsAPI, ReadyzAPI
 from api.problems import api_not_found
 from delivery import urls as delivery_urls
 from tasks import urls as task_urls
@@ -16,6 +17,10 @@ handler404 = "api.problems.handler404"
 handler500 = "api.problems.handler500"
 
 urlpatterns = [
+    # Probes and the scrape (docs/deploy.md): unauthenticated, outside the API prefixes.
+    path("healthz", HealthzAPI.as_view(), name="healthz"),
+    path("readyz", ReadyzAPI.as_view(), name="readyz"),
+    path("metrics", MetricsAPI.as_view(), name="metrics"),
     path("api/harness/", include(task_urls.harness)),
     path("api/harness/", include(delivery_urls.harness)),
     path("api/", include(task_urls.product)),

@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 from tests.helpers import Caller
 
 # Routes that need no credentials: they hold no secret.
-PUBLIC = {"/api/config"}
+PUBLIC = {"/api/config", "/healthz", "/readyz", "/metrics"}
 
 
 def _api_routes(resolver: URLResolver, prefix: str = "") -> list[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Org
+from api import metrics
 from corpus.compaction import MEMORY_TITLE, OutlineSummariser, Summariser, WorkingNote
 from corpus.models import Compaction, Document, DocumentKind
 from corpus.services.documents import document_put
@@ -56,6 +58,7 @@ def memory_compact(
     """
     summariser = summariser or OutlineSummariser()
     budget = settings.ETHER_WORKING_BUDGET_BYTES
+    started = time.perf_counter()
     with transaction.atomic():
         raw = list(
             Document.objects.filter(org=org, kind=DocumentKind.WORKING, task_ref=task_ref).order_by(
@@ -80,7 +83,7 @@ def memory_compact(
         memory = document_put(
             org=org, kind=DocumentKind.MEMORY, task_ref=task_ref, title=MEMORY_TITLE, body=body
         )
-        return Compaction.objects.create(
+        compaction = Compaction.objects.create(
             org=org,
             task_ref=task_ref,
             memory=memory,
@@ -91,3 +94,7 @@ def memory_compact(
             budget_bytes=memory_budget,
             summariser=summariser.name,
         )
+        elapsed = time.perf_counter() - started
+        metrics.count_on_commit(metrics.COMPACTIONS.inc)
+        metrics.count_on_commit(lambda: metrics.COMPACTION_SECONDS.observe(elapsed))
+        return compaction

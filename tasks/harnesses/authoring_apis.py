@@ -13,8 +13,8 @@ from accounts.auth import EverrunsAPIView
 from api.errors import NotFound, ValidationFailed
 from api.fields import StrictCharField, validated
 from api.idempotency import idempotent
-from api.query import QueryCharField, QuerySerializer
 from api.public_url import public_origin
+from api.query import QueryCharField, QuerySerializer
 from api.views import POST_PROBLEMS, body, problems
 from tasks.harnesses import selectors as hs
 from tasks.harnesses import serializers as s

@@ -33,6 +33,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from api import metrics
 from api.parsers import loads_strict
 from tasks.events import group_name
 from tasks.realtime import hub
@@ -82,6 +83,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=TOO_MANY_STREAMS)
             return
         self.credential = credential
+        metrics.REALTIME_CONNECTIONS.labels("websocket").inc()
         for group in credential.groups:
             try:
                 await self.channel_layer.group_add(group, self.channel_name)
@@ -95,6 +97,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if credential is None:
             return
         stream_close(credential)
+        metrics.REALTIME_CONNECTIONS.labels("websocket").dec()
+        metrics.REALTIME_SUBSCRIPTIONS.dec(len(self.topics))
         self.recheck.cancel()
         groups = [group_name(topic) for topic in self.topics] + credential.groups
         for group in groups:
@@ -222,11 +226,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     allowed.remove(topic)
                     await self.error("unavailable", f"Could not subscribe to {topic!r}; retry.")
                     continue
+                metrics.REALTIME_SUBSCRIPTIONS.inc()
             state.replaying = True
             if topic in since:
                 replay = await database_sync_to_async(hub.replay_after)(topic, since[topic])
                 replays[topic] = replay
                 recovered[topic] = replay.recovered
+                metrics.REPLAY_EVENTS.labels("websocket").observe(len(replay.frames))
             else:
                 # Live only: start from the current end of the log.
                 position = await database_sync_to_async(hub.last_seq)(topic)
@@ -253,6 +259,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         for topic in topics:
             if self.topics.pop(topic, None) is not None:
+                metrics.REALTIME_SUBSCRIPTIONS.dec()
                 try:
                     await self.channel_layer.group_discard(group_name(topic), self.channel_name)
                 except Exception:
@@ -296,6 +303,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if backlog > settings.ETHER_WS_MAX_BACKLOG_BYTES:
             self.closing = True
             log.warning("closing a realtime client that stopped reading (%d bytes unsent)", backlog)
+            metrics.SLOW_READER_CLOSES.inc()
             await self.close(code=SLOW_READER)
             return
         await self.send(text_data=json.dumps(body, separators=(",", ":")))
+        metrics.FRAMES_SENT.labels("websocket").inc()

@@ -29,6 +29,7 @@ from rest_framework.request import Request
 
 from accounts.auth import UserAPIView
 from accounts.models import AccessToken
+from api import metrics
 from api.fields import validated
 from api.negotiation import AnyAcceptNegotiation
 from api.views import problems
@@ -51,6 +52,7 @@ def _position(request: Request) -> int:
 async def event_stream(topic: str, after: int, credential: StreamCredential) -> AsyncIterator[str]:
     position = after
     last_beat = last_check = time.monotonic()
+    replaying = True
     yield "retry: 3000\n: replaying\n\n"
     while True:
         if time.monotonic() - last_check >= settings.ETHER_CREDENTIAL_RECHECK_SECONDS:
@@ -60,15 +62,25 @@ async def event_stream(topic: str, after: int, credential: StreamCredential) -> 
             ):
                 return
         frames = await database_sync_to_async(hub.frames_after)(topic, position)
+        if replaying:
+            # The first read of the log is the replay; later reads follow it live.
+            replaying = False
+            metrics.REPLAY_EVENTS.labels("sse").observe(len(frames))
         for item in frames:
             position = item["seq"]
             data = json.dumps(item, separators=(",", ":"))
             yield f"id: {position}\nevent: {item['type']}\ndata: {data}\n\n"
+            metrics.FRAMES_SENT.labels("sse").inc()
         if time.monotonic() - last_beat >= KEEPALIVE_SECONDS:
             last_beat = time.monotonic()
             yield ": keepalive\n\n"
         if not frames:
             await asyncio.sleep(settings.ETHER_SSE_POLL_SECONDS)
+
+
+def _stream_ended(credential: StreamCredential) -> None:
+    stream_close(credential)
+    metrics.REALTIME_CONNECTIONS.labels("sse").dec()
 
 
 class Stream:
@@ -78,7 +90,8 @@ class Stream:
 
     def __init__(self, credential: StreamCredential, body: AsyncIterator[str]) -> None:
         self.body = body
-        self._release = weakref.finalize(self, stream_close, credential)
+        metrics.REALTIME_CONNECTIONS.labels("sse").inc()
+        self._release = weakref.finalize(self, _stream_ended, credential)
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self.body

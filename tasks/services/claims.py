@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from api import metrics
 from tasks import events
 from tasks.errors import AppRevoked, LeaseHeld, LeaseLost, TaskAssigned, TaskClosed, TaskPaused
 from tasks.models import CLAIMABLE_STATUSES, HarnessApp, Run, RunStatus, Task, TaskStatus
@@ -136,6 +137,7 @@ def _grant(app: HarnessApp, task: Task, *, only_ready: bool) -> Claim:
     )
     if previous_status != task.status:
         events.activity(task=task, row=TaskRowOut(task).data)
+    metrics.count_on_commit(metrics.CLAIMS.inc)
     return Claim(run=run, task=task, renewed=renew is not None)
 
 

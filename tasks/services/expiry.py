@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from api import metrics
 from tasks import events
 from tasks.models import HarnessApp, Run, RunStatus, Task, TaskStatus
 from tasks.services.state import locked_task_pk, set_task_status
@@ -20,6 +21,7 @@ def expire_run(run: Run, task: Task, now: datetime) -> bool:
     if not changed:
         return False
     run.status = RunStatus.EXPIRED
+    metrics.count_on_commit(metrics.LEASE_EXPIRIES.inc)
     events.timeline(
         task=task,
         kind="lease_expired",

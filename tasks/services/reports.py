@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from api import metrics
 from api.ids import new_step_id
 from tasks import events
 from tasks.context import task_document_sync
@@ -73,6 +74,7 @@ def step_record(
             step_id=step_id,
             phase=phase,
         )
+        metrics.count_on_commit(metrics.STEPS.inc)
         return Recorded(step=step, replayed=False)
 
 

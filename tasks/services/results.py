@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import transaction
 
+from api import metrics
 from api.errors import Forbidden
 from tasks import events
 from tasks.context import working_document_write
@@ -138,4 +139,5 @@ def result_submit(
             working_document_write(task=task, run=run, summary=working_summary)
         if on_stored is not None:
             on_stored(result)
+        metrics.count_on_commit(metrics.RESULTS.labels(status).inc)
         return Submitted(result=result, task=task, replayed=False)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.credentials import TICKET_PREFIX, hash_secret, new_secret
@@ -62,3 +63,9 @@ def ticket_spend(*, secret: str) -> RealtimeTicket | None:
         pk=ticket.pk, used_at__isnull=True, expires_at__gt=now
     ).update(used_at=now)
     return ticket if spent else None
+
+
+def tickets_spent_or_expired(now: datetime) -> Any:
+    """Tickets no socket can open any more (retention, ``api.retention``): a deleted
+    ticket is refused as unknown, exactly as a spent one is."""
+    return RealtimeTicket.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now))

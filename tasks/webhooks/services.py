@@ -9,12 +9,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from api.errors import ValidationFailed
+from api.retention import retention_cutoff
 from tasks.models import HarnessApp
 from tasks.webhooks import outbox
-from tasks.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from tasks.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tasks.webhooks.targets import TargetRefused, check
 
 SECRET_BYTES = 32  # the Standard Webhooks spec asks for 24 to 64 random bytes
@@ -112,3 +114,9 @@ def webhook_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
     )
     delivery.refresh_from_db()
     return delivery
+
+
+def webhook_attempts_past_retention(now: datetime) -> QuerySet[WebhookAttempt]:
+    """Attempts older than ``ETHER_RETENTION_DAYS`` (retention, ``api.retention``): the
+    admin's history of a delivery; the delivery row itself is kept."""
+    return WebhookAttempt.objects.filter(started_at__lt=retention_cutoff(now))

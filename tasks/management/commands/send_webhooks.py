@@ -5,15 +5,19 @@ import os
 import signal
 import socket
 import threading
+import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections, connection
 
+from api.heartbeat import worker_beat
 from tasks.webhooks.sender import send_one
 
 log = logging.getLogger(__name__)
+# Each worker thread beats at most this often; /readyz calls a worker stale after 60 s.
+BEAT_SECONDS = 10.0
 
 
 class Command(BaseCommand):
@@ -57,9 +61,14 @@ class Command(BaseCommand):
     def work(self, sender: str, stop: threading.Event, interval: float) -> None:
         """One worker: send while deliveries are due, else wait ``interval``. A stop
         lets the attempt in flight finish and be recorded."""
+        last_beat = -BEAT_SECONDS
         try:
             while not stop.is_set():
                 try:
+                    if time.monotonic() - last_beat >= BEAT_SECONDS:
+                        # /readyz notices a sender that stopped (api/heartbeat.py).
+                        worker_beat("send_webhooks")
+                        last_beat = time.monotonic()
                     busy = send_one(sender=sender) is not None
                 except DatabaseError:
                     # A locked or restarting database: try again on the next tick.
