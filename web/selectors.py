@@ -237,10 +237,11 @@ def compaction_page(*, org: Org, task: Task) -> CompactionPage:
             "bytes_before": c.bytes_before,
             "bytes_after": c.bytes_after,
             "budget_bytes": c.budget_bytes,
-            "saved_percent": round(100 * (1 - c.bytes_after / c.bytes_before))
-            if c.bytes_before
-            else 0,
             "summariser": c.summariser,
+            "kept_bytes": c.kept_bytes,
+            "dropped_bytes": c.dropped_bytes,
+            "dropped": c.dropped,
+            "fallback": c.fallback,
             "memory_version": c.memory_version,
             "memory_body": bodies.get((c.memory_id, c.memory_version), ""),
         }

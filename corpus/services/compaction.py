@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Org
-from corpus.compaction import MEMORY_TITLE, OutlineSummariser, Summariser, WorkingNote
+from corpus.compaction import (
+    MEMORY_TITLE,
+    OutlineSummariser,
+    Summariser,
+    SummariserFailed,
+    Summary,
+    WorkingNote,
+)
 from corpus.models import Compaction, Document, DocumentKind
 from corpus.services.documents import document_put
+
+log = logging.getLogger(__name__)
 
 
 def _input_row(document: Document) -> dict[str, Any]:
@@ -26,19 +36,35 @@ def _input_row(document: Document) -> dict[str, Any]:
 def split_working(raw: list[Document], budget_bytes: int) -> tuple[list[Document], list[Document]]:
     """(to fold, to keep raw) of a task's raw notes, oldest first.
 
-    The newest notes that fit together in half the budget stay raw; everything older is
-    folded, so the memory (the other half) and the raw notes fit the budget together.
-    The raw ones are a run of the newest: a small old note never jumps the queue.
+    The newest note always stays raw and whole, however big (CONTRACT.md §7: the next
+    harness reads what the last run wrote, not a summary of it). Older notes stay raw
+    while they fit beside it in half the budget; everything older is folded. The raw ones
+    are a run of the newest: a small old note never jumps the queue.
     """
-    room = budget_bytes // 2
-    keep = 0
-    for document in reversed(raw):
+    if not raw:
+        return [], []
+    room = budget_bytes // 2 - raw[-1].size
+    keep = 1
+    for document in reversed(raw[:-1]):
         if document.size > room:
             break
         room -= document.size
         keep += 1
     cut = len(raw) - keep
     return raw[:cut], raw[cut:]
+
+
+def _summarise(
+    summariser: Summariser, notes: list[WorkingNote], budget: int
+) -> tuple[Summariser, Summary, str]:
+    """The summary, by ``summariser`` or, when it fails, by ``outline``; and why not."""
+    try:
+        summary = summariser.summarise(notes, budget)
+    except SummariserFailed as exc:
+        log.warning("summariser %s failed, falling back to outline: %s", summariser.name, exc)
+        fallback = OutlineSummariser()
+        return fallback, fallback.summarise(notes, budget), f"{summariser.name} failed: {exc}"
+    return summariser, summary, ""
 
 
 def memory_compact(
@@ -52,7 +78,8 @@ def memory_compact(
     folded, so calling it again never stores a new version. The raw notes are never
     deleted: they stay readable by path and in the document history. Runs in one
     transaction (a savepoint inside the result's), so a failed write leaves no
-    half-made memory.
+    half-made memory. The record says what the memory kept and dropped, and, when the
+    chosen summariser failed, that ``outline`` wrote it instead and why (``fallback``).
     """
     summariser = summariser or OutlineSummariser()
     budget = settings.ETHER_WORKING_BUDGET_BYTES
@@ -65,6 +92,8 @@ def memory_compact(
         if sum(d.size for d in raw) <= budget:
             return None
         folded, _ = split_working(raw, budget)
+        if not folded:
+            return None  # only the newest note is over the budget: it stays whole
         inputs = [_input_row(d) for d in folded]
         last = (
             Compaction.objects.filter(org=org, task_ref=task_ref)
@@ -74,12 +103,16 @@ def memory_compact(
         if last is not None and last.inputs == inputs:
             return None
         memory_budget = budget - budget // 2
-        body = summariser.summarise(
-            [WorkingNote(path=d.path, body=d.body) for d in folded], memory_budget
-        )
+        notes = [WorkingNote(path=d.path, body=d.body) for d in folded]
+        used, summary, fallback = _summarise(summariser, notes, memory_budget)
         memory = document_put(
-            org=org, kind=DocumentKind.MEMORY, task_ref=task_ref, title=MEMORY_TITLE, body=body
+            org=org,
+            kind=DocumentKind.MEMORY,
+            task_ref=task_ref,
+            title=MEMORY_TITLE,
+            body=summary.text,
         )
+        ids = {d.path: d.public_id for d in folded}
         return Compaction.objects.create(
             org=org,
             task_ref=task_ref,
@@ -89,5 +122,9 @@ def memory_compact(
             bytes_before=sum(row["bytes"] for row in inputs),
             bytes_after=memory.size,
             budget_bytes=memory_budget,
-            summariser=summariser.name,
+            summariser=used.name,
+            kept_bytes=summary.kept_bytes,
+            dropped_bytes=summary.dropped_bytes,
+            dropped=[{"doc_id": ids.get(row["path"]), **row} for row in summary.dropped],
+            fallback=fallback,
         )
