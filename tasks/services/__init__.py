@@ -1,5 +1,6 @@
 """Every write of the tasks app. Views call these; nothing else changes a task."""
 
+from tasks.services.editing import task_update
 from tasks.services.leases import (
     lease_claim,
     lease_heartbeat,
@@ -25,5 +26,6 @@ __all__ = [
     "task_cancel",
     "task_create",
     "task_reopen",
+    "task_update",
     "ticket_create",
 ]

@@ -223,6 +223,7 @@ def test_delivered_task_embeds_its_latest_delivery_for_the_card(world, task, har
     assert [b["type"] for b in delivery["blocks"]] == [
         "outcome",
         "hero",
+        "checks",
         "summary",
         "checklist",
         "timeline",
