@@ -21,12 +21,11 @@ from django.views.decorators.http import require_POST
 from api.errors import NotFound, PreconditionFailed
 from api.problems import json_problem
 from corpus.admin.fields import MarkdownField
+from corpus.derived import derived_check
 from corpus.diffing import diff_texts
-from corpus.errors import MarkdownTooLarge
+from corpus.errors import DerivedDocument, MarkdownTooLarge
 from corpus.models import Document, DocumentKind, DocumentVersion
 from corpus.rendering import render_markdown
-from corpus.derived import derived_check
-from corpus.errors import DerivedDocument
 from corpus.services import document_restore, document_save
 
 

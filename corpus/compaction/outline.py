@@ -39,6 +39,7 @@ class _Note:
     path: str
     headings: list[Heading]
     blocks: list[Block]
+    heading_costs: list[int] = field(default_factory=list)  # rendered bytes of each heading
     started: bool = False
     shown_headings: set[int] = field(default_factory=set)
     dropped: int = 0  # content bytes not (yet) kept
@@ -61,6 +62,9 @@ class _Plan:
 
     def __post_init__(self) -> None:
         self.header_size = utf8_size(self.header)
+        self.intro_size = utf8_size(self.trailer_intro())
+        for note in self.notes:
+            note.heading_costs = [_element(_demoted(h)) for h in note.headings]
         self.start()
 
     def trailer_intro(self) -> str:
@@ -79,7 +83,7 @@ class _Plan:
     def trailer_size(self) -> int:
         if not self.lines:
             return 0
-        return utf8_size(self.trailer_intro()) + self.lines_size
+        return self.intro_size + self.lines_size
 
     def start(self) -> None:
         """Counts the omission lines of the notes as they stand (everything dropped)."""
@@ -89,11 +93,7 @@ class _Plan:
     def cost(self, index: int, block: Block) -> int:
         note = self.notes[index]
         cost = 0 if note.started else _element(f"## {note.path}")
-        cost += sum(
-            _element(_demoted(note.headings[h]))
-            for h in block.headings
-            if h not in note.shown_headings
-        )
+        cost += sum(note.heading_costs[h] for h in block.headings if h not in note.shown_headings)
         return cost + _element(_block_text(block))
 
     def trailer_after(self, index: int, block: Block) -> int:
@@ -105,7 +105,7 @@ class _Plan:
         change = self.line_size(note, note.dropped - block.size) - self.line_size(
             note, note.dropped
         )
-        return utf8_size(self.trailer_intro()) + self.lines_size + change
+        return self.intro_size + self.lines_size + change
 
     def try_keep(self, index: int, block: Block, *, force: bool = False) -> bool:
         note = self.notes[index]

@@ -3,7 +3,9 @@
 A block is what a reader takes in at once: a paragraph, a list item with its nested
 items and continuation lines, a fenced code block, or the heading of a section that has
 nothing under it. Its kind decides how hard the outline summariser tries to keep it:
-``decision`` > ``open`` > ``changed`` > ``files`` > ``rest``. A block takes the kind of
+``decision`` > ``open`` > ``changed`` > ``files`` > ``rest`` > ``narrative`` (the rest
+that names nothing concrete: no number, code, path or identifier, only prose). A block
+takes the kind of
 the section it sits in (sections nest by heading level, so a list under ``### Database``
 inside ``## Decisions`` is decisions), unless its own words say more: "Decided: …" is a
 decision anywhere, "- [ ] …", "TODO …" and "FIXME …" are open items anywhere.
@@ -12,11 +14,11 @@ decision anywhere, "- [ ] …", "TODO …" and "FIXME …" are open items anywhe
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from corpus.compaction.base import utf8_size
 
-KINDS = ("decision", "open", "changed", "files", "rest")
+KINDS = ("decision", "open", "changed", "files", "rest", "narrative")
 
 # CommonMark allows up to three spaces before an ATX heading's hashes.
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t#]*$")
@@ -29,6 +31,10 @@ _DECISION = re.compile(r"\b(?:decision|decided|we chose)", re.IGNORECASE)
 _OPEN_MARKER = re.compile(r"^(?:todo\b|fixme\b|open question)", re.IGNORECASE)
 # A list item that names a file: "- `orders/api.py`: …", "- src/app.ts".
 _PATH_ITEM = re.compile(r"^`?[\w.@-]*(?:/[\w.@-]+)+`?(?:\s|:|$)|^`?[\w@-]+\.[A-Za-z]{1,8}`?(?::|$)")
+
+# Something a later run can act on: a number, code, a path, an identifier (snake_case,
+# dotted.name, CamelCase) or a link. Prose without any of these is narrative.
+_CONCRETE = re.compile(r"\d|`|\w/\w|\w_\w|\w\.\w|[a-z][A-Z]|https?:")
 
 # Section kinds by heading title, first match wins.
 _SECTIONS = [
@@ -70,15 +76,14 @@ class Block:
     headings: tuple[int, ...]
     text: str
     heading_level: int = 0  # an empty section's heading kept as a block: its level
+    # Computed once: the summariser asks for them many times per block.
+    size: int = field(init=False, compare=False)
+    # Equal for the same block written again (indentation and trailing space aside).
+    key: str = field(init=False, compare=False)
 
-    @property
-    def size(self) -> int:
-        return utf8_size(self.text)
-
-    @property
-    def key(self) -> str:
-        """Equal for the same block written again (indentation and trailing space aside)."""
-        return "\n".join(line.strip() for line in self.text.split("\n"))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", utf8_size(self.text))
+        object.__setattr__(self, "key", "\n".join(line.strip() for line in self.text.split("\n")))
 
 
 def _section_kind(title: str, outer: str) -> str:
@@ -106,7 +111,7 @@ def _block_kind(text: str, section: str) -> str:
         return "changed"
     if item and _PATH_ITEM.match(body):
         return "files"
-    return "rest"
+    return "rest" if _CONCRETE.search(text) else "narrative"
 
 
 def note_blocks(body: str) -> tuple[list[Heading], list[Block]]:

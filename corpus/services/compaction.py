@@ -91,7 +91,7 @@ def memory_compact(
         )
         if sum(d.size for d in raw) <= budget:
             return None
-        folded, _ = split_working(raw, budget)
+        folded, kept_raw = split_working(raw, budget)
         if not folded:
             return None  # only the newest note is over the budget: it stays whole
         inputs = [_input_row(d) for d in folded]
@@ -100,9 +100,11 @@ def memory_compact(
             .order_by("-created_at", "-pk")
             .first()
         )
-        if last is not None and last.inputs == inputs:
-            return None
-        memory_budget = budget - budget // 2
+        # The memory gets what the raw notes beside it leave (at least half the budget),
+        # so the working slice as a whole uses the budget.
+        memory_budget = budget - sum(d.size for d in kept_raw)
+        if last is not None and last.inputs == inputs and last.bytes_after <= memory_budget:
+            return None  # the same fold, and it still fits beside the raw notes
         notes = [WorkingNote(path=d.path, body=d.body) for d in folded]
         used, summary, fallback = _summarise(summariser, notes, memory_budget)
         memory = document_put(

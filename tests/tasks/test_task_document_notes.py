@@ -96,7 +96,7 @@ def test_removing_the_notes_heading_or_the_title_is_409(world, task):
 def test_a_prompt_with_its_own_notes_heading_cannot_hide_the_users_notes(world, harness):
     task = world.task(prompt="Fix it.\n\n## Notes\n\nfrom the prompt")
     doc = task_doc(task)
-    derived, notes = doc.body.split("\n## Notes\n", 1)
+    derived, _ = doc.body.split("\n## Notes\n", 1)
     assert "\\## Notes" in derived and "from the prompt" in derived
     body = derived + "\n## Notes\n\nmine\n"
     assert put(world, doc, body).status_code == 200
