@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 MEMORY_TITLE = "Compacted working memory"
 
@@ -42,7 +42,7 @@ class Summariser(Protocol):
     """Folds working notes (oldest first) into markdown of at most ``budget_bytes``
     UTF-8 bytes. ``name`` is recorded with each compaction, for the replay pages."""
 
-    name: ClassVar[str]
+    name: str
 
     def summarise(self, inputs: list[WorkingNote], budget_bytes: int) -> Summary: ...
 

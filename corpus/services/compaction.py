@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Org
+from api.background import after_commit
 from corpus.compaction import (
     MEMORY_TITLE,
     OutlineSummariser,
@@ -17,7 +18,8 @@ from corpus.compaction import (
     Summary,
     WorkingNote,
 )
-from corpus.models import Compaction, Document, DocumentKind
+from corpus.compaction.model import OpenAISummariser
+from corpus.models import Compaction, Document, DocumentKind, DocumentVersion
 from corpus.services.documents import document_put
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ def memory_compact(
     half-made memory. The record says what the memory kept and dropped, and, when the
     chosen summariser failed, that ``outline`` wrote it instead and why (``fallback``).
     """
+    # With ETHER_SUMMARISER=openai the outline writes the memory now and the model is
+    # asked after commit (``model_compact``); an explicit summariser runs here.
+    asked_model = summariser is None and configured_model() is not None
     summariser = summariser or OutlineSummariser()
     budget = settings.ETHER_WORKING_BUDGET_BYTES
     with transaction.atomic():
@@ -115,7 +120,7 @@ def memory_compact(
             body=summary.text,
         )
         ids = {d.path: d.public_id for d in folded}
-        return Compaction.objects.create(
+        compaction = Compaction.objects.create(
             org=org,
             task_ref=task_ref,
             memory=memory,
@@ -129,4 +134,84 @@ def memory_compact(
             dropped_bytes=summary.dropped_bytes,
             dropped=[{"doc_id": ids.get(row["path"]), **row} for row in summary.dropped],
             fallback=fallback,
+        )
+        if asked_model:
+            # The model is asked after commit, never under the result's write lock.
+            after_commit(f"model-compaction-{compaction.pk}", model_compact, compaction.pk)
+        return compaction
+
+
+def configured_model() -> OpenAISummariser | None:
+    """The model summariser ``ETHER_SUMMARISER=openai`` asks for, else None."""
+    if settings.ETHER_SUMMARISER != "openai":
+        return None
+    return OpenAISummariser(
+        url=settings.ETHER_SUMMARISER_URL,
+        model=settings.ETHER_SUMMARISER_MODEL,
+        api_key=settings.ETHER_SUMMARISER_API_KEY,
+        timeout=settings.ETHER_SUMMARISER_TIMEOUT_SECONDS,
+    )
+
+
+def model_compact(compaction_pk: int) -> Compaction | None:
+    """Asks the configured model to fold the same notes as the outline compaction
+    ``compaction_pk`` and stores its memory as the next version, with a compaction of its
+    own. On failure the outline memory stands and its compaction says why
+    (``fallback``). Nothing is stored when a newer fold came meanwhile.
+
+    Runs after the result's commit (``api.background``), with no transaction open while
+    the model thinks. A crash meanwhile leaves the outline memory, a complete one.
+    """
+    model = configured_model()
+    compaction = Compaction.objects.select_related("org").filter(pk=compaction_pk).first()
+    if model is None or compaction is None:
+        return None
+    versions = {
+        (v.document.public_id, v.version): v.body
+        for v in DocumentVersion.objects.select_related("document").filter(
+            document__public_id__in=[row["doc_id"] for row in compaction.inputs]
+        )
+    }
+    notes = [
+        WorkingNote(path=row["path"], body=versions.get((row["doc_id"], row["version"]), ""))
+        for row in compaction.inputs
+    ]
+    try:
+        summary = model.summarise(notes, compaction.budget_bytes)
+    except SummariserFailed as exc:
+        log.warning("model compaction of %s failed: %s", compaction.task_ref, exc)
+        Compaction.objects.filter(pk=compaction.pk).update(
+            fallback=f"{model.name} failed: {exc}; the outline memory stands"
+        )
+        return None
+    with transaction.atomic():
+        # The memory's row lock first: a fold writing it now waits, then writes on top.
+        Document.objects.select_for_update().filter(pk=compaction.memory_id).first()
+        latest = (
+            Compaction.objects.filter(org=compaction.org, task_ref=compaction.task_ref)
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        if latest is None or latest.pk != compaction.pk:
+            return None
+        memory = document_put(
+            org=compaction.org,
+            kind=DocumentKind.MEMORY,
+            task_ref=compaction.task_ref,
+            title=MEMORY_TITLE,
+            body=summary.text,
+        )
+        return Compaction.objects.create(
+            org=compaction.org,
+            task_ref=compaction.task_ref,
+            memory=memory,
+            memory_version=memory.version,
+            inputs=compaction.inputs,
+            bytes_before=compaction.bytes_before,
+            bytes_after=memory.size,
+            budget_bytes=compaction.budget_bytes,
+            summariser=model.name,
+            kept_bytes=summary.kept_bytes,
+            dropped_bytes=summary.dropped_bytes,
+            dropped=summary.dropped,
         )

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from api.background import after_commit
 from delivery.compose import with_checks
 from delivery.models import Delivery, PrCheck
 from delivery.verification.blocks import (
@@ -24,32 +22,15 @@ from delivery.verification.github import GitHub, GitHubUnavailable
 from tasks import events
 from tasks.models import Result, Task
 
-log = logging.getLogger(__name__)
-
 
 def verification_schedule(delivery: Delivery) -> PrCheck:
     """Inside the result's transaction: the check's row (so a crash before or during the
     check leaves it for the sweeper) and a worker thread started once the result commits,
     so the harness's request never waits for GitHub."""
     check = PrCheck.objects.create(delivery=delivery)
-    transaction.on_commit(partial(_start_worker, check.pk))
+    # A failure in the thread leaves the row running; the sweeper takes it once stale.
+    after_commit(f"pr-check-{check.pk}", verification_run, check.pk)
     return check
-
-
-def _start_worker(check_pk: int) -> None:
-    threading.Thread(
-        target=_worker, args=(check_pk,), name=f"pr-check-{check_pk}", daemon=True
-    ).start()
-
-
-def _worker(check_pk: int) -> None:
-    try:
-        verification_run(check_pk)
-    except Exception:
-        # The row stays running; the sweeper takes it again once it is stale.
-        log.exception("PR check %s failed", check_pk)
-    finally:
-        connections.close_all()  # this thread's connections, not the request's
 
 
 def _ask(pr: dict[str, Any], task: Task, now: datetime) -> tuple[dict[str, Any], datetime | None]:
