@@ -13,6 +13,9 @@ from corpus.compaction.parse import KINDS, Block, Heading, note_blocks
 _RANK = {kind: rank for rank, kind in enumerate(KINDS)}
 _HASHES = re.compile(r"^(#{1,6})")
 OMITTED_HEADING = "## Omitted"
+# Within one kind, short blocks (a list item, a sentence or two) go before long ones, each
+# newest note first: one long paragraph must not crowd out several decisions.
+LONG_BLOCK_BYTES = 280
 # Passes over the blocks refused so far; each later one only picks up what the shrinking
 # list of omissions made room for, so more rarely finds anything.
 MAX_PASSES = 4
@@ -68,10 +71,7 @@ class _Plan:
         self.start()
 
     def trailer_intro(self) -> str:
-        return (
-            f"\n{OMITTED_HEADING}\n\nLeft out to stay within {self.budget} bytes; the raw "
-            "notes stay readable by path:\n\n"
-        )
+        return f"\n{OMITTED_HEADING}\n\nOver {self.budget} bytes; the raw notes stay readable:\n\n"
 
     @staticmethod
     def omitted_line(path: str, dropped: int) -> str:
@@ -132,8 +132,9 @@ class _Plan:
 
 class OutlineSummariser:
     """Keeps every block while the budget has room; past it, keeps decisions, open
-    items, what changed, files touched, then the rest, each newest note first, and
-    names each note that lost content with the bytes it lost."""
+    items, what changed, files touched, then the rest, then narrative: within each kind
+    short blocks before long ones, newest note first. Names each note that lost content
+    with the bytes it lost."""
 
     name: ClassVar[str] = "outline-v2"
 
@@ -149,7 +150,12 @@ class OutlineSummariser:
             )
         candidates = sorted(
             ((i, b) for i, n in enumerate(notes) for b in n.blocks),
-            key=lambda pair: (_RANK[pair[1].kind], -pair[0], pair[1].order),
+            key=lambda pair: (
+                _RANK[pair[1].kind],
+                pair[1].size > LONG_BLOCK_BYTES,
+                -pair[0],
+                pair[1].order,
+            ),
         )
         plan = _Plan(notes=notes, budget=budget_bytes, header=header)
         everything = _Plan(

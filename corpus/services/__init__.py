@@ -7,6 +7,7 @@ from corpus.services.documents import (
     document_restore,
     document_save,
 )
+from corpus.services.promotion import repo_memory_promote
 
 __all__ = [
     "document_create",
@@ -14,4 +15,5 @@ __all__ = [
     "document_restore",
     "document_save",
     "memory_compact",
+    "repo_memory_promote",
 ]

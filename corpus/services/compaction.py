@@ -107,7 +107,7 @@ def memory_compact(
         )
         # The memory gets what the raw notes beside it leave (at least half the budget),
         # so the working slice as a whole uses the budget.
-        memory_budget = budget - sum(d.size for d in kept_raw)
+        memory_budget = budget - min(sum(d.size for d in kept_raw), budget // 2)
         if last is not None and last.inputs == inputs and last.bytes_after <= memory_budget:
             return None  # the same fold, and it still fits beside the raw notes
         notes = [WorkingNote(path=d.path, body=d.body) for d in folded]
