@@ -23,7 +23,8 @@ run: $(STAMP)
 	@# ether_site.serve is daphne with secrets redacted from its access log (?token=…).
 	@# No --http-timeout: it would cut SSE streams. 24 h for idle WebSockets, on purpose.
 	@$(PY) manage.py sweep_leases > var/sweep.log 2>&1 & echo $$! > var/sweep.pid; \
-	trap 'kill $$(cat var/sweep.pid) 2>/dev/null' EXIT INT TERM; \
+	$(PY) manage.py sweep_verifications > var/sweep-verify.log 2>&1 & echo $$! > var/sweep-verify.pid; \
+	trap 'kill $$(cat var/sweep.pid) $$(cat var/sweep-verify.pid) 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m ether_site.serve -b $(HOST) -p $(PORT) --websocket_timeout 86400 \
 	  --no-server-name ether_site.asgi:application
 

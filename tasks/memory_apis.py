@@ -40,9 +40,9 @@ class MemoryPromoteAPI(TaskUserAPIView):
     def post(self, request: Request, task_id: str) -> Response:
         org = self.org(request)
         task = task_get(org=org, task_id=task_id)
+        data = validated(PromoteIn, body(request))
         if not request.user.is_staff:
             raise Forbidden("Only an org admin (staff) can promote notes into the repository.")
-        data = validated(PromoteIn, body(request))
         source = document_in_scope(task_scope(task), data["source"])
         if source.kind not in (DocumentKind.WORKING, DocumentKind.MEMORY):
             raise NotFound(f"{data['source']!r} is not a working note or memory of {task_id}.")
