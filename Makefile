@@ -30,7 +30,8 @@ run: $(STAMP)
 	@# No --http-timeout: it would cut SSE streams. 24 h for idle WebSockets, on purpose.
 	@$(PY) manage.py sweep_leases > var/sweep.log 2>&1 & echo $$! > var/sweep.pid; \
 	$(PY) manage.py send_webhooks > var/webhooks.log 2>&1 & echo $$! > var/webhooks.pid; \
-	trap 'kill $$(cat var/sweep.pid) $$(cat var/webhooks.pid) 2>/dev/null' EXIT INT TERM; \
+	$(PY) manage.py sweep_verifications > var/sweep-verify.log 2>&1 & echo $$! > var/sweep-verify.pid; \
+	trap 'kill $$(cat var/sweep.pid) $$(cat var/webhooks.pid) $$(cat var/sweep-verify.pid) 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m ether_site.serve -b $(HOST) -p $(PORT) --websocket_timeout 86400 \
 	  --no-server-name ether_site.asgi:application
 

@@ -126,9 +126,14 @@ class DocumentDetailAPI(UserAPIView):
     @extend_schema(
         tags=["documents"],
         summary="Store a new version (when the body or title changed)",
+        description=(
+            "A task document's derived part (everything above `## Notes`) and title are "
+            "the task's: changing them is 409 `derived_document` (edit the task with "
+            "`PATCH /api/tasks/{task_id}` or the admin's task form)."
+        ),
         request=s.DocumentUpdateIn,
         parameters=[IF_MATCH],
-        responses={200: s.DocumentOut, **problems(404, 412)},
+        responses={200: s.DocumentOut, **problems(404, 409, 412)},
     )
     def put(self, request: Request, doc_id: str) -> Response:
         document = selectors.document_get(org=self.org(request), doc_id=doc_id)

@@ -17,3 +17,10 @@ class MarkdownTooLarge(DomainError):
     kind = "too_large"
     code = "markdown_too_large"
     title = "Markdown too large"
+
+
+class DerivedDocument(DomainError):
+    """A person's edit of the part of a task document the server derives from the task."""
+
+    code = "derived_document"
+    title = "Derived document"

@@ -111,9 +111,9 @@ class Compaction(models.Model):
     """One fold of a task's older working notes into ``memory/{task_id}.md``.
 
     Kept for the replay pages: which document versions went in (``inputs``: a list of
-    ``{doc_id, path, version, bytes, sha256}``), how big they were together and how big
-    the memory came out. The latest row's inputs also tell the ``working`` slice which
-    raw notes the memory already covers.
+    ``{doc_id, path, version, bytes, sha256}``), how big they were together, how big
+    the memory came out and what of the inputs it kept and dropped. The latest row's
+    inputs also tell the ``working`` slice which raw notes the memory already covers.
     """
 
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="compactions")
@@ -125,6 +125,14 @@ class Compaction(models.Model):
     bytes_after = models.PositiveIntegerField(help_text="UTF-8 bytes of the memory written")
     budget_bytes = models.PositiveIntegerField(help_text="The memory's share of the budget")
     summariser = models.CharField(max_length=64)
+    # What the memory carries of the inputs (corpus.compaction.Summary): content bytes
+    # kept and dropped, and each note that lost content ({doc_id, path, bytes, blocks}).
+    # Null for a model's summary, which cannot be accounted block by block.
+    kept_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    dropped_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    dropped = models.JSONField(default=list, blank=True)
+    # Why the configured summariser did not write this memory ("openai failed: …"), or "".
+    fallback = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

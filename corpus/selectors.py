@@ -58,9 +58,9 @@ def working_selection(docs: list[Document], *, folded: Collection[str] = ()) -> 
     it does not already cover (``folded``: doc ids of the latest compaction's inputs) that
     fit in ``ETHER_WORKING_BUDGET_BYTES`` beside it.
 
-    The raw ones are a run of the newest, as ``memory_compact`` keeps them. Without a
-    memory the newest note is listed even when it alone passes the budget: a slice that
-    hides the only notes there are helps no one.
+    The raw ones are a run of the newest, as ``memory_compact`` keeps them. The newest
+    note is always listed whole, even when it passes the budget beside the memory
+    (CONTRACT.md §7): what the last run wrote is what the next one needs most.
     """
     memory = [d for d in docs if d.kind == DocumentKind.MEMORY]
     raw = sorted(
@@ -71,7 +71,7 @@ def working_selection(docs: list[Document], *, folded: Collection[str] = ()) -> 
     budget = settings.ETHER_WORKING_BUDGET_BYTES - sum(d.size for d in memory)
     chosen: list[Document] = []
     for doc in raw:
-        if doc.size > budget and (memory or chosen):
+        if doc.size > budget and chosen:
             break
         chosen.append(doc)
         budget -= doc.size

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from api.fields import (
+    StrictBooleanField,
     StrictCharField,
     StrictChoiceField,
     StrictSerializer,
@@ -120,3 +121,23 @@ class DocumentListQuery(QuerySerializer):
     kind = QueryChoiceField(DocumentKind.values, required=False)
     project = QueryCharField(required=False)
     repo = QueryCharField(required=False)
+
+
+class PromoteIn(StrictSerializer):
+    """A part of a task's working note or memory, to append to the repository's document."""
+
+    source = StrictCharField(max_length=120, help_text="Path of the note: working/… or memory/…")
+    text = StrictCharField(max_length=32 * 1024)
+    save = StrictBooleanField(
+        default=False, help_text="false: only the diff; true: store it (send If-Match)."
+    )
+
+
+class PromoteOut(serializers.Serializer):
+    repo = serializers.CharField()
+    saved = serializers.BooleanField()
+    diff = serializers.CharField(help_text="Unified diff of repo.md, now → after")
+    before = serializers.CharField(allow_blank=True)
+    after = serializers.CharField()
+    document = DocumentOut(allow_null=True, help_text="repo.md as it is now (or as saved)")
+    etag = serializers.CharField(allow_null=True, help_text="Send it as If-Match to save")

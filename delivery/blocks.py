@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from delivery.verification.blocks import FACTS, STATES
+
 STATUSES = ["submitted", "blocked", "no_changes"]
+CHECK_STATES = STATES
+CHECK_FACTS = FACTS
 
 # The blocks of each result status, in order; ``hero``, ``summary`` and friends appear
 # exactly where listed (docs/delivery.md).
 ORDER: dict[str, list[str]] = {
-    "submitted": ["outcome", "hero", "summary", "checklist", "timeline", "actions"],
+    # ``checks`` only when a PR was submitted (delivery.verification).
+    "submitted": ["outcome", "hero", "checks", "summary", "checklist", "timeline", "actions"],
     "no_changes": ["outcome", "summary", "timeline", "actions"],
     "blocked": ["outcome", "timeline", "actions"],
 }
@@ -50,12 +55,17 @@ OUTCOME = _block(
     {
         "status": {"enum": STATUSES},
         "headline": _STR,
+        # What was checked and how (CONTRACT.md §7). ``scope`` is ``verified`` only with
+        # a PR (its URL and branch passed the judge); ``pr_check`` is the GitHub check's
+        # state (the checks block's); ``not_checked`` says in words what nobody checked.
         "verdict": _object(
             {
-                "in_scope": {"type": "boolean"},
+                "scope": {"enum": ["verified", "no_pr"]},
+                "pr_check": {"enum": ["no_pr", *CHECK_STATES]},
                 "summary": _STR,
-                "checklist_met": _INT,
+                "checklist_mentioned": _INT,
                 "checklist_total": _INT,
+                "not_checked": {"type": "array", "items": _STR},
             }
         ),
         # Added keys: what the harness said, and what a blocked or no_changes run needs.
@@ -109,12 +119,52 @@ CHECKLIST = _block(
         "method": _STR,
         "items": {
             "type": "array",
+            # Never "met": a mention is the harness's word, quoted in ``evidence``.
             "items": _object(
-                {"text": _STR, "mentioned": {"type": "boolean"}, "evidence": _NULLABLE_STR}
+                {
+                    "text": _STR,
+                    "status": {"enum": ["mentioned", "not_mentioned"]},
+                    "evidence": _NULLABLE_STR,
+                }
             ),
         },
     },
     ["method", "items"],
+)
+
+CHECKS = _block(
+    "checks",
+    {
+        "state": {"enum": CHECK_STATES},
+        "summary": _STR,
+        # exists, base_repository, head_branch, head_sha, state: each compared with what
+        # the result claimed (``expected``) and what GitHub said (``actual``).
+        "facts": {
+            "type": "array",
+            "items": _object(
+                {
+                    "name": {"enum": CHECK_FACTS},
+                    "status": {"enum": ["verified", "mismatch", "not_checked"]},
+                    "expected": _NULLABLE_STR,
+                    "actual": _NULLABLE_STR,
+                }
+            ),
+        },
+        # GitHub's check runs on the PR's head commit.
+        "check_runs": {
+            "type": "array",
+            "items": _object(
+                {
+                    "name": _STR,
+                    "status": _STR,
+                    "conclusion": _NULLABLE_STR,
+                    "url": _NULLABLE_STR,
+                }
+            ),
+        },
+        "checked_at": _NULLABLE_STR,
+    },
+    ["state", "summary", "facts", "check_runs", "checked_at"],
 )
 
 TIMELINE = _block(
@@ -181,6 +231,7 @@ ACTIONS = _block(
 SCHEMAS: dict[str, dict[str, Any]] = {
     "outcome": OUTCOME,
     "hero": HERO,
+    "checks": CHECKS,
     "summary": SUMMARY,
     "checklist": CHECKLIST,
     "timeline": TIMELINE,

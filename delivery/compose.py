@@ -12,6 +12,7 @@ from api.rfc3339 import iso
 from corpus.rendering import Renders, render_markdown
 from delivery.judge import DOD_METHOD, dod_check, dod_sources
 from delivery.links import safe_href
+from delivery.verification.blocks import unverified_checks_block
 from tasks.models import Result, ResultStatus, Step, Task
 
 # At most this many timeline entries: the first HEAD and the last ones, so the page shows
@@ -38,37 +39,76 @@ def checklist_items(result: Result, steps: list[Step]) -> list[dict[str, Any]]:
     return dod_check(result.task.definition_of_done, sources)
 
 
-def verdict(task: Task, pr: dict[str, Any] | None, items: list[dict[str, Any]]) -> dict[str, Any]:
-    met = sum(1 for item in items if item["mentioned"])
+# Why each thing the card could claim was not checked, in the words the card shows.
+NOT_CHECKED_NO_PR = (
+    "No pull request was submitted: there is no change to review, and no scope to check."
+)
+NOT_CHECKED_DOD = (
+    "Definition of done: only whether the harness mentions each item in its own words; "
+    "nothing was run or verified."
+)
+NOT_CHECKED_GITHUB_OFF = (
+    "The pull request was not verified on GitHub (no ETHER_GITHUB_TOKEN is set): that it "
+    "exists, its base repository, head branch and commit, its state and its checks are "
+    "unknown."
+)
+NOT_CHECKED_GITHUB_PENDING = "The pull request is being verified on GitHub."
+
+
+def verdict(
+    task: Task, pr: dict[str, Any] | None, items: list[dict[str, Any]], *, pr_check: str
+) -> dict[str, Any]:
+    """What was checked and how (CONTRACT.md §7). ``scope`` is ``verified`` only for a
+    submitted PR (the judge checked its URL and branch before storing the result) and
+    ``no_pr`` otherwise: there is never an in-scope mark without a PR. ``pr_check`` is
+    the GitHub check's state (``delivery.verification``); ``not_checked`` says plainly
+    what nobody checked."""
+    mentioned = sum(1 for item in items if item["status"] == "mentioned")
+    not_checked: list[str] = []
     if pr is not None:
         # A PR outside the scope never gets this far: the judge refused the result.
         scope = (
             f"Pull request #{pr['number']} is in {task.repo.full_name} on branch "
-            f"{pr['branch']}, inside {task.branch_scope}."
+            f"{pr['branch']}, inside {task.branch_scope} (checked by its URL and branch)."
         )
+        if pr_check == "not_configured":
+            not_checked.append(NOT_CHECKED_GITHUB_OFF)
+        elif pr_check == "pending":
+            not_checked.append(NOT_CHECKED_GITHUB_PENDING)
     else:
         scope = "No pull request was submitted."
+        not_checked.append(NOT_CHECKED_NO_PR)
     if items:
-        checklist = f"{met} of {len(items)} definition-of-done items mentioned."
+        checklist = (
+            f"{mentioned} of {len(items)} definition-of-done items mentioned by the harness "
+            "(not verified)."
+        )
+        not_checked.append(NOT_CHECKED_DOD)
     else:
         checklist = "The task has no definition of done."
     return {
-        "in_scope": True,
+        "scope": "verified" if pr is not None else "no_pr",
+        "pr_check": pr_check if pr is not None else "no_pr",
         "summary": f"{scope} {checklist}",
-        "checklist_met": met,
+        "checklist_mentioned": mentioned,
         "checklist_total": len(items),
+        "not_checked": not_checked,
     }
 
 
 def outcome_block(
-    result: Result, pr: dict[str, Any] | None, items: list[dict[str, Any]]
+    result: Result, pr: dict[str, Any] | None, items: list[dict[str, Any]], *, pr_check: str
 ) -> dict[str, Any]:
     status = result.status
     question = reason = None
     choices: list[str] = []
     interrupt_id = None
     if status == ResultStatus.SUBMITTED:
-        headline = f"Pull request #{pr['number']} is ready for review" if pr else "Task completed"
+        headline = (
+            f"Pull request #{pr['number']} is ready for review"
+            if pr
+            else "Submitted without a pull request"
+        )
     elif status == ResultStatus.BLOCKED:
         question = result.question
         interrupt_id = result.response.get("interrupt_id")
@@ -80,7 +120,7 @@ def outcome_block(
         "type": "outcome",
         "status": status,
         "headline": headline,
-        "verdict": verdict(result.task, pr, items),
+        "verdict": verdict(result.task, pr, items, pr_check=pr_check),
         "agent_status": result.agent_status,
         "question": question,
         "choices": choices,
@@ -205,13 +245,22 @@ def actions_block(result: Result, pr: dict[str, Any] | None) -> dict[str, Any]:
     return {"type": "actions", "actions": actions}
 
 
-def compose(result: Result, *, renders: Renders | None = None) -> list[dict[str, Any]]:
-    """The blocks of this result, in the order of ``delivery.blocks.ORDER``."""
+def compose(
+    result: Result, *, renders: Renders | None = None, checks: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The blocks of this result, in the order of ``delivery.blocks.ORDER``.
+
+    ``checks``: the PR's ``checks`` block (``delivery.verification``); without one, a
+    submitted PR gets a ``checks`` block that says it was not verified (no token) or is
+    being verified (``github_configured``)."""
     task = result.task
     steps = list(Step.objects.filter(run=result.run).order_by("seq"))
     pr = _pr(result) if result.status == ResultStatus.SUBMITTED else None
     items = checklist_items(result, steps)
-    outcome = outcome_block(result, pr, items)
+    if pr is not None and checks is None:
+        checks = unverified_checks_block()
+    pr_check = checks["state"] if checks is not None else "no_pr"
+    outcome = outcome_block(result, pr, items, pr_check=pr_check)
     timeline = timeline_block(steps)
     actions = actions_block(result, pr)
     summary = summary_markdown(
@@ -227,8 +276,26 @@ def compose(result: Result, *, renders: Renders | None = None) -> list[dict[str,
     return [
         outcome,
         hero_block(task, pr),
+        *([checks] if checks is not None else []),
         summary_block(summary, renders),
         checklist_block(items),
         timeline,
         actions,
     ]
+
+
+def with_checks(
+    blocks: list[dict[str, Any]], result: Result, checks: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A stored payload with its ``checks`` block replaced and the outcome's verdict
+    recomputed from it (the rest, summary HTML included, is kept as stored)."""
+    pr = _pr(result)
+    items = next((b["items"] for b in blocks if b.get("type") == "checklist"), [])
+    out = []
+    for block in blocks:
+        if block.get("type") == "outcome":
+            block = outcome_block(result, pr, items, pr_check=checks["state"])
+        elif block.get("type") == "checks":
+            block = checks
+        out.append(block)
+    return out

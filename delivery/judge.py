@@ -7,7 +7,11 @@
   so ``github.com.evil.io``, ``evil.example\\@github.com`` or ``…/widgets-fork/pull/1``
   do not pass for ``https://github.com/acme/widgets``.
 * Definition of done (shown, never enforced): whether the harness *mentions* each item
-  in its working summary or in its run's steps. See ``DOD_METHOD`` for the exact rule.
+  in its working summary or in its run's steps (``mentioned``/``not_mentioned``, never
+  "met": nothing is run). See ``DOD_METHOD`` for the exact rule.
+
+Whether the PR exists on GitHub, and its base, head, state and check runs, is verified
+after the result is stored (``delivery.verification``), never inside the request.
 """
 
 from __future__ import annotations
@@ -145,7 +149,9 @@ def _quote(text: str) -> str:
 
 
 def dod_check(items: Iterable[str], sources: list[Source]) -> list[dict[str, object]]:
-    """For each item: ``{text, mentioned, evidence}``; evidence says where, or is None."""
+    """For each item: ``{text, status, evidence}``. ``status`` is ``mentioned`` (found in
+    the harness's own words: evidence says where and quotes it) or ``not_mentioned``
+    (evidence None). Never "met": a mention is what the harness says, not a check."""
     source_words = [(source, set(_words(source.text))) for source in sources]
     checked: list[dict[str, object]] = []
     for item in items:
@@ -157,7 +163,7 @@ def dod_check(items: Iterable[str], sources: list[Source]) -> list[dict[str, obj
         checked.append(
             {
                 "text": item,
-                "mentioned": found is not None,
+                "status": "mentioned" if found is not None else "not_mentioned",
                 "evidence": f"{found.where}: {_quote(found.text)}" if found else None,
             }
         )

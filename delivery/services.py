@@ -15,6 +15,7 @@ from delivery.compose import compose, summary_markdown
 from delivery.judge import check_artifact
 from delivery.models import Delivery
 from delivery.selectors import delivery_get
+from delivery.verification.services import verification_schedule
 from tasks import events
 from tasks.models import HarnessApp, Result, Task
 from tasks.services import result_submit
@@ -76,6 +77,8 @@ def delivery_record(result: Result, *, renders: Renders | None = None) -> Delive
         blocks=blocks,
     )
     metrics.count_on_commit(metrics.DELIVERIES.inc)
+    if any(b["type"] == "checks" and b["state"] == "pending" for b in blocks):
+        verification_schedule(delivery)
     return delivery
 
 

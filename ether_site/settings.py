@@ -386,6 +386,23 @@ ETHER_WORKING_BUDGET_BYTES = env_int("ETHER_WORKING_BUDGET_BYTES", 16 * 1024, mi
 # A long poll (POST /api/harness/claim-next) is woken by a channel-layer ping when a task
 # becomes ready, and looks again at least this often anyway (api/longpoll.py).
 ETHER_LONGPOLL_RECHECK_SECONDS = env_float("ETHER_LONGPOLL_RECHECK_SECONDS", 1.0, minimum=0.05)
+# Who writes the compacted memory (CONTRACT.md §7): "outline" (deterministic) or "openai"
+# (any OpenAI-compatible chat-completions endpoint; a failure falls back to outline).
+ETHER_SUMMARISER = env_str("ETHER_SUMMARISER", "outline").strip() or "outline"
+if ETHER_SUMMARISER not in {"outline", "openai"}:
+    raise ImproperlyConfigured(f"ETHER_SUMMARISER={ETHER_SUMMARISER!r}: use outline or openai")
+ETHER_SUMMARISER_URL = env_str("ETHER_SUMMARISER_URL", "https://api.openai.com/v1")
+ETHER_SUMMARISER_MODEL = env_str("ETHER_SUMMARISER_MODEL", "gpt-4o-mini")
+ETHER_SUMMARISER_API_KEY = env_str("ETHER_SUMMARISER_API_KEY")
+ETHER_SUMMARISER_TIMEOUT_SECONDS = env_float("ETHER_SUMMARISER_TIMEOUT", 30.0, minimum=0.1)
+# With a token, a submitted PR is verified on GitHub after the result commits
+# (delivery/verification); without one the delivery says it was not verified.
+ETHER_GITHUB_TOKEN = env_str("ETHER_GITHUB_TOKEN")
+ETHER_GITHUB_API_URL = env_str("ETHER_GITHUB_API_URL", "https://api.github.com")
+# A verification GitHub could not answer (rate limit, outage) or that a crash left
+# running is retried by `manage.py sweep_verifications` after this, at most this often.
+ETHER_VERIFY_RETRY_SECONDS = env_int("ETHER_VERIFY_RETRY_SECONDS", 60, minimum=1)
+ETHER_VERIFY_MAX_ATTEMPTS = env_int("ETHER_VERIFY_MAX_ATTEMPTS", 5, minimum=1)
 ETHER_SSE_POLL_SECONDS = env_float("ETHER_SSE_POLL_SECONDS", 0.5, minimum=0.05)
 ETHER_REPLAY_MAX = env_int("ETHER_REPLAY_MAX", 1000, minimum=1)
 # A WebSocket client whose unsent frames pass this many bytes is closed with 4008; it

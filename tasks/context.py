@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from api.rfc3339 import iso
-from corpus.models import DocumentKind
+from corpus.derived import escape_notes_heading, split_notes, with_notes
+from corpus.models import Document, DocumentKind
 from corpus.selectors import TaskScope
 from corpus.services import document_put, memory_compact
 from tasks.models import Interrupt, Run, Task
@@ -44,7 +45,17 @@ def _question_lines(interrupt: Interrupt) -> list[str]:
 
 
 def task_document_body(task: Task) -> str:
-    lines = [f"# {task.title}", "", task.prompt.strip(), "", "## Definition of done", ""]
+    """The derived part of ``task/{task_id}.md`` (``corpus.derived``): what the server
+    writes from the task. Quoted text has its ``## Notes`` lines escaped, so the notes
+    heading the server adds below is always the first."""
+    lines = [
+        f"# {task.title}",
+        "",
+        escape_notes_heading(task.prompt.strip()),
+        "",
+        "## Definition of done",
+        "",
+    ]
     lines += [f"- [ ] {item}" for item in task.definition_of_done] or ["- (none given)"]
     lines += [
         "",
@@ -64,17 +75,25 @@ def task_document_body(task: Task) -> str:
         lines += ["## Questions and answers", ""]
         for interrupt in questions:
             lines += _question_lines(interrupt)
-    return "\n".join(lines).rstrip() + "\n"
+    return escape_notes_heading("\n".join(lines).rstrip() + "\n")
 
 
 def task_document_sync(task: Task, *, user: Any = None) -> None:
-    """Writes ``task/{task_id}.md`` from the task's current story (a new version if changed)."""
+    """Writes ``task/{task_id}.md`` from the task's current story (a new version if
+    changed), carrying its ``## Notes`` section over as the user left it: the server
+    never rewrites what a person wrote there (CONTRACT.md §7)."""
+    current = (
+        Document.objects.filter(org=task.org, kind=DocumentKind.TASK, scope_key=task.public_id)
+        .values_list("body", flat=True)
+        .first()
+    )
+    notes = split_notes(current)[1] if current is not None else None
     document_put(
         org=task.org,
         kind=DocumentKind.TASK,
         task_ref=task.public_id,
         title=task.title,
-        body=task_document_body(task),
+        body=with_notes(task_document_body(task), notes),
         user=user,
     )
 

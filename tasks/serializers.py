@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -80,6 +81,14 @@ class PullRequestIn(StrictSerializer):
     url = StrictCharField(max_length=500, trim_whitespace=False)
     # Shown on the delivery's hero block; optional.
     title = StrictCharField(required=False, max_length=300, allow_blank=True)
+    # The commit the harness pushed; with ETHER_GITHUB_TOKEN it is compared with the PR's
+    # head on GitHub (docs/delivery.md). Optional: without it the head is only reported.
+    head_sha = StrictCharField(
+        required=False,
+        min_length=7,
+        max_length=64,
+        validators=[RegexValidator(r"^[0-9a-f]+$", "A lower-case hex commit sha.")],
+    )
 
 
 class ArtifactIn(serializers.Serializer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tasks import apis, context_apis, dispatch_apis
+from tasks import apis, context_apis, dispatch_apis, memory_apis
 from tasks.harnesses import apis as harness_apis
 from tasks.harnesses import authoring_apis
 from tasks.realtime import sse
@@ -38,6 +38,11 @@ product = [
     path("tasks", apis.TaskListAPI.as_view(), name="task-list"),
     path("tasks/<str:task_id>", apis.TaskDetailAPI.as_view(), name="task-detail"),
     path("tasks/<str:task_id>/answer", apis.TaskAnswerAPI.as_view(), name="task-answer"),
+    path(
+        "tasks/<str:task_id>/memory/promote",
+        memory_apis.MemoryPromoteAPI.as_view(),
+        name="task-memory-promote",
+    ),
     path("tasks/<str:task_id>/reopen", apis.TaskReopenAPI.as_view(), name="task-reopen"),
     path("tasks/<str:task_id>/cancel", apis.TaskCancelAPI.as_view(), name="task-cancel"),
     path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),

@@ -90,15 +90,14 @@ class FoldOut(serializers.Serializer):
     bytes_before = serializers.IntegerField()
     bytes_after = serializers.IntegerField()
     budget_bytes = serializers.IntegerField()
-    saved_percent = serializers.SerializerMethodField()
     summariser = serializers.CharField()
+    # What the fold kept and what it dropped (docs/memory.md), never a bare "N% smaller".
+    kept_bytes = serializers.IntegerField()
+    dropped_bytes = serializers.IntegerField()
+    dropped = serializers.ReadOnlyField()
+    fallback = serializers.CharField()
     memory_version = serializers.IntegerField()
     memory_body = serializers.SerializerMethodField()
-
-    def get_saved_percent(self, fold: Compaction) -> int:
-        if not fold.bytes_before:
-            return 0
-        return round(100 * (1 - fold.bytes_after / fold.bytes_before))
 
     def get_memory_body(self, fold: Compaction) -> str:
         return self.context["bodies"].get((fold.memory_id, fold.memory_version), "")

@@ -266,5 +266,9 @@ def compaction(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
             "memory": page.memory,
             "compactions": page.compactions,
             "raw_bytes": page.raw_bytes,
+            # Promoting into the repository's memory is for org admins (staff).
+            "can_promote": request.user.is_staff,
+            "repo_name": task.repo.full_name,
+            "config": {"promoteUrl": reverse("task-memory-promote", args=[task.public_id])},
         },
     )

@@ -21,8 +21,9 @@ from django.views.decorators.http import require_POST
 from api.errors import NotFound, PreconditionFailed
 from api.problems import json_problem
 from corpus.admin.fields import MarkdownField
+from corpus.derived import derived_check
 from corpus.diffing import diff_texts
-from corpus.errors import MarkdownTooLarge
+from corpus.errors import DerivedDocument, MarkdownTooLarge
 from corpus.models import Document, DocumentKind, DocumentVersion
 from corpus.rendering import render_markdown
 from corpus.services import document_restore, document_save
@@ -64,6 +65,18 @@ class DocumentForm(forms.ModelForm):
         # values are copied onto it only after clean), so this is the current ETag.
         if cleaned.get("etag") != self.instance.etag:
             raise ValidationError(_stale_message(self.instance), code="stale")
+        body, title = cleaned.get("body"), cleaned.get("title")
+        if self.instance.kind == DocumentKind.TASK and body is not None and title is not None:
+            try:
+                derived_check(
+                    task_ref=self.instance.task_ref,
+                    path=self.instance.path,
+                    current=self.instance.body,
+                    new=body,
+                    title_changed=title != self.instance.title,
+                )
+            except DerivedDocument as exc:
+                raise ValidationError(exc.detail, code="derived_document") from None
         return cleaned
 
 

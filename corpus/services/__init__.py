@@ -14,6 +14,7 @@ from corpus.services.documents import (
     document_restore,
     document_save,
 )
+from corpus.services.promotion import repo_memory_promote
 
 __all__ = [
     "compaction_delete",
@@ -22,6 +23,7 @@ __all__ = [
     "document_restore",
     "document_save",
     "memory_compact",
+    "repo_memory_promote",
     "skill_delete",
     "skill_save",
     "tool_delete",

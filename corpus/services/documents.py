@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Org, Project, Repository
 from api.errors import NotFound, PreconditionFailed
+from corpus.derived import derived_check
 from corpus.errors import DocumentExists
 from corpus.models import Document, DocumentKind, DocumentVersion
 from corpus.rendering import RENDERER, Renders
@@ -124,12 +125,15 @@ def document_save(
     if_match: str | None = None,
     note: str = "",
     renders: Renders | None = None,
+    regenerate: bool = False,
 ) -> Document:
     """Stores a new version when the body or title changed.
 
     ``if_match`` is the ETag the editor started from: if someone saved since, the save is
     refused (412) and nothing is lost; the editor reloads and merges. ``renders`` as for
-    ``document_create``.
+    ``document_create``. A person's save of a task document may change only its ``##
+    Notes`` section (409 ``derived_document`` otherwise, ``corpus.derived``); the
+    server's own regeneration passes ``regenerate``.
     """
     with transaction.atomic():
         current = Document.objects.select_for_update().get(pk=document.pk)
@@ -142,6 +146,14 @@ def document_save(
         new_title = current.title if title is None else (title or current.path)[:TITLE_MAX]
         if body == current.body and new_title == current.title:
             return current
+        if current.kind == DocumentKind.TASK and not regenerate:
+            derived_check(
+                task_ref=current.task_ref,
+                path=current.path,
+                current=current.body,
+                new=body,
+                title_changed=new_title != current.title,
+            )
         current.body = body
         current.title = new_title
         current.sha256 = sha256_hex(body)
@@ -162,7 +174,9 @@ def document_put(*, org: Org, kind: str, body: str, title: str = "", **scope: An
             return document_create(org=org, kind=kind, body=body, title=title, **scope)
         except DocumentExists:
             existing = Document.objects.get(org=org, kind=kind, scope_key=scope_key)
-    return document_save(document=existing, body=body, title=title or None, user=scope.get("user"))
+    return document_save(
+        document=existing, body=body, title=title or None, user=scope.get("user"), regenerate=True
+    )
 
 
 def document_restore(

@@ -90,8 +90,8 @@ class RemoteHarness:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    # The smallest working-notes budget, so a few runs' notes are compacted.
-    with daphne(tmp_path, ETHER_WORKING_BUDGET_BYTES="1024") as running:
+    # A small working-notes budget, so a few runs' notes are compacted.
+    with daphne(tmp_path, ETHER_WORKING_BUDGET_BYTES="2048") as running:
         yield running
 
 
@@ -250,7 +250,18 @@ def test_narration_turns_into_the_delivery_card_in_place(server, browser, world,
     block_types = card.locator("[data-block]").evaluate_all(
         "nodes => nodes.map(n => n.getAttribute('data-block'))"
     )
-    assert block_types == ["outcome", "hero", "summary", "checklist", "timeline", "actions"]
+    assert block_types == [
+        "outcome",
+        "hero",
+        "checks",
+        "summary",
+        "checklist",
+        "timeline",
+        "actions",
+    ]
+    # No token on this server: the card says the PR was not verified on GitHub.
+    expect(card.locator("[data-fact=pr_check]")).to_have_text("Not verified on GitHub")
+    expect(card.locator(".outcome__not-checked")).to_contain_text("not verified on GitHub")
     assert still_marked(page), "the page reloaded"
     shoot(page, "task-delivered")
 
@@ -469,7 +480,7 @@ def test_the_compaction_page_shows_what_was_folded(server, browser, world, membe
                 "status": "no_changes",
                 "agent_status": "Nothing to change",
                 "no_changes_reason": "Already fixed upstream.",
-                "working_summary": note + "Notes. " * 60,
+                "working_summary": note + "Notes. " * 90,
             },
         )
     watched = sign_in(browser, server, f"/tasks/{task.public_id}/compaction")

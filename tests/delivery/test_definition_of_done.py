@@ -29,7 +29,7 @@ def test_item_mentioned_in_a_summary_line_quotes_that_line():
     )
     assert item == {
         "text": "A test covers the endpoint",
-        "mentioned": True,
+        "status": "mentioned",
         "evidence": "working summary, line 4: “- New tests cover the endpoint and its body.”",
     }
 
@@ -40,7 +40,7 @@ def test_item_mentioned_only_in_a_step_names_the_step():
         summary="Nothing relevant here.",
         steps=[(3, "Reading the code"), (5, "Checked: get /HEALTHZ answers 200 now")],
     )
-    assert item["mentioned"] is True
+    assert item["status"] == "mentioned"
     assert item["evidence"] == "step 5: “Checked: get /HEALTHZ answers 200 now”"
 
 
@@ -55,7 +55,11 @@ def test_summary_wins_over_steps_and_first_place_wins():
 
 def test_words_spread_over_two_lines_are_not_a_mention():
     [item] = check(["response includes build version"], summary="response includes\nbuild version")
-    assert item == {"text": "response includes build version", "mentioned": False, "evidence": None}
+    assert item == {
+        "text": "response includes build version",
+        "status": "not_mentioned",
+        "evidence": None,
+    }
 
 
 def test_partial_words_and_missing_words_are_not_mentions():
@@ -63,26 +67,28 @@ def test_partial_words_and_missing_words_are_not_mentions():
         ["No sleep() added", "healthz endpoint", "Docs updated"],
         summary="Removed the sleep() call; added a retry.\nhealthzendpoint is not a word match",
     )
-    assert [i["mentioned"] for i in items] == [False, False, False]
+    assert [i["status"] for i in items] == ["not_mentioned"] * 3
     assert all(i["evidence"] is None for i in items)
 
 
 def test_item_without_significant_words_is_never_mentioned():
     [item] = check(["It is the"], summary="It is the best")
-    assert item["mentioned"] is False and item["evidence"] is None
+    assert item["status"] == "not_mentioned" and item["evidence"] is None
 
 
 def test_evidence_is_cut_to_a_readable_length():
     long_line = "the build version " + "x " * 200
     [item] = check(["build version"], summary=long_line)
-    assert item["mentioned"] is True
+    assert item["status"] == "mentioned"
     quote = item["evidence"].split(": ", 1)[1]
     assert len(quote) <= 162 and quote.endswith("…”")
 
 
 def test_no_items_and_no_sources():
     assert dod_check([], []) == []
-    assert check(["tests pass"]) == [{"text": "tests pass", "mentioned": False, "evidence": None}]
+    assert check(["tests pass"]) == [
+        {"text": "tests pass", "status": "not_mentioned", "evidence": None}
+    ]
 
 
 def test_sources_keep_line_numbers_and_skip_blank_lines():

@@ -36,8 +36,10 @@ def pr(task: Any, number: int = 7) -> dict[str, Any]:
     }
 
 
-def assert_valid(blocks: list[dict[str, Any]], status: str) -> None:
-    assert [b["type"] for b in blocks] == ORDER[status]
+def assert_valid(blocks: list[dict[str, Any]], status: str, *, with_pr: bool = True) -> None:
+    """In ORDER; a submitted result without a PR has no ``checks`` block."""
+    expected = [t for t in ORDER[status] if with_pr or t != "checks"]
+    assert [b["type"] for b in blocks] == expected
     for block in blocks:
         jsonschema.validate(block, SCHEMAS[block["type"]])
 
@@ -79,9 +81,18 @@ def test_submitted_payload_has_every_block_in_order(world, task, harness, claime
     assert outcome["status"] == "submitted"
     assert outcome["headline"] == "Pull request #7 is ready for review"
     assert outcome["agent_status"] == "PR opened"
-    assert outcome["verdict"]["in_scope"] is True
-    assert (outcome["verdict"]["checklist_met"], outcome["verdict"]["checklist_total"]) == (3, 3)
-    assert "3 of 3 definition-of-done items mentioned" in outcome["verdict"]["summary"]
+    verdict = outcome["verdict"]
+    assert (verdict["scope"], verdict["pr_check"]) == ("verified", "not_configured")
+    assert (verdict["checklist_mentioned"], verdict["checklist_total"]) == (3, 3)
+    assert (
+        "3 of 3 definition-of-done items mentioned by the harness (not verified)"
+        in (verdict["summary"])
+    )
+    # Without a token nothing was asked of GitHub, and the payload says so.
+    assert any("not verified on GitHub" in line for line in verdict["not_checked"])
+    assert any("nothing was run or verified" in line for line in verdict["not_checked"])
+    assert blocks["checks"]["state"] == "not_configured"
+    assert {f["status"] for f in blocks["checks"]["facts"]} == {"not_checked"}
     assert blocks["hero"] == {
         "type": "hero",
         "title": task.title,
@@ -119,9 +130,9 @@ def test_submitted_without_a_pr_has_a_null_hero_pr(task, harness, claimed):
     response = harness.result(task.public_id, claimed["run_id"], "submitted", agent_status="ok")
     assert response.status_code == 200, response.content
     blocks = Delivery.objects.get(task=task).blocks
-    assert_valid(blocks, "submitted")
+    assert_valid(blocks, "submitted", with_pr=False)
     assert by_type(blocks)["hero"]["pr"] is None
-    assert by_type(blocks)["outcome"]["headline"] == "Task completed"
+    assert by_type(blocks)["outcome"]["headline"] == "Submitted without a pull request"
     assert by_type(blocks)["summary"]["markdown"] == "ok"
     assert [a["kind"] for a in by_type(blocks)["actions"]["actions"]] == ["reopen", "feedback"]
 
@@ -338,3 +349,35 @@ def test_docs_print_exactly_the_schemas_in_code():
         for name, body in re.findall(r"### `(\w+)`\n\n```json\n(.*?)\n```", text, re.S)
     }
     assert documented == SCHEMAS
+
+
+def test_issue_16_a_no_pr_result_that_copies_the_definition_of_done_claims_nothing(
+    world, task, harness, claimed
+):
+    """The issue's case: "submitted", no PR, agent status "Did nothing" and a summary that
+    copied the definition of done showed "In scope", "Checklist 3/3" and ✓ met."""
+    task.definition_of_done = DOD
+    task.save()
+    copied = "\n".join(f"- [ ] {item}" for item in DOD)
+    response = harness.result(
+        task.public_id,
+        claimed["run_id"],
+        "submitted",
+        agent_status="Did nothing",
+        working_summary=copied,
+    )
+    assert response.status_code == 200, response.content
+    payload = world.person().get(f"/api/tasks/{task.public_id}/delivery").json()
+    blocks = by_type(payload["blocks"])
+    assert_valid(payload["blocks"], "submitted", with_pr=False)
+    verdict = blocks["outcome"]["verdict"]
+    assert verdict["scope"] == "no_pr" and verdict["pr_check"] == "no_pr"
+    assert "in_scope" not in verdict and "checklist_met" not in verdict
+    assert blocks["outcome"]["headline"] == "Submitted without a pull request"
+    assert verdict["not_checked"][0].startswith("No pull request was submitted")
+    # Each item is at most "mentioned", with the harness's words quoted, never met.
+    for item, text in zip(blocks["checklist"]["items"], DOD, strict=True):
+        assert item["status"] == "mentioned"
+        assert item["evidence"].endswith(f"“- [ ] {text}”")
+    assert "checks" not in blocks
+    assert not any("met" in json.dumps(b) for b in [verdict])

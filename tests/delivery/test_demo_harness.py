@@ -62,8 +62,8 @@ def test_demo_harness_claims_narrates_and_delivers(world, live_server, tmp_path)
     blocks = {b["type"]: b for b in delivery.blocks}
     assert blocks["hero"]["pr"]["url"].startswith(task.repo.url + "/pull/")
     assert blocks["hero"]["pr"]["branch"] == run.checkpoint["branch"]
-    assert [i["mentioned"] for i in blocks["checklist"]["items"]] == [True, True, True]
-    assert blocks["outcome"]["verdict"]["checklist_met"] == 3
+    assert [i["status"] for i in blocks["checklist"]["items"]] == ["mentioned"] * 3
+    assert blocks["outcome"]["verdict"]["checklist_mentioned"] == 3
 
 
 def answer_when_asked(base_url: str, token: str, task_id: str, answer: str) -> threading.Thread:

@@ -454,5 +454,5 @@ def test_submitted_pr_in_scope_completes_and_stores_one_delivery(task, harness, 
     assert hero["pr"]["url"] == href
     assert hero["pr"]["title"] == artifact["pr"].get("title")
     outcome = delivery.blocks[0]
-    assert outcome["verdict"]["in_scope"] is True
+    assert outcome["verdict"]["scope"] == "verified"
     assert Run.objects.get(public_id=run_id).status == RunStatus.FINISHED

@@ -223,6 +223,7 @@ def test_delivered_task_embeds_its_latest_delivery_for_the_card(world, task, har
     assert [b["type"] for b in delivery["blocks"]] == [
         "outcome",
         "hero",
+        "checks",
         "summary",
         "checklist",
         "timeline",
@@ -306,6 +307,26 @@ def test_compaction_page_shows_working_docs_folds_and_memory(world, task, harnes
     assert "decided thing 0" in html  # the memory keeps each folded note's decisions
     fold = Compaction.objects.filter(task_ref=task.public_id).latest("created_at")
     assert f"{fold.bytes_before} B → {fold.bytes_after} B" in html
+    # What the fold kept and dropped, note by note (the filler did not fit).
+    assert fold.dropped_bytes > 0
+    assert f"Kept {fold.kept_bytes} B, dropped {fold.dropped_bytes} B" in html
+    for row in fold.dropped:
+        assert f"<code>{row['path']}</code>: {row['bytes']} B in {row['blocks']} block" in html
+    assert "% smaller" not in html
+
+
+def test_compaction_page_says_when_nothing_was_dropped(world, task, harness, settings):
+    settings.ETHER_WORKING_BUDGET_BYTES = 2048
+    for n in range(4):
+        run_id = harness.claim(task.public_id).json()["run_id"]
+        # The same paragraph in every note: the memory needs it once.
+        note = f"## Decisions\n\n- decided thing {n}\n\n" + ("filler " * 90)
+        harness.result(task.public_id, run_id, status="no_changes", working_summary=note)
+        reopen(world, task)
+    fold = Compaction.objects.filter(task_ref=task.public_id).latest("created_at")
+    assert fold.dropped_bytes == 0 and fold.dropped == []
+    html = signed_in(world.user).get(f"/tasks/{task.public_id}/compaction").content.decode()
+    assert f"Kept all {fold.kept_bytes} B" in html
 
 
 def test_compaction_page_before_any_working_notes(world, task):

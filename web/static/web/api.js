@@ -15,12 +15,13 @@ function csrfToken() {
 
 // POST a JSON body. A redirect (a lapsed session sent to the sign-in page) is not
 // followed: it answers status 0, which callers read as "signed out".
-export async function postJSON(url, body = {}) {
+export async function postJSON(url, body = {}, headers = {}) {
   const response = await fetch(url, {
     method: "POST",
     credentials: "same-origin",
     redirect: "manual",
     headers: {
+      ...headers,
       "Content-Type": "application/json",
       Accept: "application/json",
       "X-CSRFToken": csrfToken(),

@@ -41,6 +41,18 @@ export function safeUrl(url) {
   return url;
 }
 
+// The GitHub check's state in the verdict: its words and its pill.
+const PR_CHECK_TEXT = {
+  verified: ["Verified on GitHub", "pill--ok"],
+  mismatch: ["Differs on GitHub", "pill--warn"],
+  not_found: ["Not found on GitHub", "pill--warn"],
+  unavailable: ["GitHub unavailable, retrying", "pill--warn"],
+  pending: ["Verifying on GitHub…", ""],
+  not_configured: ["Not verified on GitHub", ""],
+};
+const FACT_MARK = { verified: "✓", mismatch: "✗", not_checked: "–" };
+const FACT_TEXT = { verified: "verified", mismatch: "differs", not_checked: "not checked" };
+
 function link(url, text, className) {
   let href = safeUrl(url);
   if (!href) {
@@ -68,28 +80,47 @@ const renderers = {
   outcome: function (block) {
     let node = section(block);
     let status = String(block.status || "");
+    let verdict = block.verdict && typeof block.verdict === "object" ? block.verdict : {};
+    // Green only for what was checked: a submitted result is shown as delivered (green)
+    // only when its PR passed the scope check; without one it is plainly "Submitted".
+    let proven = status !== "submitted" || verdict.scope === "verified";
     node.classList.add("outcome--" + token(status));
     let head = el("div", "outcome__head");
-    head.appendChild(el("span", "status status--" + token(status), STATUS_TEXT[status] || status));
+    let badge = proven ? "status status--" + token(status) : "status status--unverified";
+    head.appendChild(el("span", badge, proven ? STATUS_TEXT[status] || status : "Submitted"));
     head.appendChild(el("h2", "outcome__headline", block.headline));
     node.appendChild(head);
-    let verdict = block.verdict;
-    if (verdict && typeof verdict === "object") {
-      let facts = el("div", "outcome__verdict");
-      if (typeof verdict.in_scope === "boolean") {
-        facts.appendChild(
-          el("span", "pill " + (verdict.in_scope ? "pill--ok" : "pill--warn"), verdict.in_scope ? "In scope" : "Out of scope")
-        );
-      }
-      if (typeof verdict.checklist_total === "number" && verdict.checklist_total > 0) {
-        facts.appendChild(
-          el("span", "pill", "Checklist " + (verdict.checklist_met || 0) + "/" + verdict.checklist_total)
-        );
-      }
-      node.appendChild(facts);
-      if (verdict.summary) {
-        node.appendChild(el("p", "outcome__summary", verdict.summary));
-      }
+    let facts = el("div", "outcome__verdict");
+    // Older payloads carried `in_scope`/`checklist_met`: they are not shown, since they
+    // claimed more than was checked (CONTRACT.md §7).
+    if (verdict.scope === "verified") {
+      facts.appendChild(el("span", "pill pill--ok", "Scope verified")).setAttribute("data-fact", "scope");
+    } else if (verdict.scope === "no_pr") {
+      facts.appendChild(el("span", "pill pill--warn", "No pull request")).setAttribute("data-fact", "scope");
+    }
+    let prCheck = PR_CHECK_TEXT[verdict.pr_check];
+    if (prCheck) {
+      facts.appendChild(el("span", "pill " + prCheck[1], prCheck[0])).setAttribute("data-fact", "pr_check");
+    }
+    if (typeof verdict.checklist_total === "number" && verdict.checklist_total > 0) {
+      let mentioned = typeof verdict.checklist_mentioned === "number" ? verdict.checklist_mentioned : 0;
+      facts
+        .appendChild(el("span", "pill", "Mentioned " + mentioned + "/" + verdict.checklist_total + " (not verified)"))
+        .setAttribute("data-fact", "checklist");
+    }
+    node.appendChild(facts);
+    if (verdict.summary) {
+      node.appendChild(el("p", "outcome__summary", verdict.summary));
+    }
+    if (Array.isArray(verdict.not_checked) && verdict.not_checked.length) {
+      let box = el("div", "outcome__not-checked");
+      box.appendChild(el("strong", "", "Not checked:"));
+      let list = el("ul", "");
+      verdict.not_checked.forEach(function (line) {
+        list.appendChild(el("li", "", line));
+      });
+      box.appendChild(list);
+      node.appendChild(box);
     }
     if (block.reason) {
       node.appendChild(el("p", "outcome__reason", block.reason));
@@ -99,6 +130,47 @@ const renderers = {
     }
     if (block.agent_status) {
       node.appendChild(el("p", "muted small", "Harness: " + block.agent_status));
+    }
+    return node;
+  },
+
+  checks: function (block) {
+    let node = section(block, "Checked on GitHub");
+    node.setAttribute("data-state", String(block.state || ""));
+    if (block.summary) {
+      node.appendChild(el("p", "checks__summary", block.summary));
+    }
+    let facts = el("ul", "checks__facts");
+    (Array.isArray(block.facts) ? block.facts : []).forEach(function (fact) {
+      if (!fact || typeof fact !== "object") {
+        return;
+      }
+      let status = String(fact.status || "");
+      let row = el("li", "checks__fact is-" + token(status));
+      row.setAttribute("data-fact", String(fact.name || ""));
+      row.appendChild(el("span", "checks__mark", FACT_MARK[status] || "?")).setAttribute("aria-label", status);
+      let text = String(fact.name || "").replace(/_/g, " ") + ": " + (FACT_TEXT[status] || status);
+      if (fact.actual) {
+        text += " (GitHub: " + fact.actual + (fact.expected && status === "mismatch" ? "; result said " + fact.expected : "") + ")";
+      }
+      row.appendChild(el("span", "", text));
+      facts.appendChild(row);
+    });
+    node.appendChild(facts);
+    let runs = Array.isArray(block.check_runs) ? block.check_runs : [];
+    if (runs.length) {
+      let list = el("ul", "checks__runs");
+      runs.forEach(function (run) {
+        if (!run || typeof run !== "object") {
+          return;
+        }
+        let row = el("li", "checks__run");
+        row.setAttribute("data-conclusion", String(run.conclusion || run.status || ""));
+        row.appendChild(link(run.url, run.name || "check", "checks__run-name"));
+        row.appendChild(document.createTextNode(": " + (run.conclusion || run.status || "unknown")));
+        list.appendChild(row);
+      });
+      node.appendChild(list);
     }
     return node;
   },
@@ -150,11 +222,14 @@ const renderers = {
     }
     let list = el("ul", "checklist");
     (Array.isArray(block.items) ? block.items : []).forEach(function (item) {
-      let met = Boolean(item && item.mentioned);
-      let row = el("li", "checklist__item " + (met ? "is-met" : "is-open"));
-      row.appendChild(el("span", "checklist__mark", met ? "✓" : "○")).setAttribute("aria-label", met ? "met" : "not shown");
+      // A mention is the harness's own word, never "met" (older payloads: `mentioned`).
+      let mentioned = Boolean(item && (item.status === "mentioned" || item.mentioned === true));
+      let row = el("li", "checklist__item " + (mentioned ? "is-mentioned" : "is-open"));
+      let label = mentioned ? "mentioned by the harness, not verified" : "not mentioned";
+      row.appendChild(el("span", "checklist__mark", mentioned ? "…" : "○")).setAttribute("aria-label", label);
       let text = el("div", "checklist__text");
       text.appendChild(el("span", "", item && item.text));
+      text.appendChild(el("span", "checklist__status", mentioned ? "Mentioned, not verified" : "Not mentioned"));
       if (item && item.evidence) {
         text.appendChild(el("span", "checklist__evidence", item.evidence));
       }

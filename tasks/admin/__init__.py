@@ -7,11 +7,11 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from api.errors import DomainError, describe
 from api.problems import _flatten_errors
+from tasks.admin import task_admin  # noqa: F401 (registers the Task admin)
 from tasks.harnesses.definitions import ALLOW_NOTHING
 from tasks.harnesses.keys import harness_app_rename, harness_app_revoke
 from tasks.harnesses.selectors import harness_resolved
@@ -26,7 +26,7 @@ from tasks.harnesses.services import (
     name_check,
     parent_check,
 )
-from tasks.models import Event, Harness, HarnessApp, Interrupt, Result, Run, Step, Task
+from tasks.models import Event, Harness, HarnessApp, Interrupt, Result, Run, Step
 from tasks.webhooks.admin import WebhookHealthAdmin
 
 
@@ -111,35 +111,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
-
-
-@admin.register(Task)
-class TaskAdmin(ReadOnlyAdmin):
-    list_display = [
-        "public_id",
-        "title",
-        "status",
-        "org",
-        "repo",
-        "lease_epoch",
-        "updated_at",
-        "pages",
-    ]
-    list_filter = ["status", "org"]
-    search_fields = ["public_id", "title"]
-
-    def view_on_site(self, obj: Task) -> str:
-        """The admin's "View on site" button opens the task's live page."""
-        return reverse("pages:task", args=[obj.public_id])
-
-    @admin.display(description="Pages")
-    def pages(self, obj: Task) -> str:
-        return format_html(
-            '<a href="{}">live</a> · <a href="{}">replay</a> · <a href="{}">memory</a>',
-            reverse("pages:task", args=[obj.public_id]),
-            reverse("pages:replay", args=[obj.public_id]),
-            reverse("pages:compaction", args=[obj.public_id]),
-        )
 
 
 @admin.register(Run)
