@@ -193,6 +193,7 @@ class InterruptAPI(HarnessAPIView):
             lease_epoch=data.get("lease_epoch"),
             question=data["question"],
             choices=data.get("choices", []),
+            allow_free_text=data["allow_free_text"],
         )
         return Response(
             {
@@ -201,6 +202,7 @@ class InterruptAPI(HarnessAPIView):
                 "task_status": TaskStatus.PAUSED,
                 "question": interrupt.question,
                 "choices": interrupt.choices,
+                "allow_free_text": interrupt.allow_free_text,
             }
         )
 

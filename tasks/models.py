@@ -279,6 +279,8 @@ class Interrupt(models.Model):
     source = models.CharField(max_length=10, default="interrupt")  # interrupt | result
     question = models.TextField()
     choices = models.JSONField(default=list)
+    # With choices, the answer must be one of them unless the harness allowed free text.
+    allow_free_text = models.BooleanField(default=False)
     answer = models.TextField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     answered_by = models.ForeignKey(

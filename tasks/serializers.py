@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from api.fields import (
+    StrictBooleanField,
     StrictCharField,
     StrictChoiceField,
     StrictIntegerField,
@@ -67,6 +68,13 @@ class InterruptIn(RunWriteIn):
     choices = serializers.ListField(
         child=StrictCharField(max_length=200), required=False, max_length=20
     )
+    # Without it, an answer must be one of ``choices`` (400 naming them otherwise).
+    allow_free_text = StrictBooleanField(required=False, default=False)
+
+    def validate_choices(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Choices must differ from each other.")
+        return value
 
 
 class PullRequestIn(StrictSerializer):
@@ -164,6 +172,7 @@ class QuestionOut(serializers.Serializer):
     source = serializers.ChoiceField(choices=["interrupt", "result"])
     question = serializers.CharField()
     choices = serializers.ListField(child=serializers.CharField())
+    allow_free_text = serializers.BooleanField()
     asked_at = TimestampField(source="created_at")
     answer = serializers.CharField(allow_null=True)
     answered_at = TimestampField(allow_null=True)
@@ -274,6 +283,7 @@ class InterruptOut(serializers.Serializer):
     task_status = serializers.CharField()
     question = serializers.CharField()
     choices = serializers.ListField(child=serializers.CharField())
+    allow_free_text = serializers.BooleanField()
 
 
 class ResultOut(serializers.Serializer):
@@ -356,4 +366,19 @@ class ContextQuery(ContextDocQuery):
 
 
 class SkillsQuery(QuerySerializer):
-    domain = QueryCharField(required=False)
+    domain = QueryCharField(required=False, help_text="Case-insensitive")
+
+
+PACK_DEFAULT_BYTES = 64 * 1024
+PACK_MAX_BYTES = 16 * 1024 * 1024
+
+
+class ContextPackQuery(ContextDocQuery):
+    budget_bytes = QueryIntegerField(
+        minimum=0,
+        maximum=PACK_MAX_BYTES,
+        message=f"budget_bytes is an integer from 0 to {PACK_MAX_BYTES}.",
+        required=False,
+        default=PACK_DEFAULT_BYTES,
+        help_text=f"UTF-8 bytes of bodies (default {PACK_DEFAULT_BYTES})",
+    )

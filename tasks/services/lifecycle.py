@@ -64,6 +64,18 @@ def task_create(
     return task
 
 
+def answer_check(interrupt: Interrupt, answer: str) -> None:
+    """A question's ``choices`` bind its answer (exactly one of them, as the page's buttons
+    send it) unless the harness allowed free text; a question without choices takes any."""
+    if not interrupt.choices or interrupt.allow_free_text or answer in interrupt.choices:
+        return
+    listed = ", ".join(repr(choice) for choice in interrupt.choices)
+    raise ValidationFailed(
+        {"answer": [f"Must be one of the question's choices: {listed}."]},
+        detail=f"This question takes one of its choices as the answer: {listed}.",
+    )
+
+
 def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:
     """Answers the open question. The task resumes under its live lease, or, if that lease
     has expired meanwhile, goes back to ready so the next claim reads the answer."""
@@ -74,6 +86,7 @@ def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:
         interrupt = Interrupt.objects.select_related("run").filter(task=task).open().first()
         if task.status != TaskStatus.PAUSED or interrupt is None:
             raise TaskNotPaused(f"The task is {task.status}; there is no open question.")
+        answer_check(interrupt, answer)
         interrupt.answer = answer
         interrupt.answered_at = now
         interrupt.answered_by = user

@@ -62,9 +62,10 @@ class RemoteHarness:
         body = {"run_id": self.run_id, "phase": "coding_agent", "user_message": message, **extra}
         return self.post("steps", body)["seq"]
 
-    def interrupt(self, question: str, choices: list[str]) -> Any:
+    def interrupt(self, question: str, choices: list[str], **extra: Any) -> Any:
         return self.post(
-            "interrupt", {"run_id": self.run_id, "question": question, "choices": choices}
+            "interrupt",
+            {"run_id": self.run_id, "question": question, "choices": choices, **extra},
         )
 
     def heartbeat(self) -> Any:
@@ -323,11 +324,13 @@ def test_answering_the_question_from_the_page(server, browser, world, member, ta
     expect(page.locator("#question")).to_be_hidden()
 
     harness.step("Looking at the settings…")
-    harness.interrupt("Return the git SHA too?", ["yes", "no"])
+    harness.interrupt("Return the git SHA too?", ["yes", "no"], allow_free_text=True)
     question = page.locator("#question")
     expect(question).to_be_visible()
     expect(page.locator("#question-text")).to_have_text("Return the git SHA too?")
     expect(page.locator("#question-choices button")).to_have_count(2)
+    # Free text allowed: the answer box is there beside the choices.
+    expect(page.locator("#answer-form")).to_be_visible()
     expect(page.locator("#task-status")).to_have_text("Needs your answer")
     shoot(page, "task-paused")
 
@@ -347,6 +350,28 @@ def test_answering_the_question_from_the_page(server, browser, world, member, ta
         ("Yes, and the build date", member.username)
     ]
     shoot(page, "task-answered")
+    assert watched.errors == []
+
+
+def test_choices_bind_the_answer_on_the_page(server, browser, world, member, task):
+    harness = RemoteHarness(server, world, task.public_id)
+    harness.claim()
+    watched = sign_in(browser, server, f"/tasks/{task.public_id}")
+    page = watched.page
+    expect_live(page)
+    harness.interrupt("Which database?", ["SQLite", "Postgres"])
+    expect(page.locator("#question")).to_be_visible()
+    # The choices are the answer: buttons only, no free-text box.
+    expect(page.locator("#answer-form")).to_be_hidden()
+    expect(page.locator("#question-choices button")).to_have_text(["SQLite", "Postgres"])
+    shoot(page, "task-question-choices")
+    page.reload()  # the server-rendered question hides the box too
+    expect(page.locator("#answer-form")).to_be_hidden()
+    page.locator("#question-choices button", has_text="Postgres").click()
+    expect(page.locator("#question")).to_be_hidden()
+    expect(page.locator("#steps")).to_contain_text("You answered: Postgres")
+    stored = outside_the_browser_loop(lambda: Interrupt.objects.get(task=task).answer)
+    assert stored == "Postgres"
     assert watched.errors == []
 
 

@@ -107,20 +107,22 @@ def test_demo_harness_asks_waits_for_the_answer_and_continues(world, live_server
             }
         )
     )
-    person = answer_when_asked(live_server.url, world.token, task.public_id, "Only the version")
+    person = answer_when_asked(
+        live_server.url, world.token, task.public_id, "Only the build version"
+    )
     output = demo("--ask", "--pause", "0", "--secrets-file", str(secrets_file))
     person.join(timeout=5)
     assert "Waiting for your answer" in output
-    assert "[answer] Only the version" in output
+    assert "[answer] Only the build version" in output
     interrupt = Interrupt.objects.get(task=task)
-    assert interrupt.answer == "Only the version" and interrupt.answered_by == world.user
+    assert interrupt.answer == "Only the build version" and interrupt.answered_by == world.user
     task.refresh_from_db()
     assert task.status == TaskStatus.COMPLETED
     messages = list(Step.objects.filter(task=task).values_list("user_message", flat=True))
-    assert "Got your answer: Only the version" in messages
+    assert "Got your answer: Only the build version" in messages
     delivery = Delivery.objects.get(task=task)
     summary = next(b for b in delivery.blocks if b["type"] == "summary")
-    assert "Only the version" in summary["markdown"]
+    assert "Only the build version" in summary["markdown"]
 
 
 def free_port() -> int:

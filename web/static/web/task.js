@@ -102,6 +102,8 @@ function showQuestion(open) {
       return button;
     })
   );
+  // Choices bind the answer unless the harness allowed free text: then only the buttons.
+  form.hidden = (open.choices || []).length > 0 && !open.allow_free_text;
   answerError.hidden = true;
   question.hidden = false;
 }
