@@ -11,18 +11,27 @@ from rest_framework.response import Response
 from api.fields import validated
 from api.negotiation import AnyAcceptNegotiation
 from api.views import problems
+from corpus.packing import context_pack
 from corpus.selectors import (
     document_in_scope,
     scope_slices,
+    skill_domains,
     skills_for_org,
     tools_for_org,
 )
-from corpus.serializers import DocBodyOut, SkillOut, SliceOut, ToolOut
+from corpus.serializers import (
+    DocBodyOut,
+    PackDocOut,
+    PackOmittedOut,
+    SkillOut,
+    SliceOut,
+    ToolOut,
+)
 from tasks import selectors
 from tasks.apis import HarnessAPIView
 from tasks.context import task_scope
 from tasks.models import Task
-from tasks.serializers import ContextDocQuery, ContextQuery, SkillsQuery
+from tasks.serializers import ContextDocQuery, ContextPackQuery, ContextQuery, SkillsQuery
 
 
 class ContextOut(serializers.Serializer):
@@ -36,6 +45,17 @@ class ToolsOut(serializers.Serializer):
 
 class SkillsOut(serializers.Serializer):
     skills = SkillOut(many=True)
+    domains = serializers.ListField(
+        child=serializers.CharField(), help_text="Every domain the org's skills have"
+    )
+
+
+class PackOut(serializers.Serializer):
+    task_id = serializers.CharField()
+    budget_bytes = serializers.IntegerField()
+    used_bytes = serializers.IntegerField()
+    docs = PackDocOut(many=True)
+    omitted = PackOmittedOut(many=True)
 
 
 class ContextTaskMixin(HarnessAPIView):
@@ -56,6 +76,40 @@ class ContextAPI(ContextTaskMixin):
         names = validated(ContextQuery, request.query_params)["slices"]
         slices = scope_slices(task_scope(task), names)
         return Response(ContextOut({"task_id": task.public_id, "slices": slices}).data)
+
+
+class ContextPackAPI(ContextTaskMixin):
+    @extend_schema(
+        tags=["context"],
+        summary="The task's context in one call, within a byte budget",
+        description=(
+            "Whole documents in priority order (task, working memory, newest working notes, "
+            "repo, project, profile) while they fit in budget_bytes (UTF-8 bytes of bodies); "
+            "the rest in omitted with a reason. etag is the document route's ETag. "
+            "changed_since_last_run: written after the task's previous run began."
+        ),
+        parameters=[ContextPackQuery],
+        responses={200: PackOut, **problems(400, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        task = self.scoped_task(request)
+        budget = validated(ContextPackQuery, request.query_params)["budget_bytes"]
+        pack = context_pack(
+            task_scope(task),
+            budget_bytes=budget,
+            last_run_at=selectors.previous_run_started_at(task),
+        )
+        return Response(
+            PackOut(
+                {
+                    "task_id": task.public_id,
+                    "budget_bytes": pack.budget_bytes,
+                    "used_bytes": pack.used_bytes,
+                    "docs": pack.docs,
+                    "omitted": pack.omitted,
+                }
+            ).data
+        )
 
 
 class ContextDocAPI(ContextTaskMixin):
@@ -111,4 +165,7 @@ class SkillsAPI(HarnessAPIView):
     )
     def get(self, request: Request) -> Response:
         domain = validated(SkillsQuery, request.query_params).get("domain")
-        return Response(SkillsOut({"skills": skills_for_org(self.app(request).org, domain)}).data)
+        org = self.app(request).org
+        return Response(
+            SkillsOut({"skills": skills_for_org(org, domain), "domains": skill_domains(org)}).data
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -14,7 +15,7 @@ from corpus.selectors import SLICES, scope_slices
 from tasks.context import task_scope
 from tasks.events import TIMELINE, iso, task_topic
 from tasks.harnesses.selectors import bundle_harness
-from tasks.models import Event, HarnessApp, Interrupt, Run, Task
+from tasks.models import Event, HarnessApp, Interrupt, Run, RunStatus, Task
 from tasks.serializers import QuestionOut
 
 
@@ -114,6 +115,18 @@ def execution_bundle(*, task: Task, app: HarnessApp, base_url: str) -> dict[str,
             "websocket_topic": task_topic(task),
         },
     }
+
+
+def previous_run_started_at(task: Task) -> datetime | None:
+    """When the run before the current one began: the moment it read its context.
+
+    With a live run, that is the run before it; without one (a preview before a claim),
+    the task's latest run. None when there was no such run."""
+    runs = Run.objects.filter(task=task).order_by("-started_at", "-pk")
+    started = list(runs.values_list("status", "started_at")[:2])
+    if started and started[0][0] == RunStatus.LIVE:
+        started = started[1:]
+    return started[0][1] if started else None
 
 
 def task_answers(task: Task) -> QuerySet[Interrupt]:

@@ -20,6 +20,7 @@ harness = [
     path("tasks/<str:task_id>/steps", apis.StepsAPI.as_view(), name="harness-steps"),
     path("tasks/<str:task_id>/interrupt", apis.InterruptAPI.as_view(), name="harness-interrupt"),
     path("context", context_apis.ContextAPI.as_view(), name="harness-context"),
+    path("context/pack", context_apis.ContextPackAPI.as_view(), name="harness-context-pack"),
     path(
         "context/doc/<path:doc_id>",
         context_apis.ContextDocAPI.as_view(),
