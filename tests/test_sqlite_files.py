@@ -7,6 +7,7 @@ settings' own path logic (``ETHER_SQLITE_PATH``, no ``DATABASE_URL``) and umask 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -90,3 +91,53 @@ def test_the_test_database_is_0600_too(db):
         return  # Postgres keeps its files itself
     connection.ensure_connection()
     assert set(modes(Path(connection.settings_dict["NAME"])).values()) == {0o600}
+
+
+# Issue 18: a SQLite DATABASE_URL once got Django's stock settings (rollback journal,
+# deferred transactions, no busy timeout), and 254 of 300 steps at 60/s were 503.
+TUNING = """
+import json
+import django
+django.setup()
+from django.conf import settings
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("PRAGMA journal_mode")
+    journal = cursor.fetchone()[0]
+    cursor.execute("PRAGMA busy_timeout")
+    busy = cursor.fetchone()[0]
+options = settings.DATABASES["default"]["OPTIONS"]
+print(json.dumps({"journal": journal, "busy_ms": busy, "mode": options["transaction_mode"],
+                  "engine": settings.DATABASES["default"]["ENGINE"]}))
+"""
+
+
+def run_with_url(url: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ether_site.settings",
+        "DJANGO_DEBUG": "1",
+        "DATABASE_URL": url,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", TUNING], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_a_sqlite_database_url_gets_the_same_tuning_as_the_default(tmp_path):
+    path = tmp_path / "from-url.sqlite3"
+    done = run_with_url(f"sqlite:///{path}")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "journal": "wal",
+        "busy_ms": 5000,
+        "mode": "IMMEDIATE",
+        "engine": "ether_site.sqlite",
+    }
+    assert set(modes(path).values()) == {0o600}
+
+
+def test_an_in_memory_sqlite_url_is_refused_plainly():
+    done = run_with_url("sqlite://:memory:")
+    assert done.returncode != 0
+    assert "SQLite needs a file path" in done.stderr
