@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 
-PREFIXES = frozenset({"task", "run", "step", "doc", "harness", "dlv", "int", "res", "evt"})
+PREFIXES = frozenset({"task", "run", "step", "doc", "harness", "dlv", "int", "res", "evt", "msg"})
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -79,3 +79,7 @@ def new_doc_id() -> str:
 
 def new_dlv_id() -> str:
     return new_public_id("dlv")
+
+
+def new_msg_id() -> str:
+    return new_public_id("msg")

@@ -15,8 +15,17 @@ from corpus.selectors import SLICES, scope_slices
 from tasks.context import task_scope
 from tasks.events import TIMELINE, iso, task_topic
 from tasks.harnesses.selectors import bundle_harness
-from tasks.models import Event, HarnessApp, Interrupt, Run, RunStatus, Task
-from tasks.serializers import QuestionOut
+from tasks.models import (
+    Event,
+    HarnessApp,
+    Interrupt,
+    MessageKind,
+    Run,
+    RunStatus,
+    Task,
+    TaskMessage,
+)
+from tasks.serializers import FeedbackOut, QuestionOut
 
 
 def task_get(*, org: Org, task_id: str) -> Task:
@@ -105,6 +114,7 @@ def execution_bundle(*, task: Task, app: HarnessApp, base_url: str) -> dict[str,
         },
         "context": context_refs(task),
         "questions": QuestionOut(task_questions(task), many=True).data,
+        "feedback": FeedbackOut(task_feedback(task), many=True).data,
         "checkpoint": last_checkpoint(task),
         "harness": bundle_harness(app, base_url=base_url),
         "callbacks": {
@@ -127,6 +137,15 @@ def previous_run_started_at(task: Task) -> datetime | None:
     if started and started[0][0] == RunStatus.LIVE:
         started = started[1:]
     return started[0][1] if started else None
+
+
+def task_feedback(task: Task) -> QuerySet[TaskMessage]:
+    """Every feedback given on the task's reopens, oldest first (the bundle's ``feedback``)."""
+    return (
+        TaskMessage.objects.select_related("author")
+        .filter(task=task, kind=MessageKind.FEEDBACK)
+        .order_by("pk")
+    )
 
 
 def task_answers(task: Task) -> QuerySet[Interrupt]:

@@ -141,6 +141,19 @@ class AnswerIn(StrictSerializer):
     answer = StrictCharField(max_length=4000)
 
 
+class ReopenIn(StrictSerializer):
+    feedback = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=4000,
+        help_text="What the next run should do differently; in every later bundle",
+    )
+
+
+class MessageIn(StrictSerializer):
+    text = StrictCharField(max_length=4000)
+
+
 class EmptyIn(StrictSerializer):
     """Routes that take no body still refuse fields they do not know."""
 
@@ -178,6 +191,30 @@ class QuestionOut(serializers.Serializer):
     answered_at = TimestampField(allow_null=True)
     answered_by = UsernameField(allow_null=True)
     withdrawn_at = TimestampField(allow_null=True)
+
+
+class FeedbackOut(serializers.Serializer):
+    """Feedback given on a reopen, as the bundle's ``feedback`` lists it."""
+
+    feedback_id = serializers.CharField(source="public_id")
+    text = serializers.CharField()
+    given_by = UsernameField(source="author", allow_null=True)
+    given_at = TimestampField(source="created_at")
+
+
+class HeartbeatMessageOut(serializers.Serializer):
+    """A message as the heartbeat's ``messages`` hands it over (once)."""
+
+    message_id = serializers.CharField(source="public_id")
+    text = serializers.CharField()
+    sent_by = UsernameField(source="author", allow_null=True)
+    sent_at = TimestampField(source="created_at")
+
+
+class MessageOut(HeartbeatMessageOut):
+    task_id = serializers.CharField(source="task.public_id")
+    delivered_at = TimestampField(allow_null=True)
+    delivered_run_id = serializers.CharField(source="delivered_run.public_id", allow_null=True)
 
 
 class TaskOut(serializers.Serializer):
@@ -250,6 +287,7 @@ class BundleOut(serializers.Serializer):
     scope = ScopeOut()
     context = ContextRefOut()
     questions = QuestionOut(many=True)
+    feedback = FeedbackOut(many=True)
     checkpoint = CheckpointOut(allow_null=True)
     harness = serializers.DictField(allow_null=True)
     callbacks = CallbacksOut()
@@ -270,6 +308,7 @@ class HeartbeatOut(serializers.Serializer):
     task_status = serializers.CharField()
     cancel_requested = serializers.BooleanField()
     answers = QuestionOut(many=True)
+    messages = HeartbeatMessageOut(many=True)
 
 
 class StepOut(serializers.Serializer):

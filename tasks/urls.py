@@ -35,6 +35,7 @@ product = [
     path("tasks/<str:task_id>", apis.TaskDetailAPI.as_view(), name="task-detail"),
     path("tasks/<str:task_id>/answer", apis.TaskAnswerAPI.as_view(), name="task-answer"),
     path("tasks/<str:task_id>/reopen", apis.TaskReopenAPI.as_view(), name="task-reopen"),
+    path("tasks/<str:task_id>/messages", apis.TaskMessagesAPI.as_view(), name="task-messages"),
     path("tasks/<str:task_id>/cancel", apis.TaskCancelAPI.as_view(), name="task-cancel"),
     path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),
     path("tasks/<str:task_id>/timeline", apis.TaskTimelineAPI.as_view(), name="task-timeline"),

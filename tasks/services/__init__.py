@@ -7,7 +7,13 @@ from tasks.services.leases import (
     lease_settle,
     leases_sweep,
 )
-from tasks.services.lifecycle import task_answer, task_cancel, task_create, task_reopen
+from tasks.services.lifecycle import (
+    task_answer,
+    task_cancel,
+    task_create,
+    task_message_send,
+    task_reopen,
+)
 from tasks.services.reports import interrupt_raise, step_record
 from tasks.services.results import result_submit
 from tasks.services.tickets import ticket_create
@@ -24,6 +30,7 @@ __all__ = [
     "task_answer",
     "task_cancel",
     "task_create",
+    "task_message_send",
     "task_reopen",
     "ticket_create",
 ]

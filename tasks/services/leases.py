@@ -8,7 +8,7 @@ on Postgres. On SQLite ``select_for_update`` is a no-op, but every transaction t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,9 +28,11 @@ from tasks.models import (
     Run,
     RunStatus,
     Task,
+    TaskMessage,
     TaskStatus,
 )
 from tasks.serializers import TaskRowOut
+from tasks.services.messages import messages_take
 
 
 def lease_length() -> timedelta:
@@ -288,6 +290,7 @@ class Beat:
     run: Run
     task: Task
     cancel_requested: bool
+    messages: list[TaskMessage] = field(default_factory=list)
 
 
 def lease_heartbeat(
@@ -325,7 +328,9 @@ def lease_heartbeat(
             run.checkpoint_at = g.now
             fields += ["checkpoint", "checkpoint_at"]
         run.save(update_fields=fields)
-        return Beat(run=run, task=task, cancel_requested=task.cancel_requested)
+        # Taken under the task row lock the guard holds: each message reaches one beat.
+        messages = messages_take(task=task, run=run, now=g.now)
+        return Beat(run=run, task=task, cancel_requested=task.cancel_requested, messages=messages)
 
 
 def lease_release(*, task: Task, user: Any) -> Run:

@@ -11,10 +11,20 @@ from accounts.models import Org, Project, Repository
 from api.errors import ValidationFailed
 from tasks import events
 from tasks.context import task_document_sync
-from tasks.errors import InvalidTransition, TaskClosed, TaskNotPaused
-from tasks.models import CLOSED_STATUSES, Interrupt, Run, RunStatus, Task, TaskStatus
+from tasks.errors import InvalidTransition, TaskClosed, TaskNotInProgress, TaskNotPaused
+from tasks.models import (
+    CLOSED_STATUSES,
+    Interrupt,
+    MessageKind,
+    Run,
+    RunStatus,
+    Task,
+    TaskMessage,
+    TaskStatus,
+)
 from tasks.serializers import TaskRowOut
 from tasks.services.leases import lease_settle, locked_task, set_task_status, withdraw_questions
+from tasks.services.messages import message_record
 
 
 def task_create(
@@ -107,7 +117,9 @@ def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:
         return interrupt
 
 
-def task_reopen(*, task: Task, user: Any) -> Task:
+def task_reopen(*, task: Task, user: Any, feedback: str | None = None) -> Task:
+    """Back to ready. ``feedback`` (what the next run should do differently) is kept on the
+    task, in its timeline entry and its document, and goes into every later bundle."""
     now = timezone.now()
     with transaction.atomic():
         task = locked_task(task)
@@ -115,11 +127,32 @@ def task_reopen(*, task: Task, user: Any) -> Task:
             raise InvalidTransition(
                 f"Only completed or no_changes tasks can be reopened; this one is {task.status}."
             )
+        details: dict[str, Any] = {}
+        if feedback:
+            given = message_record(task=task, user=user, kind=MessageKind.FEEDBACK, text=feedback)
+            details = {"feedback": feedback, "message_id": given.public_id}
         events.timeline(
-            task=task, kind="reopen", actor=events.actor_user(user), summary="Task reopened"
+            task=task,
+            kind="reopen",
+            actor=events.actor_user(user),
+            summary=f"Task reopened with feedback: {feedback}" if feedback else "Task reopened",
+            **details,
         )
         set_task_status(task, TaskStatus.READY, now, cancel_requested=False)
         return task
+
+
+def task_message_send(*, task: Task, user: Any, text: str) -> TaskMessage:
+    """A message to the harness working on the task: its live run's next heartbeat
+    carries it (tasks/services/messages.py). Only while the task is in progress."""
+    lease_settle(task_pk=task.pk)
+    with transaction.atomic():
+        task = locked_task(task)
+        if task.status != TaskStatus.IN_PROGRESS:
+            raise TaskNotInProgress(
+                f"Messages reach a task in progress; this one is {task.status}."
+            )
+        return message_record(task=task, user=user, kind=MessageKind.MESSAGE, text=text)
 
 
 def task_cancel(*, task: Task, user: Any) -> Task:

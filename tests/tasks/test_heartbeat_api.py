@@ -51,6 +51,7 @@ def test_heartbeat_extends_lease_by_its_length_and_keeps_checkpoint(task, harnes
         "task_status": "in_progress",
         "cancel_requested": False,
         "answers": [],
+        "messages": [],
     }
     run = Run.objects.get(public_id=run_id)
     assert run.status == RunStatus.LIVE
