@@ -506,3 +506,53 @@ def test_the_compaction_page_shows_what_was_folded(server, browser, world, membe
     expect(page.locator("#compactions > li").first).to_contain_text("B →")
     shoot(page, "compaction")
     assert watched.errors == []
+
+
+def test_a_message_from_the_page_and_a_reopen_with_feedback(server, browser, world, member, task):
+    harness = RemoteHarness(server, world, task.public_id)
+    watched = sign_in(browser, server, f"/tasks/{task.public_id}")
+    page = watched.page
+    expect_live(page)
+    expect(page.locator("#message")).to_be_hidden()  # ready: nobody to tell yet
+
+    harness.claim()
+    harness.step("Working on it…")
+    expect(page.locator("#message")).to_be_visible()
+    page.fill("#message-input", "Please keep the change small.")
+    page.click("#message-form button[type=submit]")
+    expect(page.locator("#steps")).to_contain_text(
+        "You told the harness: Please keep the change small."
+    )
+    expect(page.locator("#message-input")).to_have_value("")
+    messages = harness.heartbeat()["messages"]
+    assert [(m["text"], m["sent_by"]) for m in messages] == [
+        ("Please keep the change small.", "alice")
+    ]
+    shoot(page, "task-message")
+
+    harness.submit(task.repo.url)
+    card = page.locator("#delivery .delivery-card")
+    expect(card).to_be_visible()
+    expect(page.locator("#message")).to_be_hidden()
+
+    # Reopen asks first; "Keep it closed" changes nothing.
+    card.locator("button[data-action=reopen]").click()
+    expect(page.locator("#reopen")).to_be_visible()
+    page.click("#reopen-cancel")
+    expect(page.locator("#reopen")).to_be_hidden()
+    expect(page.locator("#task-status")).to_have_text("Delivered")
+
+    card.locator("button[data-action=reopen]").click()
+    page.fill("#reopen-feedback", "Also handle HEAD requests.")
+    shoot(page, "task-reopen-feedback")
+    page.click("#reopen-confirm")
+    expect(page.locator("#reopen")).to_be_hidden()
+    expect(page.locator("#task-status")).to_have_text("Ready")
+    expect(page.locator("#steps")).to_contain_text(
+        "Reopened with your feedback: Also handle HEAD requests."
+    )
+    bundle = harness.post("claim", {"app_id": world.app.app_id})["bundle"]
+    assert [(f["text"], f["given_by"]) for f in bundle["feedback"]] == [
+        ("Also handle HEAD requests.", "alice")
+    ]
+    assert watched.errors == []
