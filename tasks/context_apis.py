@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -11,7 +13,7 @@ from rest_framework.response import Response
 from api.fields import validated
 from api.negotiation import AnyAcceptNegotiation
 from api.views import problems
-from corpus.packing import context_pack
+from corpus.packing import Pack, context_pack
 from corpus.selectors import (
     document_in_scope,
     scope_slices,
@@ -58,6 +60,33 @@ class PackOut(serializers.Serializer):
     omitted = PackOmittedOut(many=True)
 
 
+def if_none_match(request: Request, etag: str) -> bool:
+    """Whether If-None-Match names ``etag`` (or is ``*``). RFC 9110 compares weakly, so
+    W/"x" matches "x"."""
+    raw = request.headers.get("If-None-Match", "")
+    sent = {t.strip().removeprefix("W/") for t in raw.split(",")}
+    return etag in sent or "*" in sent
+
+
+def not_modified(etag: str) -> HttpResponse:
+    response = HttpResponse(status=304)
+    response["ETag"] = etag
+    return response
+
+
+def pack_etag(pack: Pack) -> str:
+    """Names one answer of the pack route: the same documents (id, version, hash, changed
+    flag), the same omissions and budget give the same tag, so a harness revalidates the
+    whole pack with If-None-Match."""
+    parts = [str(pack.budget_bytes)]
+    parts += [
+        f"{d.document.public_id}:{d.document.version}:{d.document.sha256}:{d.changed_since_last_run}"
+        for d in pack.docs
+    ]
+    parts += [f"-{o.document.public_id}:{o.document.size}:{o.reason}" for o in pack.omitted]
+    return '"pack-' + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32] + '"'
+
+
 class ContextTaskMixin(HarnessAPIView):
     def scoped_task(self, request: Request) -> Task:
         task_id = validated(ContextDocQuery, request.query_params)["task_id"]
@@ -86,10 +115,15 @@ class ContextPackAPI(ContextTaskMixin):
             "Whole documents in priority order (task, working memory, newest working notes, "
             "repo, project, profile) while they fit in budget_bytes (UTF-8 bytes of bodies); "
             "the rest in omitted with a reason. etag is the document route's ETag. "
-            "changed_since_last_run: written after the task's previous run began."
+            "changed_since_last_run: written after the task's previous run began. The "
+            "answer has an ETag; If-None-Match with it answers 304 while nothing changed."
         ),
         parameters=[ContextPackQuery],
-        responses={200: PackOut, **problems(400, 404)},
+        responses={
+            200: PackOut,
+            304: OpenApiResponse(description="Not modified"),
+            **problems(400, 404),
+        },
     )
     def get(self, request: Request) -> Response:
         task = self.scoped_task(request)
@@ -99,17 +133,17 @@ class ContextPackAPI(ContextTaskMixin):
             budget_bytes=budget,
             last_run_at=selectors.previous_run_started_at(task),
         )
-        return Response(
-            PackOut(
-                {
-                    "task_id": task.public_id,
-                    "budget_bytes": pack.budget_bytes,
-                    "used_bytes": pack.used_bytes,
-                    "docs": pack.docs,
-                    "omitted": pack.omitted,
-                }
-            ).data
-        )
+        etag = pack_etag(pack)
+        if if_none_match(request, etag):
+            return not_modified(etag)
+        body = {
+            "task_id": task.public_id,
+            "budget_bytes": pack.budget_bytes,
+            "used_bytes": pack.used_bytes,
+            "docs": pack.docs,
+            "omitted": pack.omitted,
+        }
+        return Response(PackOut(body).data, headers={"ETag": etag})
 
 
 class ContextDocAPI(ContextTaskMixin):
@@ -134,15 +168,8 @@ class ContextDocAPI(ContextTaskMixin):
         task = self.scoped_task(request)
         document = document_in_scope(task_scope(task), doc_id)
         etag = document.etag
-        # RFC 9110: If-None-Match compares weakly, so W/"x" matches "x".
-        sent = [
-            t.strip().removeprefix("W/")
-            for t in request.headers.get("If-None-Match", "").split(",")
-        ]
-        if etag in sent or "*" in sent:
-            response = HttpResponse(status=304)
-            response["ETag"] = etag
-            return response
+        if if_none_match(request, etag):
+            return not_modified(etag)
         if "application/json" in request.headers.get("Accept", ""):
             return Response(DocBodyOut(document).data, headers={"ETag": etag})
         response = HttpResponse(document.body, content_type="text/markdown; charset=utf-8")

@@ -182,3 +182,21 @@ def test_pack_needs_a_harness_key_and_only_answers_get(world, task, harness):
     for caller in (Caller(None), Caller(world.token)):
         problem(caller.get(f"{PACK}?task_id={task.public_id}"), 401, "not_authenticated")
     problem(harness.post(f"{PACK}?task_id={task.public_id}", {}), 405, "method_not_allowed")
+
+
+def test_the_pack_has_an_etag_that_answers_304_until_something_changes(
+    world, task, harness, scope
+):
+    url = f"{PACK}?task_id={task.public_id}"
+    first = harness.get(url)
+    etag = first["ETag"]
+    assert etag.startswith('"pack-')
+    again = harness.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304 and again["ETag"] == etag and again.content == b""
+    assert harness.get(url, HTTP_IF_NONE_MATCH=f"W/{etag}").status_code == 304
+    # Another budget is another answer.
+    assert harness.get(url + "&budget_bytes=10", HTTP_IF_NONE_MATCH=etag).status_code == 200
+    document_save(document=scope["project"], body="# P, edited\n")
+    changed = harness.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+    assert "# P, edited\n" in [d["body"] for d in changed.json()["docs"]]
