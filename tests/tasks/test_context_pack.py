@@ -184,9 +184,7 @@ def test_pack_needs_a_harness_key_and_only_answers_get(world, task, harness):
     problem(harness.post(f"{PACK}?task_id={task.public_id}", {}), 405, "method_not_allowed")
 
 
-def test_the_pack_has_an_etag_that_answers_304_until_something_changes(
-    world, task, harness, scope
-):
+def test_the_pack_has_an_etag_that_answers_304_until_something_changes(world, task, harness, scope):
     url = f"{PACK}?task_id={task.public_id}"
     first = harness.get(url)
     etag = first["ETag"]
