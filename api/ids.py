@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 
-PREFIXES = frozenset({"task", "run", "step", "doc", "harness", "dlv", "int", "res", "evt", "msg"})
+PREFIXES = frozenset({"task", "run", "step", "doc", "harness", "dlv", "int", "res", "evt", "note"})
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -81,5 +81,6 @@ def new_dlv_id() -> str:
     return new_public_id("dlv")
 
 
-def new_msg_id() -> str:
-    return new_public_id("msg")
+def new_note_id() -> str:
+    """Feedback or a message a person gives the harness (tasks.TaskMessage)."""
+    return new_public_id("note")

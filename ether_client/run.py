@@ -48,6 +48,9 @@ class Run:
         self.lost: Exception | None = None
         self.checkpoint: dict[str, str] | None = None
         self.lease_seconds_left: float | None = None
+        # Seconds between background heartbeats (None: a quarter of the lease left, 1-30 s).
+        # Shorter means answers and messages arrive sooner, at a request each time.
+        self.heartbeat_interval: float | None = None
         self._answers: dict[str, dict[str, Any]] = {}
         self._changed = threading.Condition()
         self._steps = 0
@@ -193,11 +196,14 @@ class Run:
     # --- the background heartbeat -----------------------------------------------------------
 
     def start_heartbeat(self, interval: float | None = None) -> None:
-        """Heartbeats every ``interval`` seconds (default: a quarter of the lease left,
-        1 to 30 s) until the result, a cancel, a lost lease or ``stop_heartbeat``."""
+        """Heartbeats every ``interval`` seconds (default: ``heartbeat_interval``, else a
+        quarter of the lease left, 1 to 30 s) until the result, a cancel, a lost lease or
+        ``stop_heartbeat``."""
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        if interval is None:
+            interval = self.heartbeat_interval
 
         def loop() -> None:
             while not self._stop.is_set():

@@ -15,7 +15,7 @@ from accounts.models import Org, Project, Repository
 from api.ids import (
     new_harness_id,
     new_int_id,
-    new_msg_id,
+    new_note_id,
     new_run_id,
     new_step_id,
     new_task_id,
@@ -325,7 +325,7 @@ class TaskMessage(models.Model):
     it (a lost response is recovered by retrying with the same Idempotency-Key).
     """
 
-    public_id = models.CharField(max_length=40, unique=True, default=new_msg_id, editable=False)
+    public_id = models.CharField(max_length=40, unique=True, default=new_note_id, editable=False)
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="messages")
     kind = models.CharField(max_length=10, choices=MessageKind.choices)
     text = models.TextField()

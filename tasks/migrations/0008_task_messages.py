@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             name='TaskMessage',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=api.ids.new_msg_id, editable=False, max_length=40, unique=True)),
+                ('public_id', models.CharField(default=api.ids.new_note_id, editable=False, max_length=40, unique=True)),
                 ('kind', models.CharField(choices=[('feedback', 'Feedback'), ('message', 'Message')], max_length=10)),
                 ('text', models.TextField()),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),

@@ -15,7 +15,7 @@ from corpus.models import Document
 from tasks.models import Event, MessageKind, TaskMessage, TaskStatus
 from tests.helpers import Caller, problem
 
-MSG_ID = r"^msg_[0-9a-f]{32}$"
+NOTE_ID = r"^note_[0-9a-f]{32}$"
 
 
 def reopen(person: Caller, task: Any, body: dict[str, Any] | None = None) -> Any:
@@ -121,7 +121,7 @@ def test_a_message_reaches_the_next_heartbeat_once(world, task, harness, claimed
     assert body["task_id"] == task.public_id and body["sent_by"] == "alice"
     assert body["text"] == "Use the staging database, not prod."
     assert body["delivered_at"] is None and body["delivered_run_id"] is None
-    assert re.match(MSG_ID, body["message_id"])
+    assert re.match(NOTE_ID, body["message_id"])
     run_id = claimed["run_id"]
     first = harness.heartbeat(task.public_id, run_id).json()
     assert [(m["message_id"], m["text"], m["sent_by"]) for m in first["messages"]] == [
