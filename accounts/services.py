@@ -97,3 +97,93 @@ def access_token_update(*, token: AccessToken, label: str, expires_at: Any) -> A
             announce_revoked(groups=[token_group(token.pk)], reason="token_expired")
     token.label, token.expires_at = label, expires_at
     return token
+
+
+# --- The admin's writes: each keeps the rules an org's data lives by ----------------------
+
+
+def org_save(*, org: Org, slug: str, name: str) -> Org:
+    """Creates (``org`` unsaved) or changes an org."""
+    org.slug, org.name = slug, name
+    with transaction.atomic():
+        org.save()
+    return org
+
+
+def org_delete(*, org: Org) -> None:
+    """Deletes the org and, with it, everything it holds (members, projects, tasks, …)."""
+    with transaction.atomic():
+        org.delete()
+
+
+def membership_save(*, membership: Membership, org: Org, user: Any) -> Membership:
+    """Puts ``user`` in ``org``. A user belongs to exactly one org: another org's member is
+    refused (``ValidationFailed``), not moved."""
+    with transaction.atomic():
+        other = Membership.objects.filter(user=user).exclude(pk=membership.pk).first()
+        if other is not None:
+            raise ValidationFailed({"user": [f"{user} already belongs to {other.org}."]})
+        membership.org, membership.user = org, user
+        membership.save()
+    return membership
+
+
+def membership_delete(*, membership: Membership) -> None:
+    with transaction.atomic():
+        membership.delete()
+
+
+def project_check(*, project: Project, org: Org) -> None:
+    """A project with repositories stays in its org: they would be left in the old one.
+    Raises ``ValidationFailed``."""
+    if project.pk is None or project.org_id == org.pk:
+        return
+    if Repository.objects.filter(project=project).exists():
+        raise ValidationFailed(
+            {"org": [f"{project} has repositories in {project.org}; it cannot move to {org}."]}
+        )
+
+
+def project_save(*, project: Project, org: Org, slug: str, name: str) -> Project:
+    """Creates (``project`` unsaved) or changes a project (``project_check``'s rule)."""
+    with transaction.atomic():
+        project_check(project=project, org=org)
+        project.org, project.slug, project.name = org, slug, name
+        project.save()
+    return project
+
+
+def project_delete(*, project: Project) -> None:
+    with transaction.atomic():
+        project.delete()
+
+
+def repository_check(*, org: Org, project: Project) -> None:
+    """A repository is in its project's org: the task scope reads both. Raises
+    ``ValidationFailed``."""
+    if project.org_id != org.pk:
+        raise ValidationFailed({"project": [f"{project} belongs to {project.org}, not to {org}."]})
+
+
+def repository_save(
+    *,
+    repository: Repository,
+    org: Org,
+    project: Project,
+    full_name: str,
+    url: str,
+    default_branch: str,
+) -> Repository:
+    """Creates (``repository`` unsaved) or changes a repository (``repository_check``)."""
+    with transaction.atomic():
+        repository_check(org=org, project=project)
+        repository.org, repository.project = org, project
+        repository.full_name, repository.url = full_name, url
+        repository.default_branch = default_branch
+        repository.save()
+    return repository
+
+
+def repository_delete(*, repository: Repository) -> None:
+    with transaction.atomic():
+        repository.delete()

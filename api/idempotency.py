@@ -185,4 +185,6 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
                 _forget(record)
             return response
 
+    # Read by api.schema.EtherAutoSchema: the header and the 422 go in the schema.
+    wrapper.idempotent = True  # type: ignore[attr-defined]
     return wrapper

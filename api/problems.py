@@ -19,6 +19,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from api.errors import DomainError, Kind
+from api.views import ProblemSchema
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,11 @@ DRF_CODES: list[tuple[type[drf.APIException], str, str]] = [
 
 
 def problem_body(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": TYPE_BASE + code,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    body.update(extra)
+    """The document as ``ProblemSchema`` (the schema's) renders it, then the members an
+    error adds of its own (``lease_held``'s ``holder_app_id`` and ``lease_expires_at``)."""
+    fields = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail}
+    body = dict(ProblemSchema({**fields, "code": code, **extra}).data)
+    body.update({k: v for k, v in extra.items() if k not in body})
     return body
 
 

@@ -14,6 +14,14 @@ from api.views import ERROR_TEXT, ProblemSchema
 
 WRITES = {"POST", "PUT", "PATCH"}
 
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry-safe POST: the same key and body get the stored answer (24 h).",
+)
+
 # Only on the 429 of a rate-limited method (``response=[429]``), never a request parameter.
 RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, response=[429])
 
@@ -47,8 +55,10 @@ class EtherAutoSchema(AutoSchema):
 
     A view that authenticates answers 401 (credentials) and 503 (the credential lookup
     needs the database). A write (a method with a body) also answers 400, 405, 413 and
-    415. A method counted against a rate-limit scope (``throttle_scope``,
-    ``throttle_scopes_by_method``; api/ratelimit.py) answers 429 with ``Retry-After``.
+    415. An ``@idempotent`` handler (api/idempotency.py) takes the ``Idempotency-Key``
+    header and answers 422 when a key comes back with another body. A method counted
+    against a rate-limit scope (``throttle_scope``, ``throttle_scopes_by_method``;
+    api/ratelimit.py) answers 429 with ``Retry-After``.
     What the view declares itself wins (``TaskEventsAPI``'s own 429)."""
 
     def shared_problems(self) -> list[int]:
@@ -57,15 +67,23 @@ class EtherAutoSchema(AutoSchema):
             statuses += [401, 503]
         if self.method in WRITES:
             statuses += [400, 405, 413, 415]
+        if self.idempotent():
+            statuses.append(422)
         if self.rate_limited():
             statuses.append(429)
         return statuses
+
+    def idempotent(self) -> bool:
+        handler = getattr(self.view, self.method.lower(), None)
+        return getattr(handler, "idempotent", False)
 
     def rate_limited(self) -> bool:
         return bool(view_scopes(self.view, self.method))
 
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())
+        if self.idempotent():
+            parameters.append(IDEMPOTENCY_HEADER)
         if self.rate_limited():
             parameters.append(RETRY_AFTER)
         return parameters

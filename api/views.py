@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -39,7 +39,8 @@ ERROR_TEXT = {
 def problems(*statuses: int, **described: str) -> dict[int, OpenApiResponse]:
     """OpenAPI responses for the problem documents a route answers besides the ones
     every route shares, which ``api.schema.EtherAutoSchema`` adds (401 and 503; 400,
-    405, 413 and 415 on writes; 429 where a rate limit applies)."""
+    405, 413 and 415 on writes; 422 on ``@idempotent`` handlers; 429 where a rate limit
+    applies)."""
     out: dict[int, OpenApiResponse] = {}
     for status in statuses:
         text = described.get(f"s{status}", ERROR_TEXT.get(status, "Error"))
@@ -47,17 +48,9 @@ def problems(*statuses: int, **described: str) -> dict[int, OpenApiResponse]:
     return out
 
 
-# What an idempotent POST answers besides the shared write problems: no such object,
-# a conflict with the current state, an Idempotency-Key reused with another body.
-POST_PROBLEMS = (404, 409, 422)
-
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Retry-safe POST: the same key and body get the stored answer (24 h).",
-)
+# What a POST on an object answers besides the shared write problems (and the 422 of
+# every ``@idempotent`` handler): no such object, a conflict with the current state.
+POST_PROBLEMS = (404, 409)
 
 
 def base_url(request: Request) -> str:

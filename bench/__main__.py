@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common as c
+from bench import report
 
 NAMES = ["fanout", "api", "contention", "scale", "connections", "markdown"]
 
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['python']}, SQLite {info['sqlite']}, Postgres {info['postgres']}, Redis "
         f"{info['redis']}; load {info['load_before'][0]:.2f}; code: {info['code']}"
     )
-    report = [f"machine: `{json.dumps(info)}`", ""]
+    sections = [f"machine: `{json.dumps(info)}`", ""]
     failed = []
     for name in names:
         module = importlib.import_module(f"bench.bench_{name}")
@@ -99,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         out["quick"] = args.quick
         out["seconds"] = round(elapsed, 1)
         out["load_after"] = os.getloadavg()
-        path = c.write_json(name, out)
+        path = report.write_json(name, out)
         text = f"\n## {name} ({elapsed:.0f} s, load {out['load_after'][0]:.2f}) → {path}\n\n"
         text += out["table"] + "\n"
         for extra in out.get("tables", []):
             text += "\n" + extra + "\n"
         print(text, flush=True)
-        report.append(text)
-    (c.OUT / "report.md").write_text("\n".join(report) + "\n")
+        sections.append(text)
+    (c.OUT / "report.md").write_text("\n".join(sections) + "\n")
     return 1 if failed else 0
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench import client, report, servers
 from bench import common as c
 
 Request = tuple[str, str, dict[str, str], Any]
@@ -28,7 +29,7 @@ async def open_loop(
     port: int, make: Callable[[int], Request], rate: float, duration: float, label: str
 ) -> dict[str, Any]:
     total = int(rate * duration)
-    idle: list[c.Http] = []
+    idle: list[client.Http] = []
     opened = 0
     latencies: list[float] = []
     statuses: dict[str, int] = {}
@@ -42,20 +43,20 @@ async def open_loop(
         if idle:
             http = idle.pop()
         else:
-            http = c.Http(port)
+            http = client.Http(port)
             opened += 1
         method, path, headers, body = make(i)
         try:
             response = await http.request(method, path, headers, body)
             key = str(response.status)
             idle.append(http)
-        except c.HttpError:
+        except client.HttpError:
             key = "error"
         latencies.append(time.perf_counter() - due)
         statuses[key] = statuses.get(key, 0) + 1
         done += 1
         if done % max(1, total // 50) == 0 or done == total:
-            c.progress(label, done, total)
+            report.progress(label, done, total)
 
     tasks = [asyncio.create_task(one(i)) for i in range(total)]
     _finished, pending = await asyncio.wait(tasks, timeout=duration + 30)
@@ -73,7 +74,7 @@ async def open_loop(
         "statuses": statuses,
         "timeouts": len(pending),
         "connections": opened,
-        **c.summary_ms(latencies),
+        **report.summary_ms(latencies),
     }
 
 
@@ -121,14 +122,14 @@ async def one_store(
         return "GET", f"/api/harness/context/doc/task/{task}.md?task_id={task}", auth, None
 
     ops = {"claim": claim, "heartbeat": heartbeat, "step": step, "context_doc": context_doc}
-    with c.servers(
-        c.ETHER_APP, {**store.env, "ETHER_LEASE_SECONDS": "3600"}, 1, f"api-{store_name}"
+    with servers.servers(
+        servers.ETHER_APP, {**store.env, "ETHER_LEASE_SECONDS": "3600"}, 1, f"api-{store_name}"
     ) as (server,):
         # Warm up: the first requests import and connect.
         for make in ops.values():
             if make is not claim:
                 for i in range(5):
-                    await c.Http(server.port).request(*make(i))
+                    await client.Http(server.port).request(*make(i))
         for op, make in ops.items():
             for rate in rates:
                 label = f"api {store_name} {op} @{rate:.0f}/s"
@@ -177,4 +178,4 @@ async def run(quick: bool) -> dict[str, Any]:
         "errors",
         "SQL/request (1 / 50 steps+runs)",
     ]
-    return {"results": results, "table": c.table(headers, rows)}
+    return {"results": results, "table": report.table(headers, rows)}

@@ -23,6 +23,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from bench import common as c
+from bench import report, servers
 
 CONNECT_AT_ONCE = 50
 
@@ -72,7 +73,7 @@ class Fleet:
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), 1)
-            c.progress(label, min(self.subscribed, self.size), self.size)
+            report.progress(label, min(self.subscribed, self.size), self.size)
 
     def start(self) -> None:
         self.tasks = [asyncio.create_task(self.client()) for _ in range(self.size)]
@@ -87,7 +88,7 @@ class Fleet:
 async def measure(
     name: str, app: str, env: dict[str, str], path: str, topic: str, size: int, since: bool
 ) -> dict[str, Any]:
-    server = c.start_server(app, env, label=f"connections-{name}")
+    server = servers.start_server(app, env, label=f"connections-{name}")
     fleet = None
     try:
         warm = await connect(f"{server.ws}{path}", compression=None)
@@ -107,7 +108,7 @@ async def measure(
         fleet.subscribed = 0
         stopped = time.perf_counter()
         server.stop()
-        server = c.start_server(app, env, port=server.port, label=f"connections-{name}")
+        server = servers.start_server(app, env, port=server.port, label=f"connections-{name}")
         listening = time.perf_counter()
         await fleet.until_all(f"connections {name}: resubscribe {size}")
         done = time.perf_counter()
@@ -135,7 +136,7 @@ async def run(quick: bool) -> dict[str, Any]:
     results = {
         "ether": await measure(
             "ether",
-            c.ETHER_APP,
+            servers.ETHER_APP,
             store.env,
             f"/api/realtime?token={data['token']}",
             topic,
@@ -144,7 +145,7 @@ async def run(quick: bool) -> dict[str, Any]:
         ),
         "baseline": await measure(
             "baseline",
-            c.BASELINE_APP,
+            servers.BASELINE_APP,
             {"BASELINE_DB": str(c.OUT / "baseline-conn.sqlite3")},
             "/ws",
             topic,
@@ -154,7 +155,7 @@ async def run(quick: bool) -> dict[str, Any]:
     }
     e, b = results["ether"], results["baseline"]
     rows = [
-        [key.replace("_", " "), e[key], b[key], c.ratio(e[key], b[key])]
+        [key.replace("_", " "), e[key], b[key], report.ratio(e[key], b[key])]
         for key in (
             "kib_per_connection",
             "rss_before_mb",
@@ -165,4 +166,4 @@ async def run(quick: bool) -> dict[str, Any]:
         )
     ]
     headers = [f"{size:,} idle subscribed WebSockets", "Ether", "baseline", "ratio"]
-    return {"results": results, "table": c.table(headers, rows)}
+    return {"results": results, "table": report.table(headers, rows)}

@@ -13,6 +13,7 @@ import asyncio
 import time
 from typing import Any
 
+from bench import client, report, servers
 from bench import common as c
 
 CLAIMERS = 64
@@ -24,8 +25,8 @@ async def rounds(store: c.Store, count: int, label: str) -> dict[str, Any]:
     codes: dict[str, int] = {}
     everyone: list[float] = []
     winners: list[float] = []
-    with c.servers(c.ETHER_APP, store.env, 2, f"contention-{store.name}") as pair:
-        clients = [c.Http(pair[n % 2].port) for n in range(CLAIMERS)]
+    with servers.servers(servers.ETHER_APP, store.env, 2, f"contention-{store.name}") as pair:
+        clients = [client.Http(pair[n % 2].port) for n in range(CLAIMERS)]
         for http in clients:
             await http.open()
 
@@ -52,7 +53,7 @@ async def rounds(store: c.Store, count: int, label: str) -> dict[str, Any]:
                     winners.append(seconds)
             key = "one_winner" if won == 1 else "no_winner" if won == 0 else "several_winners"
             outcomes[key] += 1
-            c.progress(label, r + 1, count)
+            report.progress(label, r + 1, count)
         for http in clients:
             await http.close()
     stored = c.fixtures(store, "verify_claims")
@@ -61,8 +62,8 @@ async def rounds(store: c.Store, count: int, label: str) -> dict[str, Any]:
         **outcomes,
         "answers": codes,
         "db": stored,
-        "winner": c.summary_ms(winners),
-        "all": c.summary_ms(everyone),
+        "winner": report.summary_ms(winners),
+        "all": report.summary_ms(everyone),
     }
 
 
@@ -106,4 +107,4 @@ async def run(quick: bool) -> dict[str, Any]:
         "all max ms",
         "answers",
     ]
-    return {"results": results, "table": c.table(headers, rows)}
+    return {"results": results, "table": report.table(headers, rows)}

@@ -22,6 +22,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench import client, report, servers
 from bench import common as c
 
 MARK = "step-"
@@ -124,14 +125,14 @@ async def measure(
                 if k >= warmup:
                     missing += subscribers - round_.seen[i]
             await asyncio.sleep(0.01)
-            c.progress(label, k + 1, warmup + steps)
+            report.progress(label, k + 1, warmup + steps)
     finally:
         for task in readers:
             task.cancel()
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     return {
-        **c.summary_ms(round_.samples),
-        "post_p50_ms": c.summary_ms(posts[warmup:])["p50_ms"],
+        **report.summary_ms(round_.samples),
+        "post_p50_ms": report.summary_ms(posts[warmup:])["p50_ms"],
         "missing": missing,
     }
 
@@ -151,13 +152,13 @@ async def one_setup(
     data = c.fixtures(store, "fanout")
     ether_env = {**store.env, "REDIS_URL": redis_url}
     with (
-        c.servers(c.ETHER_APP, ether_env, processes, "fanout-ether") as ether,
-        c.servers(c.BASELINE_APP, base_env, processes, "fanout-base") as base,
+        servers.servers(servers.ETHER_APP, ether_env, processes, "fanout-ether") as ether,
+        servers.servers(servers.BASELINE_APP, base_env, processes, "fanout-base") as base,
     ):
-        harness = c.Http(ether[0].port)
-        plain = c.Http(base[0].port)
+        harness = client.Http(ether[0].port)
+        plain = client.Http(base[0].port)
         for server in base:
-            await c.Http(server.port).request("GET", "/ready")
+            await client.Http(server.port).request("GET", "/ready")
         auth = {"Authorization": f"Bearer {data['key']}"}
         step_path = f"/api/harness/tasks/{data['task_id']}/steps"
         topic = f"tasks/{data['task_id']}"
@@ -209,8 +210,8 @@ async def one_setup(
                     e["max_ms"],
                     b["p50_ms"],
                     b["p99_ms"],
-                    c.ratio(e["p50_ms"], b["p50_ms"]),
-                    c.ratio(e["p99_ms"], b["p99_ms"]),
+                    report.ratio(e["p50_ms"], b["p50_ms"]),
+                    report.ratio(e["p99_ms"], b["p99_ms"]),
                     e["missing"] + b["missing"],
                 ]
             )
@@ -240,4 +241,4 @@ async def run(quick: bool) -> dict[str, Any]:
         "p99 ratio",
         "missing",
     ]
-    return {"results": results, "table": c.table(headers, rows)}
+    return {"results": results, "table": report.table(headers, rows)}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common as c
+from bench import report
 
 BODY_LIMIT = 1024 * 1024
 FULL_SIZES = [1024, 8 * 1024, 16 * 1024, 32 * 1024, 64 * 1024, 256 * 1024, BODY_LIMIT]
@@ -203,7 +204,7 @@ def child(quick: bool) -> dict[str, Any]:
                     continue
                 per_case[case][str(size)] = seconds
                 gave_up = seconds > GIVE_UP_SECONDS
-            c.progress(name, len(per_case), len(PATHOLOGICAL))
+            report.progress(name, len(per_case), len(PATHOLOGICAL))
         pathological[name] = per_case
 
     # What production does past the limit: refuse, before any parsing.
@@ -238,7 +239,7 @@ def _ms(seconds: float | str | None) -> str:
 
 def _tables(data: dict[str, Any]) -> tuple[str, list[str]]:
     base = data["ordinary"]["nh3 alone (baseline)"]["seconds"]
-    ordinary = c.table(
+    ordinary = report.table(
         ["renderer", "ms for all", "MB/s", "ratio to nh3 alone"],
         [
             [name, _ms(row["seconds"]), row["mb_per_s"], row["seconds"] / base]
@@ -268,11 +269,11 @@ def _tables(data: dict[str, Any]) -> tuple[str, list[str]]:
             worst, case = max(measured)
             row.append(f"{_ms(worst)} ({case}{', some skipped or failed' if skipped else ''})")
         rows.append(row)
-    worst = c.table(["renderer", *(f"{int(s) // 1024} KiB: worst ms" for s in sizes)], rows)
+    worst = report.table(["renderer", *(f"{int(s) // 1024} KiB: worst ms" for s in sizes)], rows)
     worst = "Pathological corpus, worst case per size (ms, and which case):\n\n" + worst
     biggest = sizes[-1]
     names = [n for n in data["pathological"] if "Python-Markdown" not in n]
-    detail = c.table(
+    detail = report.table(
         ["case", *names],
         [
             [case, *(_ms(data["pathological"][n][case].get(biggest)) for n in names)]
@@ -287,7 +288,7 @@ def _tables(data: dict[str, Any]) -> tuple[str, list[str]]:
         slow_sizes.sort(key=int)
         extras.append(
             f"{slow}, small sizes only (ms):\n\n"
-            + c.table(
+            + report.table(
                 ["case", *(f"{int(s) // 1024} KiB" for s in slow_sizes)],
                 [
                     [case, *(_ms(times.get(s)) for s in slow_sizes)]

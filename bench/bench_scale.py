@@ -15,6 +15,7 @@ import statistics
 import time
 from typing import Any
 
+from bench import client, report, servers
 from bench import common as c
 
 ROUNDS = 5
@@ -22,7 +23,7 @@ ROUNDS = 5
 
 async def timed(port: int, path: str, headers: dict[str, str]) -> tuple[float, float, int, Any]:
     """(first byte s, whole response s, bytes, response) on a new connection."""
-    http = c.Http(port)
+    http = client.Http(port)
     await http.open()
     started = time.perf_counter()
     await http.send("GET", path, headers)
@@ -33,12 +34,12 @@ async def timed(port: int, path: str, headers: dict[str, str]) -> tuple[float, f
     await http.close()
     if status != 200:
         raise RuntimeError(f"GET {path} answered {status}: {body[:300]!r}")
-    return first, total, len(body), c.Response(status, head, body)
+    return first, total, len(body), client.Response(status, head, body)
 
 
 async def sse_first_byte(port: int, path: str, headers: dict[str, str]) -> float:
     """Until the first body bytes of the stream; the stream never ends, so it is cut."""
-    http = c.Http(port)
+    http = client.Http(port)
     await http.open()
     started = time.perf_counter()
     await http.send("GET", path, headers)
@@ -100,20 +101,20 @@ async def measure_task(port: int, task_id: str, token: str, session: str) -> dic
 async def run(quick: bool) -> dict[str, Any]:
     steps, runs, small = (200, 5, 20) if quick else (10_000, 200, 100)
     store = c.sqlite_store("scale")
-    c.progress(f"scale: building {steps} + {small} steps", 0, 1)
+    report.progress(f"scale: building {steps} + {small} steps", 0, 1)
     data = c.fixtures(
         store, "scale", "--steps", str(steps), "--runs", str(runs), "--small-steps", str(small)
     )
-    c.progress(f"scale: building {steps} + {small} steps", 1, 1)
+    report.progress(f"scale: building {steps} + {small} steps", 1, 1)
     results: dict[str, Any] = {"build": data["tasks"]}
-    with c.servers(c.ETHER_APP, store.env, 1, "scale") as (server,):
+    with servers.servers(servers.ETHER_APP, store.env, 1, "scale") as (server,):
         for label in ("small", "large"):
             task = data["tasks"][label]
             out = await measure_task(server.port, task["task_id"], data["token"], data["sessionid"])
             out["compose_ms"] = task["compose_ms"]
             out["last_run_steps"] = task["last_run_steps"]
             results[label] = out
-            c.progress(f"scale: measured {label}", 1, 1)
+            report.progress(f"scale: measured {label}", 1, 1)
     small_out, large_out = results["small"], results["large"]
     rows = []
     for key, name in (
@@ -130,6 +131,8 @@ async def run(quick: bool) -> dict[str, Any]:
         ("last_run_steps", "steps of the composed run"),
         ("compose_ms", "delivery compose, ms"),
     ):
-        rows.append([name, small_out[key], large_out[key], c.ratio(large_out[key], small_out[key])])
+        rows.append(
+            [name, small_out[key], large_out[key], report.ratio(large_out[key], small_out[key])]
+        )
     headers = ["measure", f"{small} steps, 1 run", f"{steps:,} steps, {runs} runs", "ratio"]
-    return {"results": results, "table": c.table(headers, rows)}
+    return {"results": results, "table": report.table(headers, rows)}

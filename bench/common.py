@@ -1,5 +1,7 @@
-"""What every benchmark shares: the stores, real daphne processes, a small HTTP/1.1 client,
-percentiles, progress and the JSON/table output.
+"""What every benchmark shares: its paths and environment, and the stores (SQLite files and
+Postgres databases copied from a template migrated once, Redis) with their fixtures.
+Real daphne processes are in ``bench.servers``, the HTTP client in ``bench.client``, the
+numbers and their output in ``bench.report``.
 
 The benchmark process never imports Django: the servers are real ``daphne`` processes
 (``python -m ether_site.serve``, as ``make run``), and the data is made by
@@ -9,22 +11,16 @@ measure SQLite and Postgres side by side.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import resource
 import secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,17 +76,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def progress(label: str, done: int, total: int) -> None:
-    """A one-line progress bar on stderr (``\\r``), so stdout keeps only the tables."""
-    width = 30
-    filled = int(width * done / total) if total else width
-    end = "\n" if done >= total else ""
-    sys.stderr.write(
-        f"\r  {label:<42} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{end}"
-    )
-    sys.stderr.flush()
 
 
 # --- stores -----------------------------------------------------------------------------
@@ -217,259 +202,3 @@ def fixtures(store: Store, *args: str, redis_url: str = "") -> Any:
     if done.returncode != 0:
         raise RuntimeError(f"bench.fixtures {' '.join(args)} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-# --- servers ----------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-    command: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def _child_limits() -> None:
-    raise_fd_limit()
-
-
-def start_server(
-    app: str, env: dict[str, str], *, port: int | None = None, label: str = "server"
-) -> Server:
-    """One daphne process serving ``app`` (Ether or the baseline) on 127.0.0.1."""
-    port = port or free_port()
-    OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / f"{label}-{port}.log"
-    # The same entry point as `make run`, DEBUG off; -v 0 turns daphne's access log off
-    # (one line per request and per WebSocket on stdout would cost more than the baseline).
-    command = [PY, "-m", "ether_site.serve", "-v", "0", "-b", "127.0.0.1", "-p", str(port)]
-    command += ["--websocket_timeout", "86400", app]
-    child_env = django_env(env)
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command,
-            cwd=SRC,
-            env=child_env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_child_limits,
-        )
-    server = Server(port=port, process=process, log=log, command=command, env=child_env)
-    try:
-        wait_listening(server)
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
-def wait_listening(server: Server, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"daphne exited early:\n{server.log.read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"daphne did not listen within {timeout} s")
-
-
-@contextmanager
-def servers(
-    app: str, env: dict[str, str], count: int = 1, label: str = "server"
-) -> Iterator[list[Server]]:
-    """``count`` daphne processes, always stopped when the block ends."""
-    started: list[Server] = []
-    try:
-        for _ in range(count):
-            started.append(start_server(app, env, label=label))
-        yield started
-    finally:
-        for server in started:
-            server.stop()
-
-
-ETHER_APP = "ether_site.asgi:application"
-BASELINE_APP = "bench.baseline_app:application"
-
-
-# --- a small HTTP/1.1 keep-alive client ---------------------------------------------------
-
-
-class HttpError(Exception):
-    pass
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Http:
-    """One keep-alive HTTP/1.1 connection. No dependency: Content-Length and chunked
-    bodies are all daphne sends."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
-            self.writer = self.reader = None
-
-    def _head(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
-        lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        if body or method in {"POST", "PUT"}:
-            lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-    async def send(
-        self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
-    ) -> None:
-        if self.writer is None:
-            await self.open()
-        assert self.writer is not None
-        payload = b"" if body is None else json.dumps(body).encode()
-        head = dict(headers or {})
-        if body is not None:
-            head.setdefault("Content-Type", "application/json")
-        self.writer.write(self._head(method, path, head, payload))
-        await self.writer.drain()
-
-    async def read_head(self) -> tuple[int, dict[str, str]]:
-        assert self.reader is not None
-        raw = await self.reader.readuntil(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        return status, headers
-
-    async def read_body(self, headers: dict[str, str]) -> bytes:
-        assert self.reader is not None
-        if "content-length" in headers:
-            return await self.reader.readexactly(int(headers["content-length"]))
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readuntil(b"\r\n")
-                    return b"".join(chunks)
-                chunks.append(await self.reader.readexactly(size))
-                await self.reader.readexactly(2)
-        body = await self.reader.read()  # no length: until the server closes
-        await self.close()
-        return body
-
-    async def request(
-        self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
-    ) -> Response:
-        for attempt in (1, 2):
-            reused = self.writer is not None
-            try:
-                await self.send(method, path, headers, body)
-                status, head = await self.read_head()
-                content = await self.read_body(head)
-                break
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
-                await self.close()
-                # A kept-alive connection the server closed while idle: once more on a new one.
-                nothing = isinstance(error, asyncio.IncompleteReadError) and not error.partial
-                if not (reused and nothing and attempt == 1):
-                    raise HttpError(str(error)) from error
-        if head.get("connection", "").lower() == "close":
-            await self.close()
-        return Response(status, head, content)
-
-
-# --- numbers ------------------------------------------------------------------------------
-
-
-def pct(sorted_values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted list (``nan`` when empty)."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
-
-
-def summary_ms(samples_s: Sequence[float]) -> dict[str, float | int]:
-    """p50/p95/p99/max in milliseconds of samples in seconds."""
-    values = sorted(samples_s)
-    return {
-        "n": len(values),
-        "p50_ms": round(pct(values, 50) * 1000, 3),
-        "p95_ms": round(pct(values, 95) * 1000, 3),
-        "p99_ms": round(pct(values, 99) * 1000, 3),
-        "max_ms": round((values[-1] if values else float("nan")) * 1000, 3),
-    }
-
-
-def ratio(ours: float, base: float) -> float:
-    return round(ours / base, 2) if base else float("nan")
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table: printed as is and pasted into docs/performance.md."""
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
-        if isinstance(value, int):
-            return f"{value:,}"
-        return str(value)
-
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(out)
-
-
-def write_json(name: str, data: dict[str, Any]) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return path

@@ -16,7 +16,7 @@ from api.errors import ValidationFailed
 from api.fields import validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
+from api.views import POST_PROBLEMS, body, problems
 from corpus import selectors
 from corpus import serializers as s
 from corpus.models import DocumentKind, DocumentVersion
@@ -93,7 +93,6 @@ class DocumentListAPI(CursorPaged, UserAPIView):
         tags=["documents"],
         summary="Create the profile, project or repository document of a scope",
         request=s.DocumentCreateIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.DocumentOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from accounts.auth import UserAPIView
 from api.fields import validated
 from api.idempotency import idempotent
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, body, problems
+from api.views import POST_PROBLEMS, body, problems
 from corpus.rendering import Renders
 from delivery import selectors
 from delivery import serializers as ds
@@ -57,7 +57,6 @@ class ResultAPI(HarnessAPIView):
             "task.no_changes; docs/delivery.md)."
         ),
         request=s.ResultIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.ResultOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -77,9 +76,8 @@ class ResultAPI(HarnessAPIView):
             question=data.get("question", ""),
             renders=self.renders,
         )
-        answer = dict(submitted.result.response)
         headers = {"Idempotent-Replayed": "true"} if submitted.replayed else None
-        return Response(answer, headers=headers)
+        return Response(s.ResultOut(submitted.result).data, headers=headers)
 
 
 class DeliveryAPI(UserAPIView):
@@ -98,7 +96,7 @@ class DeliveryAPI(UserAPIView):
         task = task_get(org=self.org(request), task_id=task_id)
         version = validated(ds.DeliveryQuery, request.query_params).get("version")
         delivery = selectors.delivery_get(task=task, version=version)
-        return Response(selectors.delivery_body(delivery))
+        return Response(ds.DeliveryOut(delivery).data)
 
 
 class FeedbackAPI(TaskUserAPIView):
@@ -110,7 +108,6 @@ class FeedbackAPI(TaskUserAPIView):
             "with the delivery's version; 404 before the first delivery."
         ),
         request=ds.FeedbackIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: ds.FeedbackOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -121,12 +118,5 @@ class FeedbackAPI(TaskUserAPIView):
         delivery = delivery_feedback(
             task=task, user=request.user, rating=data["rating"], comment=comment
         )
-        return Response(
-            {
-                "task_id": task.public_id,
-                "version": delivery.version,
-                "rating": data["rating"],
-                "comment": comment,
-            },
-            status=201,
-        )
+        feedback = {"delivery": delivery, "rating": data["rating"], "comment": comment}
+        return Response(ds.FeedbackOut(feedback).data, status=201)

@@ -1,21 +1,22 @@
-"""Input and output shapes of the delivery routes (strict inputs, documented outputs)."""
+"""The delivery routes' strict inputs and the serializers that render their answers."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
-from api.fields import StrictCharField, StrictChoiceField, StrictSerializer
+from api.fields import StrictCharField, StrictChoiceField, StrictSerializer, TimestampField
 from api.query import QueryIntegerField, QuerySerializer
 
 
 class DeliveryOut(serializers.Serializer):
-    id = serializers.CharField()
-    task_id = serializers.CharField()
-    run_id = serializers.CharField()
+    # Renders a Delivery from ``delivery.selectors.delivery_get`` (``latest_version``).
+    id = serializers.CharField(source="public_id")
+    task_id = serializers.CharField(source="task.public_id")
+    run_id = serializers.CharField(source="run.public_id")
     status = serializers.ChoiceField(choices=["submitted", "blocked", "no_changes"])
     version = serializers.IntegerField()
     latest_version = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
+    created_at = TimestampField()
     blocks = serializers.ListField(
         child=serializers.DictField(), help_text="Typed blocks; see docs/delivery.md"
     )
@@ -27,8 +28,9 @@ class FeedbackIn(StrictSerializer):
 
 
 class FeedbackOut(serializers.Serializer):
-    task_id = serializers.CharField()
-    version = serializers.IntegerField()
+    # Renders ``{"delivery": the rated Delivery, "rating": …, "comment": …}``.
+    task_id = serializers.CharField(source="delivery.task.public_id")
+    version = serializers.IntegerField(source="delivery.version")
     rating = serializers.CharField()
     comment = serializers.CharField()
 

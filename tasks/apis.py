@@ -3,10 +3,8 @@ one service or selector, render. The result route lives in ``delivery.apis``."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,12 +16,12 @@ from api.errors import Forbidden, NotFound
 from api.fields import validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
+from api.views import POST_PROBLEMS, base_url, body, problems
 from tasks import selectors, services
 from tasks import serializers as s
-from tasks.events import frame, iso
+from tasks.events import frame
 from tasks.harnesses.auth import HarnessKeyAuthentication, IsHarnessApp
-from tasks.models import HarnessApp, Task, TaskStatus
+from tasks.models import HarnessApp, Task
 
 
 class HarnessAPIView(APIView):
@@ -50,17 +48,6 @@ def settle_quietly(*, org: Any, task_id: str) -> None:
     except NotFound:
         return  # the handler answers the 404
     services.lease_settle(task_pk=task.pk)
-
-
-def claim_body(request: Request, claim: services.leases.Claim) -> dict[str, Any]:
-    return {
-        "run_id": claim.run.public_id,
-        "lease_epoch": claim.run.lease_epoch,
-        "lease_expires_at": iso(claim.run.lease_expires_at),
-        "bundle": selectors.execution_bundle(
-            task=claim.task, app=claim.run.app, base_url=base_url(request)
-        ),
-    }
 
 
 class ExecutionPreviewAPI(HarnessAPIView):
@@ -92,7 +79,6 @@ class ClaimAPI(HarnessAPIView):
             "An expired lease is no lease. Paused: 409 task_paused; closed: 409 task_closed."
         ),
         request=s.ClaimIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.ClaimOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -105,7 +91,10 @@ class ClaimAPI(HarnessAPIView):
                 f"app_id {data['app_id']!r} is not the app of this key ({app.app_id!r})."
             )
         claim = services.lease_claim(app=app, task=task)
-        return Response(claim_body(request, claim))
+        bundle = selectors.execution_bundle(
+            task=claim.task, app=claim.run.app, base_url=base_url(request)
+        )
+        return Response(s.ClaimOut({"run": claim.run, "bundle": bundle}).data)
 
 
 class HeartbeatAPI(HarnessAPIView):
@@ -113,7 +102,6 @@ class HeartbeatAPI(HarnessAPIView):
         tags=["harness"],
         summary="Extend the lease",
         request=s.HeartbeatIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.HeartbeatOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -127,21 +115,17 @@ class HeartbeatAPI(HarnessAPIView):
             lease_epoch=data.get("lease_epoch"),
             checkpoint=data.get("checkpoint"),
         )
-        left = (beat.run.lease_expires_at - timezone.now()).total_seconds()
-        if beat.run.status != "live":
-            left = 0
-        return Response(
+        answers = selectors.task_answers(beat.task)
+        out = s.HeartbeatOut(
             {
-                "run_id": beat.run.public_id,
-                "lease_epoch": beat.run.lease_epoch,
-                "lease_expires_at": iso(beat.run.lease_expires_at),
-                "lease_seconds_left": max(0, math.floor(left)),
-                "task_status": beat.task.status,
+                "run": beat.run,
+                "task": beat.task,
                 "cancel_requested": beat.cancel_requested,
-                "answers": s.QuestionOut(selectors.task_answers(beat.task), many=True).data,
-                "messages": s.HeartbeatMessageOut(beat.messages, many=True).data,
+                "answers": answers,
+                "messages": beat.messages,
             }
         )
+        return Response(out.data)
 
 
 class StepsAPI(HarnessAPIView):
@@ -150,7 +134,6 @@ class StepsAPI(HarnessAPIView):
         summary="Report a user-visible step",
         description="Emits os.harness.step. A repeated client_step_id returns the first step.",
         request=s.StepIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.StepOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -168,11 +151,7 @@ class StepsAPI(HarnessAPIView):
             client_step_id=data.get("client_step_id"),
         )
         headers = {"Idempotent-Replayed": "true"} if recorded.replayed else None
-        return Response(
-            {"step_id": recorded.step.public_id, "seq": recorded.step.seq},
-            status=201,
-            headers=headers,
-        )
+        return Response(s.StepOut(recorded.step).data, status=201, headers=headers)
 
 
 class InterruptAPI(HarnessAPIView):
@@ -180,7 +159,6 @@ class InterruptAPI(HarnessAPIView):
         tags=["harness"],
         summary="Pause the task and ask the user a question",
         request=s.InterruptIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.InterruptOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
@@ -196,16 +174,7 @@ class InterruptAPI(HarnessAPIView):
             choices=data.get("choices", []),
             allow_free_text=data["allow_free_text"],
         )
-        return Response(
-            {
-                "interrupt_id": interrupt.public_id,
-                "run_id": data["run_id"],
-                "task_status": TaskStatus.PAUSED,
-                "question": interrupt.question,
-                "choices": interrupt.choices,
-                "allow_free_text": interrupt.allow_free_text,
-            }
-        )
+        return Response(s.InterruptOut(interrupt).data)
 
 
 # --- Product --------------------------------------------------------------------------
@@ -241,7 +210,6 @@ class TaskListAPI(CursorPaged, UserAPIView):
         tags=["tasks"],
         summary="Create a task",
         request=s.TaskCreateIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -265,7 +233,6 @@ class TaskAnswerAPI(TaskUserAPIView):
         tags=["tasks"],
         summary="Answer the paused task's open question",
         request=s.AnswerIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -286,7 +253,6 @@ def _transition(service_name: str, summary: str, text: str) -> type[UserAPIView]
             summary=summary,
             description=text,
             request=s.EmptyIn,
-            parameters=[IDEMPOTENCY_HEADER],
             responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
         )
         @idempotent
@@ -313,7 +279,6 @@ class TaskReopenAPI(TaskUserAPIView):
             "and sent as the task.feedback webhook."
         ),
         request=s.ReopenIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -335,7 +300,6 @@ class TaskMessagesAPI(TaskUserAPIView):
             "messages, once; sent as the task.message webhook."
         ),
         request=s.MessageIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.MessageOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -381,7 +345,6 @@ class RealtimeTicketAPI(UserAPIView):
         tags=["realtime"],
         summary="A single-use ticket for ?token= on the realtime URL (expires in 30 s)",
         request=s.EmptyIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.TicketOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -390,7 +353,7 @@ class RealtimeTicketAPI(UserAPIView):
         # Minted with a token, the ticket's socket is that token's stream (ends on revoke).
         token = request.auth if isinstance(request.auth, AccessToken) else None
         issued = services.ticket_create(user=request.user, token=token)
-        return Response({"ticket": issued.ticket, "expires_at": iso(issued.expires_at)}, status=201)
+        return Response(s.TicketOut(issued).data, status=201)
 
 
 class ConfigAPI(APIView):
@@ -403,12 +366,9 @@ class ConfigAPI(APIView):
     def get(self, request: Request) -> Response:
         http_base = base_url(request)
         ws_base = "ws" + http_base.removeprefix("http")
-        return Response(
-            {
-                "realtime": {
-                    "prefer_websocket": True,
-                    "websocket_url": ws_base + "/api/realtime",
-                    "sse_url_template": http_base + "/api/tasks/{task_id}/events",
-                }
-            }
-        )
+        realtime = {
+            "prefer_websocket": True,
+            "websocket_url": ws_base + "/api/realtime",
+            "sse_url_template": http_base + "/api/tasks/{task_id}/events",
+        }
+        return Response(s.ConfigOut({"realtime": realtime}).data)

@@ -7,6 +7,8 @@ has passed is no lease at all: the next claim or the sweeper marks it ``expired`
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -112,6 +114,10 @@ class HarnessApp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.org.slug}/{self.app_id}"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
 
     @property
     def rate_identity(self) -> str:
@@ -241,6 +247,13 @@ class Run(models.Model):
     def lease_live(self) -> bool:
         return self.status == RunStatus.LIVE and self.lease_expires_at > timezone.now()
 
+    @property
+    def lease_seconds_left(self) -> int:
+        """Whole seconds until the lease lapses; 0 once the run is no longer live."""
+        if self.status != RunStatus.LIVE:
+            return 0
+        return max(0, math.floor((self.lease_expires_at - timezone.now()).total_seconds()))
+
 
 class Step(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=new_step_id, editable=False)
@@ -360,7 +373,9 @@ class Result(models.Model):
     working_summary = models.TextField(blank=True)
     no_changes_reason = models.TextField(blank=True)
     question = models.TextField(blank=True)
-    # A retry with the same fingerprint answers ``response`` again; any other is run_finished.
+    # A retry with the same fingerprint answers as the first time (tasks.serializers.ResultOut
+    # reads the task's status and the question's id of then from ``response``); any other
+    # is run_finished. Rows stored before issue 13 hold the whole answer: a superset.
     fingerprint = models.CharField(max_length=64)
     response = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)

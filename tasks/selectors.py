@@ -25,7 +25,7 @@ from tasks.models import (
     Task,
     TaskMessage,
 )
-from tasks.serializers import FeedbackOut, QuestionOut
+from tasks.serializers import QuestionOut, ReopenFeedbackOut
 
 
 def task_get(*, org: Org, task_id: str) -> Task:
@@ -114,7 +114,7 @@ def execution_bundle(*, task: Task, app: HarnessApp, base_url: str) -> dict[str,
         },
         "context": context_refs(task),
         "questions": QuestionOut(task_questions(task), many=True).data,
-        "feedback": FeedbackOut(task_feedback(task), many=True).data,
+        "feedback": ReopenFeedbackOut(task_feedback(task), many=True).data,
         "checkpoint": last_checkpoint(task),
         "harness": bundle_harness(app, base_url=base_url),
         "callbacks": {

@@ -1,10 +1,12 @@
-"""Input serializers (strict) and output shapes (for the OpenAPI schema) of the task APIs."""
+"""Input serializers (strict) and the output serializers that render the task APIs' answers
+(and so are their OpenAPI schema)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.fields import (
@@ -17,7 +19,6 @@ from api.fields import (
     UsernameField,
 )
 from api.query import QueryCharField, QueryChoiceField, QueryIntegerField, QuerySerializer
-from api.views import ProblemSchema
 from corpus.selectors import SLICES
 from tasks.models import ResultStatus, TaskStatus
 
@@ -158,16 +159,7 @@ class EmptyIn(StrictSerializer):
     """Routes that take no body still refuse fields they do not know."""
 
 
-# --- Output shapes (documentation) ----------------------------------------------------
-
-
-class ProblemOut(ProblemSchema):
-    """The problem document (api.views.ProblemSchema) under the name these routes use."""
-
-
-class LeaseHeldOut(ProblemOut):
-    holder_app_id = serializers.CharField()
-    lease_expires_at = serializers.DateTimeField()
+# --- Output serializers -----------------------------------------------------------------
 
 
 class RunSummaryOut(serializers.Serializer):
@@ -193,7 +185,7 @@ class QuestionOut(serializers.Serializer):
     withdrawn_at = TimestampField(allow_null=True)
 
 
-class FeedbackOut(serializers.Serializer):
+class ReopenFeedbackOut(serializers.Serializer):
     """Feedback given on a reopen, as the bundle's ``feedback`` lists it."""
 
     feedback_id = serializers.CharField(source="public_id")
@@ -287,51 +279,63 @@ class BundleOut(serializers.Serializer):
     scope = ScopeOut()
     context = ContextRefOut()
     questions = QuestionOut(many=True)
-    feedback = FeedbackOut(many=True)
+    feedback = ReopenFeedbackOut(many=True)
     checkpoint = CheckpointOut(allow_null=True)
     harness = serializers.DictField(allow_null=True)
     callbacks = CallbacksOut()
 
 
+@extend_schema_field(BundleOut)
+class BundleField(serializers.Field):
+    """The bundle as ``tasks.selectors.execution_bundle`` built it, documented by BundleOut."""
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class ClaimOut(serializers.Serializer):
-    run_id = serializers.CharField()
-    lease_epoch = serializers.IntegerField()
-    lease_expires_at = serializers.DateTimeField()
-    bundle = BundleOut()
+    # Renders ``{"run": the claimed Run, "bundle": its execution bundle}``.
+    run_id = serializers.CharField(source="run.public_id")
+    lease_epoch = serializers.IntegerField(source="run.lease_epoch")
+    lease_expires_at = TimestampField(source="run.lease_expires_at")
+    bundle = BundleField()
 
 
 class HeartbeatOut(serializers.Serializer):
-    run_id = serializers.CharField()
-    lease_epoch = serializers.IntegerField()
-    lease_expires_at = serializers.DateTimeField()
-    lease_seconds_left = serializers.IntegerField()
-    task_status = serializers.CharField()
+    # Renders a ``tasks.services.leases.Beat`` with the task's ``answers``.
+    run_id = serializers.CharField(source="run.public_id")
+    lease_epoch = serializers.IntegerField(source="run.lease_epoch")
+    lease_expires_at = TimestampField(source="run.lease_expires_at")
+    lease_seconds_left = serializers.IntegerField(source="run.lease_seconds_left")
+    task_status = serializers.CharField(source="task.status")
     cancel_requested = serializers.BooleanField()
     answers = QuestionOut(many=True)
     messages = HeartbeatMessageOut(many=True)
 
 
 class StepOut(serializers.Serializer):
-    step_id = serializers.CharField()
+    step_id = serializers.CharField(source="public_id")
     seq = serializers.IntegerField()
 
 
 class InterruptOut(serializers.Serializer):
-    interrupt_id = serializers.CharField()
-    run_id = serializers.CharField()
-    task_status = serializers.CharField()
+    interrupt_id = serializers.CharField(source="public_id")
+    run_id = serializers.CharField(source="run.public_id")
+    task_status = serializers.CharField(source="task.status")
     question = serializers.CharField()
     choices = serializers.ListField(child=serializers.CharField())
     allow_free_text = serializers.BooleanField()
 
 
 class ResultOut(serializers.Serializer):
-    run_id = serializers.CharField()
-    task_id = serializers.CharField()
+    # Renders a stored ``Result``: a replay answers what the first submission did, so the
+    # task's status and the question's id are read from what the result recorded then.
+    run_id = serializers.CharField(source="run.public_id")
+    task_id = serializers.CharField(source="task.public_id")
     status = serializers.CharField()
-    task_status = serializers.CharField()
-    interrupt_id = serializers.CharField(allow_null=True)
-    finished_at = serializers.DateTimeField()
+    task_status = serializers.CharField(source="response.task_status")
+    interrupt_id = serializers.CharField(source="response.interrupt_id", allow_null=True)
+    finished_at = TimestampField(source="created_at")
 
 
 class EventOut(serializers.Serializer):
@@ -348,7 +352,7 @@ class EventOut(serializers.Serializer):
 
 class TicketOut(serializers.Serializer):
     ticket = serializers.CharField()
-    expires_at = serializers.DateTimeField()
+    expires_at = TimestampField()
 
 
 class RealtimeConfigOut(serializers.Serializer):

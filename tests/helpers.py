@@ -199,3 +199,12 @@ def definition_form(org: Any, **fields: Any) -> dict[str, Any]:
     }
     data.update(fields)
     return data
+
+
+def staff_client(user: Any) -> Client:
+    """A browser signed in to the admin as ``user``, made staff and superuser here."""
+    user.is_staff = user.is_superuser = True
+    user.save()
+    client = Client()
+    client.force_login(user)
+    return client

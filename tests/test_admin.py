@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from accounts.models import AccessToken
 from tasks.models import HarnessApp
-from tests.helpers import definition_form
+from tests.helpers import definition_form, staff_client
 
 PAGES = [
     "accounts/org",
@@ -29,11 +28,7 @@ PAGES = [
 
 @pytest.fixture
 def staff(world):
-    world.user.is_staff = world.user.is_superuser = True
-    world.user.save()
-    client = Client()
-    client.force_login(world.user)
-    return client
+    return staff_client(world.user)
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -14,18 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.utils.safestring import SafeString, mark_safe
-
 from accounts.models import Org
-from api.rfc3339 import iso
 from corpus.models import Compaction, Document, DocumentKind, DocumentVersion
-from corpus.selectors import document_html
 from delivery.models import Delivery
 from tasks.events import TIMELINE, activity_topic, frame, task_topic
 from tasks.models import Event, Run, Step, Task
 from tasks.realtime import hub
 from tasks.selectors import tasks_for_org
 from tasks.serializers import TaskOut, TaskRowOut
+from web.serializers import (
+    DeliveryCardOut,
+    FoldOut,
+    MemoryOut,
+    RunLineOut,
+    StepLineOut,
+    WorkingNoteOut,
+)
 
 GRID_LIMIT = 200
 NARRATION_LIMIT = 200
@@ -53,39 +57,15 @@ def grid_page(*, org: Org) -> GridPage:
 # --- Task ----------------------------------------------------------------------------
 
 
-def step_view(step: Step) -> dict[str, Any]:
-    """A narration line, in the keys of an ``os.harness.step`` frame."""
-    return {
-        "seq": step.seq,
-        "ts": iso(step.created_at),
-        "phase": step.phase,
-        "user_message": step.user_message,
-        "internal_label": step.internal_label,
-        "run_id": step.run.public_id,
-    }
-
-
-def delivery_view(delivery: Delivery) -> dict[str, Any]:
-    """A stored delivery, in the keys of its realtime frame (``blocks``, ``status``, …)."""
-    return {
-        "id": delivery.public_id,
-        "run_id": delivery.run.public_id,
-        "status": delivery.status,
-        "version": delivery.version,
-        "blocks": delivery.blocks,
-        "created_at": iso(delivery.created_at),
-    }
-
-
 def deliveries_of(task: Task) -> list[dict[str, Any]]:
     """Every delivery of the task, oldest version first."""
     rows = Delivery.objects.select_related("run").filter(task=task).order_by("version")
-    return [delivery_view(d) for d in rows]
+    return DeliveryCardOut(rows, many=True).data
 
 
 def latest_delivery(task: Task) -> dict[str, Any] | None:
     row = Delivery.objects.select_related("run").filter(task=task).order_by("-version").first()
-    return delivery_view(row) if row is not None else None
+    return DeliveryCardOut(row).data if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -112,7 +92,7 @@ def task_page(*, org: Org, task: Task) -> TaskPage:
     steps_qs = Step.objects.select_related("run").filter(task=task)
     steps_total = steps_qs.count()
     # The newest steps, shown oldest first; the replay page has all of them.
-    steps = [step_view(s) for s in reversed(steps_qs.order_by("-seq")[:NARRATION_LIMIT])]
+    steps = StepLineOut(reversed(steps_qs.order_by("-seq")[:NARRATION_LIMIT]), many=True).data
     delivery = latest_delivery(task)
     latest_run = Run.objects.filter(task=task).order_by("-started_at", "-pk").first()
     delivered = bool(delivery and latest_run and delivery["run_id"] == latest_run.public_id)
@@ -152,16 +132,13 @@ def replay_page(*, org: Org, task: Task) -> ReplayPage:
     )
     events = [frame(e) for e in rows[: REPLAY_EVENT_LIMIT + 1]]
     truncated = len(events) > REPLAY_EVENT_LIMIT
-    runs = [
-        {"run_id": r.public_id, "app_id": r.app.app_id, "status": r.status}
-        for r in Run.objects.select_related("app").filter(task=task).order_by("started_at", "pk")
-    ]
+    runs = Run.objects.select_related("app").filter(task=task).order_by("started_at", "pk")
     return ReplayPage(
         task=task,
         events=events[:REPLAY_EVENT_LIMIT],
         truncated=truncated,
         deliveries=deliveries_of(task),
-        runs=runs,
+        runs=RunLineOut(runs, many=True).data,
     )
 
 
@@ -175,12 +152,6 @@ class CompactionPage:
     memory: dict[str, Any] | None
     compactions: list[dict[str, Any]]
     raw_bytes: int
-
-
-def _memory_html(memory: Document) -> SafeString:
-    # corpus.rendering is the one sanitizing renderer (nh3 allowlist): its output is safe.
-    # document_html renders each version once and keeps it (a page view is no write).
-    return mark_safe(document_html(memory))
 
 
 def compaction_page(*, org: Org, task: Task) -> CompactionPage:
@@ -197,59 +168,21 @@ def compaction_page(*, org: Org, task: Task) -> CompactionPage:
         Compaction.objects.filter(org=org, task_ref=task.public_id).order_by("created_at", "pk")
     )
     latest_inputs = {row["doc_id"] for row in compactions[-1].inputs} if compactions else set()
-    working = [
-        {
-            "id": d.public_id,
-            "path": d.path,
-            "title": d.title,
-            "run_id": d.run_ref,
-            "app_id": run_apps.get(d.run_ref, ""),
-            "version": d.version,
-            "bytes": d.size,
-            "created_at": d.created_at,
-            "updated_at": d.updated_at,
-            "folded": d.public_id in latest_inputs,
-            "body": d.body,
-        }
-        for d in docs
-        if d.kind == DocumentKind.WORKING
-    ]
+    working = WorkingNoteOut(
+        [d for d in docs if d.kind == DocumentKind.WORKING],
+        many=True,
+        context={"run_apps": run_apps, "folded": latest_inputs},
+    ).data
     memory_doc = next((d for d in docs if d.kind == DocumentKind.MEMORY), None)
-    memory = None
-    if memory_doc is not None:
-        memory = {
-            "id": memory_doc.public_id,
-            "path": memory_doc.path,
-            "version": memory_doc.version,
-            "bytes": memory_doc.size,
-            "updated_at": memory_doc.updated_at,
-            "body": memory_doc.body,
-            "html": _memory_html(memory_doc),
-        }
     bodies = {
         (v.document_id, v.version): v.body
         for v in DocumentVersion.objects.filter(document__in=[c.memory_id for c in compactions])
     }
-    folds = [
-        {
-            "at": c.created_at,
-            "inputs": c.inputs,
-            "bytes_before": c.bytes_before,
-            "bytes_after": c.bytes_after,
-            "budget_bytes": c.budget_bytes,
-            "saved_percent": round(100 * (1 - c.bytes_after / c.bytes_before))
-            if c.bytes_before
-            else 0,
-            "summariser": c.summariser,
-            "memory_version": c.memory_version,
-            "memory_body": bodies.get((c.memory_id, c.memory_version), ""),
-        }
-        for c in compactions
-    ]
+    folds = FoldOut(reversed(compactions), many=True, context={"bodies": bodies}).data
     return CompactionPage(
         task=task,
         working=working,
-        memory=memory,
-        compactions=list(reversed(folds)),  # newest first
+        memory=MemoryOut(memory_doc).data if memory_doc is not None else None,
+        compactions=folds,  # newest first
         raw_bytes=sum(w["bytes"] for w in working),
     )

@@ -147,14 +147,25 @@ def _urls(task_id: str) -> dict[str, str]:
     }
 
 
-def _header(org: Org, detail: dict[str, Any]) -> dict[str, Any]:
-    """What the shared task header of the task, replay and compaction pages shows."""
-    return {
+def _render_task(
+    request: HttpRequest,
+    org: Org,
+    task: Task,
+    template: str,
+    context: dict[str, Any],
+    *,
+    detail: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """A page of one task (task, replay, compaction): the shared task header, then the
+    page's own context. ``detail`` is the task as the page read it (``TaskOut``)."""
+    detail = detail if detail is not None else TaskOut(task).data
+    header = {
         "org": org,
         "task": detail,
         "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
         "urls": _urls(detail["id"]),
     }
+    return render(request, template, {**header, **context})
 
 
 @member_required
@@ -201,11 +212,12 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
         "deliveryRunId": page.delivery["run_id"] if page.delivery else None,
         "openQuestion": detail["open_question"],
     }
-    return render(
+    return _render_task(
         request,
+        org,
+        task,
         "web/task.html",
         {
-            **_header(org, detail),
             "steps": page.steps,
             "steps_total": page.steps_total,
             "question": detail["open_question"],
@@ -214,6 +226,7 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
             "created_at": task.created_at,
             "config": config,
         },
+        detail=detail,
     )
 
 
@@ -221,12 +234,12 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
 def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
     task = _task(org, task_id)
     page = page_selectors.replay_page(org=org, task=task)
-    detail = TaskOut(task).data
-    return render(
+    return _render_task(
         request,
+        org,
+        task,
         "web/replay.html",
         {
-            **_header(org, detail),
             "replay_data": {
                 "events": page.events,
                 "deliveries": page.deliveries,
@@ -244,12 +257,12 @@ def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
 def compaction(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
     task = _task(org, task_id)
     page = page_selectors.compaction_page(org=org, task=task)
-    detail = TaskOut(task).data
-    return render(
+    return _render_task(
         request,
+        org,
+        task,
         "web/compaction.html",
         {
-            **_header(org, detail),
             "working": page.working,
             "memory": page.memory,
             "compactions": page.compactions,

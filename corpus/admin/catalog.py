@@ -11,8 +11,10 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils.text import Truncator
 
+from api.admin_writes import ServiceAdmin
 from corpus.admin.fields import MarkdownField, PrettyJSONField
 from corpus.models import Compaction, Skill, Tool
+from corpus.services import compaction_delete, skill_delete, skill_save, tool_delete, tool_save
 
 
 class ToolForm(forms.ModelForm):
@@ -40,13 +42,25 @@ class ToolForm(forms.ModelForm):
 
 
 @admin.register(Tool)
-class ToolAdmin(admin.ModelAdmin):
+class ToolAdmin(ServiceAdmin):
     form = ToolForm
     list_display = ["name", "org", "short_description", "parameters"]
     list_filter = ["org"]
     search_fields = ["name", "description"]
     list_select_related = ["org"]
     ordering = ["org", "name"]
+
+    def save_with(self, obj: Tool, cleaned: dict[str, Any]) -> Tool:
+        return tool_save(
+            tool=obj,
+            org=cleaned["org"],
+            name=cleaned["name"],
+            description=cleaned["description"],
+            input_schema=cleaned["input_schema"],
+        )
+
+    def delete_with(self, obj: Tool) -> None:
+        tool_delete(tool=obj)
 
     @admin.display(description="description")
     def short_description(self, obj: Tool) -> str:
@@ -69,13 +83,26 @@ class SkillForm(forms.ModelForm):
 
 
 @admin.register(Skill)
-class SkillAdmin(admin.ModelAdmin):
+class SkillAdmin(ServiceAdmin):
     form = SkillForm
     list_display = ["name", "domain", "org", "short_description", "size_display"]
     list_filter = ["domain", "org"]
     search_fields = ["name", "domain", "description", "body"]
     list_select_related = ["org"]
     ordering = ["org", "domain", "name"]
+
+    def save_with(self, obj: Skill, cleaned: dict[str, Any]) -> Skill:
+        return skill_save(
+            skill=obj,
+            org=cleaned["org"],
+            name=cleaned["name"],
+            domain=cleaned["domain"],
+            description=cleaned["description"],
+            body=cleaned["body"],
+        )
+
+    def delete_with(self, obj: Skill) -> None:
+        skill_delete(skill=obj)
 
     @admin.display(description="description")
     def short_description(self, obj: Skill) -> str:
@@ -87,8 +114,9 @@ class SkillAdmin(admin.ModelAdmin):
 
 
 @admin.register(Compaction)
-class CompactionAdmin(admin.ModelAdmin):
-    """What each compaction folded, and the sizes before and after (read-only history)."""
+class CompactionAdmin(ServiceAdmin):
+    """What each compaction folded, and the sizes before and after (read-only history;
+    a fold can be deleted, through ``compaction_delete``)."""
 
     list_display = [
         "task_ref",
@@ -106,3 +134,6 @@ class CompactionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def delete_with(self, obj: Compaction) -> None:
+        compaction_delete(compaction=obj)

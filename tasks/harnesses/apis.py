@@ -16,7 +16,7 @@ from api.errors import NotFound, ValidationFailed
 from api.fields import StrictCharField, StrictSerializer, validated
 from api.idempotency import idempotent
 from api.pagination import CursorPaged
-from api.views import IDEMPOTENCY_HEADER, POST_PROBLEMS, base_url, body, problems
+from api.views import POST_PROBLEMS, base_url, body, problems
 from tasks.harnesses import selectors as hs
 from tasks.harnesses import serializers as s
 from tasks.harnesses import services
@@ -55,7 +55,6 @@ class HarnessListAPI(CursorPaged, UserAPIView):
         tags=["harnesses"],
         summary="Create a harness definition",
         request=s.HarnessIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -115,7 +114,6 @@ class HarnessCopyAPI(UserAPIView):
         summary="Copy a harness definition (built-in ones too) into an editable one",
         description=ID_OR_NAME + " The copy is named `{name}-copy` unless `name` is given.",
         request=s.CopyIn,
-        parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.HarnessOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
@@ -135,19 +133,10 @@ class HarnessAppIn(StrictSerializer):
 class HarnessAppOut(serializers.Serializer):
     app_id = serializers.CharField()
     name = serializers.CharField()
-    harness_id = serializers.CharField(allow_null=True)
-    harness_name = serializers.CharField(allow_null=True)
-    revoked = serializers.BooleanField()
-
-
-def app_body(app: HarnessApp) -> dict[str, Any]:
-    return {
-        "app_id": app.app_id,
-        "name": app.name,
-        "harness_id": app.harness.public_id if app.harness_id else None,
-        "harness_name": app.harness.name if app.harness_id else None,
-        "revoked": app.revoked_at is not None,
-    }
+    # No definition: the dotted source fails on None and allow_null renders null.
+    harness_id = serializers.CharField(source="harness.public_id", allow_null=True)
+    harness_name = serializers.CharField(source="harness.name", allow_null=True)
+    revoked = serializers.BooleanField(source="is_revoked")
 
 
 class HarnessAppListAPI(CursorPaged, UserAPIView):
@@ -161,7 +150,8 @@ class HarnessAppListAPI(CursorPaged, UserAPIView):
     )
     def get(self, request: Request) -> Response:
         apps = HarnessApp.objects.filter(org=self.org(request)).select_related("harness")
-        return self.get_paginated_response([app_body(a) for a in self.paginate_queryset(apps)])
+        page = self.paginate_queryset(apps)
+        return self.get_paginated_response(HarnessAppOut(page, many=True).data)
 
 
 class HarnessAppDetailAPI(UserAPIView):
@@ -181,4 +171,4 @@ class HarnessAppDetailAPI(UserAPIView):
             raise NotFound(f"No harness app {app_id!r} in this org.")
         data = validated(HarnessAppIn, body(request))
         app = services.harness_app_attach(app=app, ref=data["harness"])
-        return Response(app_body(app))
+        return Response(HarnessAppOut(app).data)

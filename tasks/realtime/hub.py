@@ -14,11 +14,12 @@ from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.auth import org_of_user, user_for_token
-from accounts.credentials import SECRET_PARAMS, TICKET_PREFIX, hash_secret
+from accounts.credentials import SECRET_PARAMS, TICKET_PREFIX
 from accounts.models import AccessToken, Org
 from api.ids import is_public_id
 from tasks.events import frame
-from tasks.models import Event, EventTopic, RealtimeTicket, Task
+from tasks.models import Event, EventTopic, Task
+from tasks.services.tickets import ticket_spend
 
 
 @dataclass(frozen=True)
@@ -70,18 +71,9 @@ def viewer_for_secret(secret: str | None) -> Viewer | None:
     user = None
     token_id = None
     if secret.startswith(TICKET_PREFIX):
-        now = timezone.now()
-        ticket = (
-            RealtimeTicket.objects.select_related("user", "access_token")
-            .filter(ticket_hash=hash_secret(secret))
-            .first()
-        )
-        # The conditional update spends the ticket exactly once, even under a race.
-        spent = ticket is not None and RealtimeTicket.objects.filter(
-            pk=ticket.pk, used_at__isnull=True, expires_at__gt=now
-        ).update(used_at=now)
+        ticket = ticket_spend(secret=secret)
         # A ticket minted with a token revoked since is no better than the token.
-        if spent and ticket.user.is_active and _token_usable(ticket.access_token):
+        if ticket is not None and ticket.user.is_active and _token_usable(ticket.access_token):
             user, token_id = ticket.user, ticket.access_token_id
     else:
         try:

@@ -89,7 +89,7 @@ def result_submit(
             raise LeaseLost(f"{run_id} is not a run of this task.")
         if run.app_id != app.pk:
             raise Forbidden(f"{run_id} belongs to another harness app.")
-        previous = Result.objects.filter(run=run).first()
+        previous = Result.objects.select_related("run", "task").filter(run=run).first()
         if previous is not None:
             if previous.fingerprint == fingerprint:
                 return Submitted(result=previous, task=locked, replayed=True)
@@ -135,14 +135,8 @@ def result_submit(
             interrupt_id = interrupt.public_id
         else:
             set_task_status(task, TASK_STATUS_AFTER[ResultStatus(status)], g.now)
-        result.response = {
-            "run_id": run.public_id,
-            "task_id": task.public_id,
-            "status": status,
-            "task_status": task.status,
-            "interrupt_id": interrupt_id,
-            "finished_at": events.iso(g.now),
-        }
+        # What the answer said then, for its replays (tasks.serializers.ResultOut).
+        result.response = {"task_status": task.status, "interrupt_id": interrupt_id}
         result.save()
         if working_summary.strip():
             working_document_write(task=task, run=run, summary=working_summary)

@@ -199,6 +199,22 @@ def test_identical_result_again_answers_the_same_and_stores_nothing(task, harnes
     assert timeline_kinds(task).count("result") == 1
 
 
+def test_a_retry_answers_the_task_status_of_the_first_answer(world, task, harness, claimed):
+    first = harness.result(
+        task.public_id, claimed["run_id"], "submitted", artifact={"pr": pr(task)}
+    )
+    assert first.status_code == 200, first.content
+    assert first.json()["task_status"] == TaskStatus.COMPLETED
+    reopened = world.person().post(f"/api/tasks/{task.public_id}/reopen")
+    assert reopened.status_code == 200, reopened.content
+    again = harness.result(
+        task.public_id, claimed["run_id"], "submitted", artifact={"pr": pr(task)}
+    )
+    assert again.json() == first.json()
+    task.refresh_from_db()
+    assert task.status == TaskStatus.READY
+
+
 def test_identical_result_with_the_current_epoch_is_still_a_retry(task, harness, claimed):
     run_id = claimed["run_id"]
     first = harness.result(task.public_id, run_id, lease_epoch=1)

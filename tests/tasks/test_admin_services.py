@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from accounts.models import AccessToken
 from tasks.harnesses.services import harness_create, harness_delete
 from tasks.models import Harness, HarnessApp
-from tests.helpers import definition_form
+from tests.helpers import definition_form, staff_client
 
 
 @pytest.fixture
 def staff(world):
-    world.user.is_staff = world.user.is_superuser = True
-    world.user.save()
-    client = Client()
-    client.force_login(world.user)
-    return client
+    return staff_client(world.user)
 
 
 def _defaults(org):

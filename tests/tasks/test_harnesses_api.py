@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tasks.harnesses.keys import harness_app_revoke
 from tasks.models import Harness, HarnessApp, HarnessStatus, Run
 from tests.helpers import Caller, problem
 
@@ -496,3 +497,19 @@ def test_only_an_active_definition_can_be_the_default(me):
     delete(me, "/v1/harnesses/old")
     assert get(me, "default").json()["name"] == "generic"
     assert not Harness.objects.filter(is_default=True).exists()
+
+
+def test_harness_apps_list_shows_each_apps_definition_and_revocation(world, me, chain):
+    patch(me, f"/api/harness-apps/{world.app.app_id}", {"harness": "leaf"})
+    harness_app_revoke(org=world.org, app_id=world.rival.app_id)
+    rows = {a["app_id"]: a for a in me.get("/api/harness-apps").json()["data"]}
+    assert rows[world.app.app_id] == {
+        "app_id": world.app.app_id,
+        "name": world.app.name,
+        "harness_id": chain[2]["id"],
+        "harness_name": "leaf",
+        "revoked": False,
+    }
+    assert rows[world.rival.app_id]["harness_id"] is None
+    assert rows[world.rival.app_id]["harness_name"] is None
+    assert rows[world.rival.app_id]["revoked"] is True

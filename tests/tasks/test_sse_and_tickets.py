@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
+from django.utils import timezone
 
+from accounts.credentials import hash_secret
 from tasks.models import RealtimeTicket
 from tasks.realtime import hub
+from tasks.services.tickets import ticket_create, ticket_spend
 from tests.helpers import problem
 
 pytestmark = [
@@ -101,3 +105,18 @@ def test_ticket_route_issues_a_hashed_short_lived_ticket(world):
     assert hub.viewer_for_secret(body["ticket"]).user == world.user
     assert hub.viewer_for_secret(body["ticket"]) is None  # single use
     problem(world.harness().post("/api/realtime/tickets"), 401, "not_authenticated")
+
+
+def test_ticket_spend_takes_a_ticket_once_and_never_an_expired_one(world):
+    fresh = ticket_create(user=world.user)
+    stale = ticket_create(user=world.user)
+    RealtimeTicket.objects.filter(ticket_hash=hash_secret(stale.ticket)).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert ticket_spend(secret=fresh.ticket).user == world.user
+    assert ticket_spend(secret=fresh.ticket) is None
+    assert ticket_spend(secret=stale.ticket) is None
+    assert ticket_spend(secret="eth_tkt_unknown") is None
+    used = dict(RealtimeTicket.objects.values_list("ticket_hash", "used_at"))
+    assert used[hash_secret(fresh.ticket)] is not None
+    assert used[hash_secret(stale.ticket)] is None  # refused, not spent
