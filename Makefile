@@ -35,8 +35,9 @@ run: $(STAMP)
 	$(PY) -m ether_site.serve -b $(HOST) -p $(PORT) --websocket_timeout 86400 \
 	  --no-server-name ether_site.asgi:application
 
-# The demo harness against the server `make run` started (task, key and app from
-# var/demo.json); `make demo ARGS=--ask` stops to ask a question on the task page first.
+# The demo harness (on ether_client, docs/harness-client.md) against the server `make run`
+# started (task, key and app from var/demo.json); `make demo ARGS=--ask` stops to ask a
+# question on the task page first; `make demo ARGS="--next --ask"` waits for any ready task.
 demo: export DJANGO_DEBUG ?= 1
 demo: $(STAMP)
 	$(PY) manage.py demo_harness $(ARGS)

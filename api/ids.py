@@ -13,7 +13,9 @@ import threading
 import time
 import uuid
 
-PREFIXES = frozenset({"task", "run", "step", "doc", "harness", "dlv", "int", "res", "evt", "msg"})
+PREFIXES = frozenset(
+    {"task", "run", "step", "doc", "harness", "dlv", "int", "res", "evt", "msg", "note"}
+)
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -84,3 +86,8 @@ def new_dlv_id() -> str:
 def new_msg_id() -> str:
     """A webhook message: its ``webhook-id`` header, the same on every retry."""
     return new_public_id("msg")
+
+
+def new_note_id() -> str:
+    """Feedback or a message a person gives the harness (tasks.TaskMessage)."""
+    return new_public_id("note")

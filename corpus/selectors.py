@@ -142,8 +142,16 @@ def tools_for_org(org: Org) -> QuerySet[Tool]:
 def skills_for_org(org: Org, domain: str | None) -> QuerySet[Skill]:
     skills = Skill.objects.filter(org=org).order_by("domain", "name")
     if domain:
-        skills = skills.filter(domain=domain)
+        skills = skills.filter(domain__iexact=domain)
     return skills
+
+
+def skill_domains(org: Org) -> list[str]:
+    """The domains the org's skills have, each once (as first spelled), sorted."""
+    seen: dict[str, str] = {}
+    for domain in Skill.objects.filter(org=org).order_by("domain").values_list("domain", flat=True):
+        seen.setdefault(domain.casefold(), domain)
+    return sorted(seen.values(), key=str.casefold)
 
 
 def document_html(document: Document) -> str:

@@ -104,6 +104,28 @@ class DocBodyOut(serializers.Serializer):
     body = serializers.CharField()
 
 
+class PackDocOut(serializers.Serializer):
+    """A document of a context pack (``corpus.packing.PackedDoc``), body and all."""
+
+    id = serializers.CharField(source="document.public_id")
+    path = serializers.CharField(source="document.path")
+    title = serializers.CharField(source="document.title")
+    version = serializers.IntegerField(source="document.version")
+    sha256 = serializers.CharField(source="document.sha256")
+    etag = serializers.CharField(
+        source="document.etag", help_text="The document route's ETag for this version"
+    )
+    changed_since_last_run = serializers.BooleanField()
+    body = serializers.CharField(source="document.body")
+
+
+class PackOmittedOut(serializers.Serializer):
+    id = serializers.CharField(source="document.public_id")
+    path = serializers.CharField(source="document.path")
+    bytes = serializers.IntegerField(source="document.size")
+    reason = serializers.ChoiceField(choices=["over_budget", "folded_into_memory"])
+
+
 class ToolOut(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()

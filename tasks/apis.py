@@ -130,6 +130,7 @@ class HeartbeatAPI(HarnessAPIView):
                 "task": beat.task,
                 "cancel_requested": beat.cancel_requested,
                 "answers": answers,
+                "messages": beat.messages,
             }
         )
         return Response(out.data)
@@ -179,6 +180,7 @@ class InterruptAPI(HarnessAPIView):
             lease_epoch=data.get("lease_epoch"),
             question=data["question"],
             choices=data.get("choices", []),
+            allow_free_text=data["allow_free_text"],
         )
         return Response(s.InterruptOut(interrupt).data)
 
@@ -293,11 +295,47 @@ def _transition(service_name: str, summary: str, text: str) -> type[UserAPIView]
     return TransitionAPI
 
 
-TaskReopenAPI = _transition(
-    "task_reopen",
-    "Reopen a completed or no-changes task",
-    "Back to ready; 409 invalid_transition from any other status.",
-)
+class TaskReopenAPI(TaskUserAPIView):
+    @extend_schema(
+        tags=["tasks"],
+        summary="Reopen a completed or no-changes task, optionally with feedback",
+        description=(
+            "Back to ready; 409 invalid_transition from any other status. feedback is kept "
+            "in the timeline and the task document, listed in every later bundle's feedback "
+            "and sent as the task.feedback webhook."
+        ),
+        request=s.ReopenIn,
+        responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request, task_id: str) -> Response:
+        task = selectors.task_get(org=self.org(request), task_id=task_id)
+        data = validated(s.ReopenIn, body(request))
+        services.task_reopen(task=task, user=request.user, feedback=data.get("feedback") or None)
+        task.refresh_from_db()
+        return Response(task_body(task))
+
+
+class TaskMessagesAPI(TaskUserAPIView):
+    @extend_schema(
+        tags=["tasks"],
+        summary="Tell the harness working on the task something",
+        description=(
+            "Only while the task is in_progress (else 409 task_not_in_progress). Kept in the "
+            "timeline and the task document; the live run's next heartbeat carries it in "
+            "messages, once; sent as the task.message webhook."
+        ),
+        request=s.MessageIn,
+        responses={201: s.MessageOut, **problems(*POST_PROBLEMS)},
+    )
+    @idempotent
+    def post(self, request: Request, task_id: str) -> Response:
+        task = selectors.task_get(org=self.org(request), task_id=task_id)
+        data = validated(s.MessageIn, body(request))
+        message = services.task_message_send(task=task, user=request.user, text=data["text"])
+        return Response(s.MessageOut(message).data, status=201)
+
+
 TaskCancelAPI = _transition(
     "task_cancel",
     "Cancel a task",

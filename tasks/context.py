@@ -14,7 +14,7 @@ from corpus.derived import escape_notes_heading, split_notes, with_notes
 from corpus.models import Document, DocumentKind
 from corpus.selectors import TaskScope
 from corpus.services import document_put, memory_compact
-from tasks.models import Interrupt, Run, Task
+from tasks.models import Interrupt, MessageKind, Run, Task, TaskMessage
 
 
 def task_scope(task: Task) -> TaskScope:
@@ -75,6 +75,15 @@ def task_document_body(task: Task) -> str:
         lines += ["## Questions and answers", ""]
         for interrupt in questions:
             lines += _question_lines(interrupt)
+    said = list(TaskMessage.objects.select_related("author").filter(task=task).order_by("pk"))
+    if said:
+        lines += ["## Feedback and messages", ""]
+        for message in said:
+            who = message.author.get_username() if message.author else "someone"
+            what = "Feedback on reopen" if message.kind == MessageKind.FEEDBACK else "Message"
+            text = message.text.strip().replace("\n", "\n  ")  # stays inside its list item
+            lines += [f"- **{what}** ({who}, {iso(message.created_at)}): {text}"]
+        lines.append("")
     return escape_notes_heading("\n".join(lines).rstrip() + "\n")
 
 

@@ -40,6 +40,11 @@ class TaskNotPaused(DomainError):
     title = "Task not paused"
 
 
+class TaskNotInProgress(DomainError):
+    code = "task_not_in_progress"
+    title = "Task not in progress"
+
+
 class InvalidTransition(DomainError):
     code = "invalid_transition"
     title = "Invalid status transition"

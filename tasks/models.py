@@ -14,7 +14,14 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Org, Project, Repository
-from api.ids import new_harness_id, new_int_id, new_run_id, new_step_id, new_task_id
+from api.ids import (
+    new_harness_id,
+    new_int_id,
+    new_note_id,
+    new_run_id,
+    new_step_id,
+    new_task_id,
+)
 
 
 class HarnessStatus(models.TextChoices):
@@ -309,6 +316,8 @@ class Interrupt(models.Model):
     source = models.CharField(max_length=10, default="interrupt")  # interrupt | result
     question = models.TextField()
     choices = models.JSONField(default=list)
+    # With choices, the answer must be one of them unless the harness allowed free text.
+    allow_free_text = models.BooleanField(default=False)
     answer = models.TextField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     answered_by = models.ForeignKey(
@@ -327,6 +336,40 @@ class Interrupt(models.Model):
                 name="one_open_question_per_task",
             )
         ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class MessageKind(models.TextChoices):
+    FEEDBACK = "feedback"  # given on reopen: for the next run's bundle
+    MESSAGE = "message"  # sent to a task in progress: for the live run's next heartbeat
+
+
+class TaskMessage(models.Model):
+    """What a person tells the harness outside a question (docs/contract.md §6).
+
+    Feedback reaches every later bundle of the task. A message is handed to exactly one
+    heartbeat: the one that takes it sets ``delivered_at`` and ``delivered_run`` inside
+    its transaction, under the task row lock, so two heartbeats racing cannot both take
+    it (a lost response is recovered by retrying with the same Idempotency-Key).
+    """
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_note_id, editable=False)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=10, choices=MessageKind.choices)
+    text = models.TextField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_run = models.ForeignKey(
+        Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages_taken"
+    )
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["task", "kind", "delivered_at"])]
 
     def __str__(self) -> str:
         return self.public_id

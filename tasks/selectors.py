@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
@@ -14,7 +15,18 @@ from corpus.selectors import SLICES, scope_slices
 from tasks.context import task_scope
 from tasks.events import TIMELINE, iso, task_topic
 from tasks.harnesses.selectors import bundle_harness
-from tasks.models import Event, Harness, HarnessApp, Interrupt, Run, Task, TaskStatus
+from tasks.models import (
+    Event,
+    Harness,
+    HarnessApp,
+    Interrupt,
+    MessageKind,
+    Run,
+    RunStatus,
+    Task,
+    TaskMessage,
+    TaskStatus,
+)
 
 
 def task_get(*, org: Org, task_id: str) -> Task:
@@ -101,6 +113,7 @@ class ExecutionBundle:
     task: Task
     context: dict[str, Any]
     questions: list[Interrupt]
+    feedback: list[TaskMessage]
     checkpoint: dict[str, Any] | None
     harness: Harness | None
 
@@ -110,8 +123,30 @@ def execution_bundle(*, task: Task, app: HarnessApp) -> ExecutionBundle:
         task=task,
         context=context_refs(task),
         questions=list(task_questions(task)),
+        feedback=list(task_feedback(task)),
         checkpoint=last_checkpoint(task),
         harness=bundle_harness(app),
+    )
+
+
+def previous_run_started_at(task: Task) -> datetime | None:
+    """When the run before the current one began: the moment it read its context.
+
+    With a live run, that is the run before it; without one (a preview before a claim),
+    the task's latest run. None when there was no such run."""
+    runs = Run.objects.filter(task=task).order_by("-started_at", "-pk")
+    started = list(runs.values_list("status", "started_at")[:2])
+    if started and started[0][0] == RunStatus.LIVE:
+        started = started[1:]
+    return started[0][1] if started else None
+
+
+def task_feedback(task: Task) -> QuerySet[TaskMessage]:
+    """Every feedback given on the task's reopens, oldest first (the bundle's ``feedback``)."""
+    return (
+        TaskMessage.objects.select_related("author")
+        .filter(task=task, kind=MessageKind.FEEDBACK)
+        .order_by("pk")
     )
 
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from api.fields import (
+    StrictBooleanField,
     StrictCharField,
     StrictChoiceField,
     StrictIntegerField,
@@ -72,6 +73,13 @@ class InterruptIn(RunWriteIn):
     choices = serializers.ListField(
         child=StrictCharField(max_length=200), required=False, max_length=20
     )
+    # Without it, an answer must be one of ``choices`` (400 naming them otherwise).
+    allow_free_text = StrictBooleanField(required=False, default=False)
+
+    def validate_choices(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Choices must differ from each other.")
+        return value
 
 
 class PullRequestIn(StrictSerializer):
@@ -172,6 +180,19 @@ class AnswerIn(StrictSerializer):
     answer = StrictCharField(max_length=4000)
 
 
+class ReopenIn(StrictSerializer):
+    feedback = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=4000,
+        help_text="What the next run should do differently; in every later bundle",
+    )
+
+
+class MessageIn(StrictSerializer):
+    text = StrictCharField(max_length=4000)
+
+
 class EmptyIn(StrictSerializer):
     """Routes that take no body still refuse fields they do not know."""
 
@@ -194,11 +215,36 @@ class QuestionOut(serializers.Serializer):
     source = serializers.ChoiceField(choices=["interrupt", "result"])
     question = serializers.CharField()
     choices = serializers.ListField(child=serializers.CharField())
+    allow_free_text = serializers.BooleanField()
     asked_at = TimestampField(source="created_at")
     answer = serializers.CharField(allow_null=True)
     answered_at = TimestampField(allow_null=True)
     answered_by = UsernameField(allow_null=True)
     withdrawn_at = TimestampField(allow_null=True)
+
+
+class ReopenFeedbackOut(serializers.Serializer):
+    """Feedback given on a reopen, as the bundle's ``feedback`` lists it."""
+
+    feedback_id = serializers.CharField(source="public_id")
+    text = serializers.CharField()
+    given_by = UsernameField(source="author", allow_null=True)
+    given_at = TimestampField(source="created_at")
+
+
+class HeartbeatMessageOut(serializers.Serializer):
+    """A message as the heartbeat's ``messages`` hands it over (once)."""
+
+    message_id = serializers.CharField(source="public_id")
+    text = serializers.CharField()
+    sent_by = UsernameField(source="author", allow_null=True)
+    sent_at = TimestampField(source="created_at")
+
+
+class MessageOut(HeartbeatMessageOut):
+    task_id = serializers.CharField(source="task.public_id")
+    delivered_at = TimestampField(allow_null=True)
+    delivered_run_id = serializers.CharField(source="delivered_run.public_id", allow_null=True)
 
 
 class TaskOut(serializers.Serializer):
@@ -301,6 +347,7 @@ class BundleOut(serializers.Serializer):
     scope = ScopeOut(source="task")
     context = ContextRefOut()
     questions = QuestionOut(many=True)
+    feedback = ReopenFeedbackOut(many=True)
     checkpoint = CheckpointOut(allow_null=True)
     harness = BundleHarnessField(allow_null=True)
     callbacks = CallbacksOut(source="task")
@@ -337,6 +384,7 @@ class HeartbeatOut(serializers.Serializer):
     task_status = serializers.CharField(source="task.status")
     cancel_requested = serializers.BooleanField()
     answers = QuestionOut(many=True)
+    messages = HeartbeatMessageOut(many=True)
 
 
 class StepOut(serializers.Serializer):
@@ -350,6 +398,7 @@ class InterruptOut(serializers.Serializer):
     task_status = serializers.CharField(source="task.status")
     question = serializers.CharField()
     choices = serializers.ListField(child=serializers.CharField())
+    allow_free_text = serializers.BooleanField()
 
 
 class ResultOut(serializers.Serializer):
@@ -451,4 +500,19 @@ class ContextQuery(ContextDocQuery):
 
 
 class SkillsQuery(QuerySerializer):
-    domain = QueryCharField(required=False)
+    domain = QueryCharField(required=False, help_text="Case-insensitive")
+
+
+PACK_DEFAULT_BYTES = 64 * 1024
+PACK_MAX_BYTES = 16 * 1024 * 1024
+
+
+class ContextPackQuery(ContextDocQuery):
+    budget_bytes = QueryIntegerField(
+        minimum=0,
+        maximum=PACK_MAX_BYTES,
+        message=f"budget_bytes is an integer from 0 to {PACK_MAX_BYTES}.",
+        required=False,
+        default=PACK_DEFAULT_BYTES,
+        help_text=f"UTF-8 bytes of bodies (default {PACK_DEFAULT_BYTES})",
+    )

@@ -25,6 +25,7 @@ harness = [
     path("tasks/<str:task_id>/steps", apis.StepsAPI.as_view(), name="harness-steps"),
     path("tasks/<str:task_id>/interrupt", apis.InterruptAPI.as_view(), name="harness-interrupt"),
     path("context", context_apis.ContextAPI.as_view(), name="harness-context"),
+    path("context/pack", context_apis.ContextPackAPI.as_view(), name="harness-context-pack"),
     path(
         "context/doc/<path:doc_id>",
         context_apis.ContextDocAPI.as_view(),
@@ -44,6 +45,7 @@ product = [
         name="task-memory-promote",
     ),
     path("tasks/<str:task_id>/reopen", apis.TaskReopenAPI.as_view(), name="task-reopen"),
+    path("tasks/<str:task_id>/messages", apis.TaskMessagesAPI.as_view(), name="task-messages"),
     path("tasks/<str:task_id>/cancel", apis.TaskCancelAPI.as_view(), name="task-cancel"),
     path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),
     path("tasks/<str:task_id>/timeline", apis.TaskTimelineAPI.as_view(), name="task-timeline"),

@@ -143,6 +143,7 @@ def _urls(task_id: str) -> dict[str, str]:
         "compaction": reverse("pages:compaction", args=[task_id]),
         "answer": reverse("task-answer", args=[task_id]),
         "reopen": reverse("task-reopen", args=[task_id]),
+        "messages": reverse("task-messages", args=[task_id]),
     }
 
 

@@ -12,6 +12,7 @@ from tasks.services.lifecycle import (
     task_answer,
     task_cancel,
     task_create,
+    task_message_send,
     task_reopen,
     task_update,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "task_answer",
     "task_cancel",
     "task_create",
+    "task_message_send",
     "task_reopen",
     "task_update",
     "ticket_create",

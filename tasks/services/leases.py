@@ -5,7 +5,7 @@ Claims are in ``claims``, expiry in ``expiry``, the task row lock in ``state``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +15,9 @@ from django.utils import timezone
 from api.errors import Forbidden
 from tasks import events
 from tasks.errors import LeaseLost, NoLiveRun, TaskClosed
-from tasks.models import HarnessApp, Run, RunStatus, Task, TaskStatus
+from tasks.models import HarnessApp, Run, RunStatus, Task, TaskMessage, TaskStatus
 from tasks.services.expiry import lease_settle
+from tasks.services.messages import messages_take
 from tasks.services.state import lease_length, locked_task, set_task_status, withdraw_questions
 
 
@@ -76,6 +77,7 @@ class Beat:
     run: Run
     task: Task
     cancel_requested: bool
+    messages: list[TaskMessage] = field(default_factory=list)
 
 
 def lease_heartbeat(
@@ -113,7 +115,9 @@ def lease_heartbeat(
             run.checkpoint_at = g.now
             fields += ["checkpoint", "checkpoint_at"]
         run.save(update_fields=fields)
-        return Beat(run=run, task=task, cancel_requested=task.cancel_requested)
+        # Taken under the task row lock the guard holds: each message reaches one beat.
+        messages = messages_take(task=task, run=run, now=g.now)
+        return Beat(run=run, task=task, cancel_requested=task.cancel_requested, messages=messages)
 
 
 def lease_release(*, task: Task, user: Any) -> Run:

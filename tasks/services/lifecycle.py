@@ -11,10 +11,27 @@ from accounts.models import Org, Project, Repository
 from api.errors import ValidationFailed
 from tasks import events
 from tasks.context import task_document_sync
-from tasks.errors import InvalidTransition, TaskClosed, TaskNotEditable, TaskNotPaused
-from tasks.models import CLOSED_STATUSES, HarnessApp, Interrupt, Run, RunStatus, Task, TaskStatus
+from tasks.errors import (
+    InvalidTransition,
+    TaskClosed,
+    TaskNotEditable,
+    TaskNotInProgress,
+    TaskNotPaused,
+)
+from tasks.models import (
+    CLOSED_STATUSES,
+    HarnessApp,
+    Interrupt,
+    MessageKind,
+    Run,
+    RunStatus,
+    Task,
+    TaskMessage,
+    TaskStatus,
+)
 from tasks.serializers import TaskRowOut
 from tasks.services.expiry import lease_settle
+from tasks.services.messages import message_record
 from tasks.services.state import locked_task, set_task_status, withdraw_questions
 
 
@@ -152,6 +169,18 @@ def _field(task: Task, name: str) -> Any:
     return getattr(task, name)
 
 
+def answer_check(interrupt: Interrupt, answer: str) -> None:
+    """A question's ``choices`` bind its answer (exactly one of them, as the page's buttons
+    send it) unless the harness allowed free text; a question without choices takes any."""
+    if not interrupt.choices or interrupt.allow_free_text or answer in interrupt.choices:
+        return
+    listed = ", ".join(repr(choice) for choice in interrupt.choices)
+    raise ValidationFailed(
+        {"answer": [f"Must be one of the question's choices: {listed}."]},
+        detail=f"This question takes one of its choices as the answer: {listed}.",
+    )
+
+
 def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:
     """Answers the open question. The task resumes under its live lease, or, if that lease
     has expired meanwhile, goes back to ready so the next claim reads the answer."""
@@ -162,6 +191,7 @@ def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:
         interrupt = Interrupt.objects.select_related("run").filter(task=task).open().first()
         if task.status != TaskStatus.PAUSED or interrupt is None:
             raise TaskNotPaused(f"The task is {task.status}; there is no open question.")
+        answer_check(interrupt, answer)
         interrupt.answer = answer
         interrupt.answered_at = now
         interrupt.answered_by = user
@@ -182,7 +212,9 @@ def task_answer(*, task: Task, user: Any, answer: str) -> Interrupt:
         return interrupt
 
 
-def task_reopen(*, task: Task, user: Any) -> Task:
+def task_reopen(*, task: Task, user: Any, feedback: str | None = None) -> Task:
+    """Back to ready. ``feedback`` (what the next run should do differently) is kept on the
+    task, in its timeline entry and its document, and goes into every later bundle."""
     now = timezone.now()
     with transaction.atomic():
         task = locked_task(task)
@@ -190,11 +222,32 @@ def task_reopen(*, task: Task, user: Any) -> Task:
             raise InvalidTransition(
                 f"Only completed or no_changes tasks can be reopened; this one is {task.status}."
             )
+        details: dict[str, Any] = {}
+        if feedback:
+            given = message_record(task=task, user=user, kind=MessageKind.FEEDBACK, text=feedback)
+            details = {"feedback": feedback, "message_id": given.public_id}
         events.timeline(
-            task=task, kind="reopen", actor=events.actor_user(user), summary="Task reopened"
+            task=task,
+            kind="reopen",
+            actor=events.actor_user(user),
+            summary=f"Task reopened with feedback: {feedback}" if feedback else "Task reopened",
+            **details,
         )
         set_task_status(task, TaskStatus.READY, now, cancel_requested=False)
         return task
+
+
+def task_message_send(*, task: Task, user: Any, text: str) -> TaskMessage:
+    """A message to the harness working on the task: its live run's next heartbeat
+    carries it (tasks/services/messages.py). Only while the task is in progress."""
+    lease_settle(task_pk=task.pk)
+    with transaction.atomic():
+        task = locked_task(task)
+        if task.status != TaskStatus.IN_PROGRESS:
+            raise TaskNotInProgress(
+                f"Messages reach a task in progress; this one is {task.status}."
+            )
+        return message_record(task=task, user=user, kind=MessageKind.MESSAGE, text=text)
 
 
 def task_cancel(*, task: Task, user: Any) -> Task:

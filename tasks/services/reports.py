@@ -78,10 +78,23 @@ def step_record(
         return Recorded(step=step, replayed=False)
 
 
-def ask_user(*, task: Task, run: Run, question: str, choices: list[str], source: str) -> Interrupt:
+def ask_user(
+    *,
+    task: Task,
+    run: Run,
+    question: str,
+    choices: list[str],
+    source: str,
+    allow_free_text: bool = False,
+) -> Interrupt:
     """Pauses the task on a question (from ``interrupt`` or a ``blocked`` result)."""
     interrupt = Interrupt.objects.create(
-        task=task, run=run, question=question, choices=choices, source=source
+        task=task,
+        run=run,
+        question=question,
+        choices=choices,
+        allow_free_text=allow_free_text,
+        source=source,
     )
     events.on_task(
         task=task,
@@ -89,6 +102,7 @@ def ask_user(*, task: Task, run: Run, question: str, choices: list[str], source:
         payload={
             "question": question,
             "choices": choices,
+            "allow_free_text": allow_free_text,
             "run_id": run.public_id,
             "interrupt_id": interrupt.public_id,
         },
@@ -115,6 +129,7 @@ def interrupt_raise(
     lease_epoch: int | None,
     question: str,
     choices: list[str],
+    allow_free_text: bool = False,
 ) -> Interrupt:
     """Pauses the task on a question; the lease is kept and heartbeats still extend it."""
     lease_settle(task_pk=task.pk)
@@ -123,5 +138,10 @@ def interrupt_raise(
         if g.task.status == TaskStatus.PAUSED:
             raise TaskPaused("The task already waits on a question; wait for its answer.")
         return ask_user(
-            task=g.task, run=g.run, question=question, choices=choices, source="interrupt"
+            task=g.task,
+            run=g.run,
+            question=question,
+            choices=choices,
+            allow_free_text=allow_free_text,
+            source="interrupt",
         )

@@ -62,9 +62,10 @@ class RemoteHarness:
         body = {"run_id": self.run_id, "phase": "coding_agent", "user_message": message, **extra}
         return self.post("steps", body)["seq"]
 
-    def interrupt(self, question: str, choices: list[str]) -> Any:
+    def interrupt(self, question: str, choices: list[str], **extra: Any) -> Any:
         return self.post(
-            "interrupt", {"run_id": self.run_id, "question": question, "choices": choices}
+            "interrupt",
+            {"run_id": self.run_id, "question": question, "choices": choices, **extra},
         )
 
     def heartbeat(self) -> Any:
@@ -334,11 +335,13 @@ def test_answering_the_question_from_the_page(server, browser, world, member, ta
     expect(page.locator("#question")).to_be_hidden()
 
     harness.step("Looking at the settings…")
-    harness.interrupt("Return the git SHA too?", ["yes", "no"])
+    harness.interrupt("Return the git SHA too?", ["yes", "no"], allow_free_text=True)
     question = page.locator("#question")
     expect(question).to_be_visible()
     expect(page.locator("#question-text")).to_have_text("Return the git SHA too?")
     expect(page.locator("#question-choices button")).to_have_count(2)
+    # Free text allowed: the answer box is there beside the choices.
+    expect(page.locator("#answer-form")).to_be_visible()
     expect(page.locator("#task-status")).to_have_text("Needs your answer")
     shoot(page, "task-paused")
 
@@ -358,6 +361,28 @@ def test_answering_the_question_from_the_page(server, browser, world, member, ta
         ("Yes, and the build date", member.username)
     ]
     shoot(page, "task-answered")
+    assert watched.errors == []
+
+
+def test_choices_bind_the_answer_on_the_page(server, browser, world, member, task):
+    harness = RemoteHarness(server, world, task.public_id)
+    harness.claim()
+    watched = sign_in(browser, server, f"/tasks/{task.public_id}")
+    page = watched.page
+    expect_live(page)
+    harness.interrupt("Which database?", ["SQLite", "Postgres"])
+    expect(page.locator("#question")).to_be_visible()
+    # The choices are the answer: buttons only, no free-text box.
+    expect(page.locator("#answer-form")).to_be_hidden()
+    expect(page.locator("#question-choices button")).to_have_text(["SQLite", "Postgres"])
+    shoot(page, "task-question-choices")
+    page.reload()  # the server-rendered question hides the box too
+    expect(page.locator("#answer-form")).to_be_hidden()
+    page.locator("#question-choices button", has_text="Postgres").click()
+    expect(page.locator("#question")).to_be_hidden()
+    expect(page.locator("#steps")).to_contain_text("You answered: Postgres")
+    stored = outside_the_browser_loop(lambda: Interrupt.objects.get(task=task).answer)
+    assert stored == "Postgres"
     assert watched.errors == []
 
 
@@ -491,4 +516,54 @@ def test_the_compaction_page_shows_what_was_folded(server, browser, world, membe
     expect(page.locator("#memory .markdown")).to_contain_text("decided to try idea 1")
     expect(page.locator("#compactions > li").first).to_contain_text("B →")
     shoot(page, "compaction")
+    assert watched.errors == []
+
+
+def test_a_message_from_the_page_and_a_reopen_with_feedback(server, browser, world, member, task):
+    harness = RemoteHarness(server, world, task.public_id)
+    watched = sign_in(browser, server, f"/tasks/{task.public_id}")
+    page = watched.page
+    expect_live(page)
+    expect(page.locator("#message")).to_be_hidden()  # ready: nobody to tell yet
+
+    harness.claim()
+    harness.step("Working on it…")
+    expect(page.locator("#message")).to_be_visible()
+    page.fill("#message-input", "Please keep the change small.")
+    page.click("#message-form button[type=submit]")
+    expect(page.locator("#steps")).to_contain_text(
+        "You told the harness: Please keep the change small."
+    )
+    expect(page.locator("#message-input")).to_have_value("")
+    messages = harness.heartbeat()["messages"]
+    assert [(m["text"], m["sent_by"]) for m in messages] == [
+        ("Please keep the change small.", "alice")
+    ]
+    shoot(page, "task-message")
+
+    harness.submit(task.repo.url)
+    card = page.locator("#delivery .delivery-card")
+    expect(card).to_be_visible()
+    expect(page.locator("#message")).to_be_hidden()
+
+    # Reopen asks first; "Keep it closed" changes nothing.
+    card.locator("button[data-action=reopen]").click()
+    expect(page.locator("#reopen")).to_be_visible()
+    page.click("#reopen-cancel")
+    expect(page.locator("#reopen")).to_be_hidden()
+    expect(page.locator("#task-status")).to_have_text("Delivered")
+
+    card.locator("button[data-action=reopen]").click()
+    page.fill("#reopen-feedback", "Also handle HEAD requests.")
+    shoot(page, "task-reopen-feedback")
+    page.click("#reopen-confirm")
+    expect(page.locator("#reopen")).to_be_hidden()
+    expect(page.locator("#task-status")).to_have_text("Ready")
+    expect(page.locator("#steps")).to_contain_text(
+        "Reopened with your feedback: Also handle HEAD requests."
+    )
+    bundle = harness.post("claim", {"app_id": world.app.app_id})["bundle"]
+    assert [(f["text"], f["given_by"]) for f in bundle["feedback"]] == [
+        ("Also handle HEAD requests.", "alice")
+    ]
     assert watched.errors == []

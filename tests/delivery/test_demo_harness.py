@@ -1,14 +1,13 @@
-"""manage.py demo_harness against a live server over real HTTP (pytest-django's WSGI
-live_server: enough for the harness routes, which are plain HTTP)."""
+"""manage.py demo_harness, written on ether_client, against a real daphne over HTTP."""
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
-import urllib.request
+from collections.abc import Iterator
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,17 @@ from django.core.management import CommandError, call_command
 from delivery.models import Delivery
 from tasks.models import Interrupt, Run, RunStatus, Step, TaskStatus
 from tasks.services import task_cancel
+from tests.servers import Server, daphne, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A daphne on this test's database."""
+    with daphne(tmp_path) as running:
+        yield running
+
 
 DOD = ["GET /healthz answers 200", "The response includes the build version", "A test covers it"]
 
@@ -46,11 +54,11 @@ def flags(world: Any, task: Any, base_url: str, tmp_path: Any) -> list[str]:
     ]
 
 
-def test_demo_harness_claims_narrates_and_delivers(world, live_server, tmp_path):
+def test_demo_harness_claims_narrates_and_delivers(world, server, tmp_path):
     task = world.task(definition_of_done=DOD, branch_scope="ether/*")
-    output = demo(*flags(world, task, live_server.url, tmp_path))
+    output = demo(*flags(world, task, server.http, tmp_path))
     assert f"Claimed as {world.app.app_id}" in output
-    assert f"{live_server.url}/tasks/{task.public_id}" in output
+    assert f"{server.http}/tasks/{task.public_id}" in output
     assert "Result submitted: task is now completed." in output
     task.refresh_from_db()
     assert task.status == TaskStatus.COMPLETED
@@ -66,25 +74,14 @@ def test_demo_harness_claims_narrates_and_delivers(world, live_server, tmp_path)
     assert blocks["outcome"]["verdict"]["checklist_mentioned"] == 3
 
 
-def answer_when_asked(base_url: str, token: str, task_id: str, answer: str) -> threading.Thread:
+def answer_when_asked(server: Server, token: str, task_id: str, answer: str) -> threading.Thread:
     """A person on the task page: waits for the open question, then answers it over HTTP."""
-
-    def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            base_url + path,
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
 
     def person() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if call("GET", f"/api/tasks/{task_id}")["open_question"]:
-                call("POST", f"/api/tasks/{task_id}/answer", {"answer": answer})
+            if server.call("GET", f"/api/tasks/{task_id}", token)[1]["open_question"]:
+                server.call("POST", f"/api/tasks/{task_id}/answer", token, {"answer": answer})
                 return
             time.sleep(0.05)
 
@@ -93,7 +90,7 @@ def answer_when_asked(base_url: str, token: str, task_id: str, answer: str) -> t
     return thread
 
 
-def test_demo_harness_asks_waits_for_the_answer_and_continues(world, live_server, tmp_path):
+def test_demo_harness_asks_waits_for_the_answer_and_continues(world, server, tmp_path):
     task = world.task(definition_of_done=DOD)
     # The defaults come from the file seed_demo writes.
     secrets_file = tmp_path / "demo.json"
@@ -103,30 +100,24 @@ def test_demo_harness_asks_waits_for_the_answer_and_continues(world, live_server
                 "task_id": task.public_id,
                 "harness_key": world.key,
                 "app_id": world.app.app_id,
-                "base_url": live_server.url,
+                "base_url": server.http,
             }
         )
     )
-    person = answer_when_asked(live_server.url, world.token, task.public_id, "Only the version")
+    person = answer_when_asked(server, world.token, task.public_id, "Only the build version")
     output = demo("--ask", "--pause", "0", "--secrets-file", str(secrets_file))
     person.join(timeout=5)
     assert "Waiting for your answer" in output
-    assert "[answer] Only the version" in output
+    assert "[answer] Only the build version" in output
     interrupt = Interrupt.objects.get(task=task)
-    assert interrupt.answer == "Only the version" and interrupt.answered_by == world.user
+    assert interrupt.answer == "Only the build version" and interrupt.answered_by == world.user
     task.refresh_from_db()
     assert task.status == TaskStatus.COMPLETED
     messages = list(Step.objects.filter(task=task).values_list("user_message", flat=True))
-    assert "Got your answer: Only the version" in messages
+    assert "Got your answer: Only the build version" in messages
     delivery = Delivery.objects.get(task=task)
     summary = next(b for b in delivery.blocks if b["type"] == "summary")
-    assert "Only the version" in summary["markdown"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    assert "Only the build version" in summary["markdown"]
 
 
 def test_demo_harness_without_a_server_says_so(world, tmp_path):
@@ -136,29 +127,29 @@ def test_demo_harness_without_a_server_says_so(world, tmp_path):
         demo(*flags(world, task, base_url, tmp_path))
 
 
-def test_demo_harness_with_a_wrong_key_says_so(world, live_server, tmp_path):
+def test_demo_harness_with_a_wrong_key_says_so(world, server, tmp_path):
     task = world.task()
-    args = flags(world, task, live_server.url, tmp_path)
+    args = flags(world, task, server.http, tmp_path)
     args[args.index("--key") + 1] = "eth_app_wrong"
     with pytest.raises(CommandError, match="refused the harness key"):
         demo(*args)
     assert not Run.objects.exists()
 
 
-def test_demo_harness_on_a_closed_task_says_so(world, live_server, tmp_path):
+def test_demo_harness_on_a_closed_task_says_so(world, server, tmp_path):
     task = world.task()
     task_cancel(task=task, user=world.user)
     with pytest.raises(CommandError, match="already finished or cancelled"):
-        demo(*flags(world, task, live_server.url, tmp_path))
+        demo(*flags(world, task, server.http, tmp_path))
     assert not Run.objects.exists()
 
 
-def test_demo_harness_on_a_task_of_another_org_says_so(world, live_server, tmp_path):
+def test_demo_harness_on_a_task_of_another_org_says_so(world, server, tmp_path):
     from tests import factories
 
     foreign = factories.make_task(world.outsider_org)
     with pytest.raises(CommandError, match="No task"):
-        demo(*flags(world, foreign, live_server.url, tmp_path))
+        demo(*flags(world, foreign, server.http, tmp_path))
 
 
 def test_demo_harness_without_secrets_or_flags_explains(db, tmp_path):

@@ -416,11 +416,18 @@ def test_skills_lists_the_orgs_skills_by_domain(world, harness):
     assert response.json() == {
         "skills": [
             {"name": "pytest-flakes", "domain": "testing", "description": "D1", "body": "# B1"}
-        ]
+        ],
+        "domains": ["backend", "testing"],
     }
     everything = harness.get("/api/harness/skills").json()["skills"]
     assert sorted(s["name"] for s in everything) == ["django-orm", "pytest-flakes"]
-    assert harness.get("/api/harness/skills?domain=cooking").json() == {"skills": []}
+    assert harness.get("/api/harness/skills?domain=cooking").json() == {
+        "skills": [],
+        "domains": ["backend", "testing"],
+    }
+    # The domain matches whatever its case.
+    upper = harness.get("/api/harness/skills?domain=TESTING").json()["skills"]
+    assert [s["name"] for s in upper] == ["pytest-flakes"]
     outsider = world.outsider_harness().get("/api/harness/skills?domain=testing").json()
     assert [s["name"] for s in outsider["skills"]] == ["globex-secret"]
 
@@ -431,6 +438,7 @@ def test_skills_lists_the_orgs_skills_by_domain(world, harness):
 def test_context_routes_need_a_harness_key(world, task, scoped):
     urls = [
         f"{CONTEXT}?task_id={task.public_id}",
+        f"{CONTEXT}/pack?task_id={task.public_id}",
         doc_url("profile.md", task.public_id),
         "/api/harness/tools",
         "/api/harness/skills",
@@ -446,6 +454,7 @@ def test_context_routes_refuse_other_methods_with_405(world, task, harness, scop
     before = list(Document.objects.order_by("pk").values_list("public_id", "version", "body"))
     urls = [
         f"{CONTEXT}?task_id={task.public_id}",
+        f"{CONTEXT}/pack?task_id={task.public_id}",
         doc_url("profile.md", task.public_id),
         "/api/harness/tools",
         "/api/harness/skills",

@@ -51,6 +51,7 @@ def test_heartbeat_extends_lease_by_its_length_and_keeps_checkpoint(task, harnes
         "task_status": "in_progress",
         "cancel_requested": False,
         "answers": [],
+        "messages": [],
     }
     run = Run.objects.get(public_id=run_id)
     assert run.status == RunStatus.LIVE
@@ -127,6 +128,7 @@ def test_heartbeat_after_user_answered_returns_the_answer(world, task, harness, 
         "source": "interrupt",
         "question": "Which DB?",
         "choices": ["sqlite", "postgres"],
+        "allow_free_text": False,
         "answer": "postgres",
         "answered_by": world.user.username,
         "withdrawn_at": None,

@@ -34,6 +34,7 @@ def test_interrupt_pauses_the_task_and_stores_the_question(task, harness, claime
         "task_status": "paused",
         "question": "Which DB should I use?",
         "choices": ["sqlite", "postgres"],
+        "allow_free_text": False,
     }
     interrupt = Interrupt.objects.get(task=task)
     assert interrupt.public_id == interrupt_id

@@ -46,6 +46,9 @@ def history(world: Any, size: int) -> dict[str, int]:
     counts["heartbeat"] = count(lambda: harness.heartbeat(tid, run))
     counts["execution"] = count(lambda: harness.get(f"/api/harness/tasks/{tid}/execution"))
     counts["context"] = count(lambda: harness.get(f"/api/harness/context?task_id={tid}"))
+    counts["context_pack"] = count(
+        lambda: harness.get(f"/api/harness/context/pack?task_id={tid}&budget_bytes=100000")
+    )
     counts["context_doc"] = count(
         lambda: harness.get(f"/api/harness/context/doc/task/{tid}.md?task_id={tid}")
     )

@@ -324,6 +324,13 @@ const renderers = {
           button.setAttribute("data-rating", rating);
           control.appendChild(button);
         });
+      } else if (kind === "reopen" && context.askReopen && !context.readOnly) {
+        // The task page asks first (and takes feedback for the next run); see task.js.
+        control = el("button", "button", label);
+        control.type = "button";
+        control.addEventListener("click", function () {
+          context.askReopen(action);
+        });
       } else {
         control = postButton(action, label, {});
       }
@@ -382,7 +389,8 @@ export function renderStep(step) {
  * blocks: the list from a delivery frame or a stored delivery.
  * context: post(url, body) → Promise of {ok, status, data} (runs POST actions: reopen,
  * feedback); done(action, data, body) → the text to show after one succeeded;
- * focusAnswer() for the `answer` action; readOnly shows actions without running them.
+ * focusAnswer() for the `answer` action; askReopen(action) to confirm a reopen (with
+ * feedback) before posting it; readOnly shows actions without running them.
  */
 export function render(blocks, context) {
   context = context || {};

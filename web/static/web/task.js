@@ -28,6 +28,14 @@ const form = document.getElementById("answer-form");
 const input = document.getElementById("answer-input");
 const answerError = document.getElementById("answer-error");
 const debugToggle = document.getElementById("debug-toggle");
+const messageBox = document.getElementById("message");
+const messageForm = document.getElementById("message-form");
+const messageInput = document.getElementById("message-input");
+const messageError = document.getElementById("message-error");
+const reopenBox = document.getElementById("reopen");
+const reopenForm = document.getElementById("reopen-form");
+const reopenFeedback = document.getElementById("reopen-feedback");
+const reopenError = document.getElementById("reopen-error");
 
 let deliveredRun = config.delivered ? config.deliveryRunId : null;
 
@@ -35,6 +43,11 @@ function setStatus(status) {
   statusBadge.textContent = labels[status] || status;
   statusBadge.className = `status status--${token(status)}`;
   statusBadge.setAttribute("data-status", status);
+  // Messages reach a harness at work: the box is there only while the task is in progress.
+  messageBox.hidden = status !== "in_progress";
+  if (status !== "completed" && status !== "no_changes") {
+    reopenBox.hidden = true;
+  }
 }
 
 function addLine(step) {
@@ -73,6 +86,13 @@ const cardContext = {
     }
     return "Done.";
   },
+  askReopen(action) {
+    reopenBox.setAttribute("data-url", action.url);
+    reopenError.hidden = true;
+    reopenBox.hidden = false;
+    reopenBox.scrollIntoView({ block: "nearest" });
+    reopenFeedback.focus();
+  },
   focusAnswer() {
     if (!question.hidden) {
       question.scrollIntoView({ block: "nearest" });
@@ -102,6 +122,8 @@ function showQuestion(open) {
       return button;
     })
   );
+  // Choices bind the answer unless the harness allowed free text: then only the buttons.
+  form.hidden = (open.choices || []).length > 0 && !open.allow_free_text;
   answerError.hidden = true;
   question.hidden = false;
 }
@@ -139,6 +161,64 @@ async function sendAnswer(text) {
     });
   }
 }
+
+async function send(url, body, errorBox, fallback) {
+  errorBox.hidden = true;
+  try {
+    const answer = await postJSON(url, body);
+    if (!answer.ok) {
+      errorBox.textContent = problemText(answer, fallback);
+      errorBox.hidden = false;
+    }
+    return answer;
+  } catch {
+    errorBox.textContent = "Could not reach the server; try again.";
+    errorBox.hidden = false;
+    return null;
+  }
+}
+
+messageForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const text = messageInput.value;
+  if (!text.trim()) {
+    return;
+  }
+  const button = messageForm.querySelector("button");
+  button.disabled = true;
+  const answer = await send(config.urls.messages, { text }, messageError, "The message was not sent.");
+  button.disabled = false;
+  if (answer && answer.ok) {
+    messageInput.value = "";
+    note(`You told the harness: ${text}`, "message");
+  }
+});
+
+reopenForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const feedback = reopenFeedback.value.trim();
+  const buttons = reopenForm.querySelectorAll("button");
+  buttons.forEach((b) => {
+    b.disabled = true;
+  });
+  const url = reopenBox.getAttribute("data-url") || config.urls.reopen;
+  const body = feedback ? { feedback } : {};
+  const answer = await send(url, body, reopenError, "The task was not reopened.");
+  buttons.forEach((b) => {
+    b.disabled = false;
+  });
+  if (answer && answer.ok) {
+    reopenBox.hidden = true;
+    reopenFeedback.value = "";
+    setStatus(answer.data.status);
+    showNarration();
+    note(feedback ? `Reopened with your feedback: ${feedback}` : "Reopened: the task is ready for a harness again.", "system");
+  }
+});
+
+document.getElementById("reopen-cancel").addEventListener("click", () => {
+  reopenBox.hidden = true;
+});
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
