@@ -367,3 +367,29 @@ def test_an_answer_after_the_lease_expired_announces_the_task_ready_again(world,
     assert Task.objects.get(pk=task.pk).status == "ready"
     kinds = [d.type for d in deliveries(task=task)]
     assert kinds == ["task.ready", "task.answered", "task.ready"]
+
+
+def test_messages_and_reopen_feedback_are_sent_as_webhooks(world, me, hooked, receiver):
+    builder = world.harness()
+    task = world.task()
+    run_id = builder.claim(task.public_id).json()["run_id"]
+    sent = me.post(f"/api/tasks/{task.public_id}/messages", {"text": "Also handle HEAD"})
+    assert sent.status_code in (200, 201), sent.content
+    builder.result(task.public_id, run_id)  # no_changes
+    reopened = me.post(f"/api/tasks/{task.public_id}/reopen", {"feedback": "Add a test too"})
+    assert reopened.status_code == 200, reopened.content
+    kinds = [d.type for d in deliveries(task=task)]
+    assert kinds == ["task.ready", "task.message", "task.feedback", "task.ready"] or kinds == [
+        "task.ready",
+        "task.message",
+        "task.ready",
+        "task.feedback",
+    ]
+
+    while send_one(sender="t"):
+        pass
+    bodies = {b["type"]: b["data"] for b in (r.verify(hooked) for r in receiver.requests)}
+    assert bodies["task.message"]["text"] == "Also handle HEAD"
+    assert bodies["task.message"]["run_id"] == run_id
+    assert bodies["task.feedback"]["text"] == "Add a test too"
+    assert bodies["task.feedback"]["message_id"].startswith("note_")
