@@ -289,9 +289,33 @@ class ScopeOut(serializers.Serializer):
     branch_scope = serializers.CharField()
 
 
+class ContextUrlField(serializers.URLField):
+    """An absolute URL of a context route for the bundle's task (``?task_id=`` set), from
+    ``ETHER_PUBLIC_URL`` or the request (api.public_url). ``{doc_id}`` in ``suffix`` is
+    left for the harness to fill (``doc_url_template``)."""
+
+    def __init__(self, route: str, *, query: bool = True, suffix: str = "", **kwargs: Any):
+        self.route, self.query, self.suffix = route, query, suffix
+        super().__init__(source="task.public_id", read_only=True, **kwargs)
+
+    def to_representation(self, value: str) -> str:
+        path = reverse(self.route) + self.suffix
+        if self.query:
+            path += f"?task_id={value}"
+        return absolute_url(path, self.context.get("request"))
+
+
 class ContextRefOut(serializers.Serializer):
-    doc_ids = serializers.ListField(child=serializers.CharField())
-    slices = serializers.ListField(child=serializers.CharField())
+    """The bundle's ``context``: what is in scope, and where to read it in one call
+    (``pack_url``) or one by one (docs/contract.md §6, "Context in one call")."""
+
+    doc_ids = serializers.ListField(child=serializers.CharField(), source="context.doc_ids")
+    slices = serializers.ListField(child=serializers.CharField(), source="context.slices")
+    pack_url = ContextUrlField("harness-context-pack")
+    slices_url = ContextUrlField("harness-context")
+    doc_url_template = ContextUrlField("harness-context", suffix="/doc/{doc_id}")
+    tools_url = ContextUrlField("harness-tools", query=False)
+    skills_url = ContextUrlField("harness-skills", query=False)
 
 
 class RouteUrlField(serializers.URLField):
@@ -345,7 +369,7 @@ class BundleOut(serializers.Serializer):
     )
     status = serializers.CharField(source="task.status")
     scope = ScopeOut(source="task")
-    context = ContextRefOut()
+    context = ContextRefOut(source="*")
     questions = QuestionOut(many=True)
     feedback = ReopenFeedbackOut(many=True)
     checkpoint = CheckpointOut(allow_null=True)
