@@ -294,9 +294,7 @@ class ContextUrlField(serializers.URLField):
     ``ETHER_PUBLIC_URL`` or the request (api.public_url). ``{doc_id}`` in ``suffix`` is
     left for the harness to fill (``doc_url_template``)."""
 
-    def __init__(
-        self, route: str, *, query: bool = True, suffix: str = "", **kwargs: Any
-    ) -> None:
+    def __init__(self, route: str, *, query: bool = True, suffix: str = "", **kwargs: Any) -> None:
         self.route, self.query, self.suffix = route, query, suffix
         super().__init__(source="task.public_id", read_only=True, **kwargs)
 
