@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -42,16 +40,9 @@ _TIMELINE = "task.timeline"
 
 def public_base_url() -> str:
     """The base of every absolute URL in a webhook payload: ``ETHER_PUBLIC_URL``, else the
-    base URL ``seed_demo`` recorded for `make run` (var/demo.json), else the local default.
-    Payloads are built without a request, so never from a ``Host`` header."""
-    if settings.ETHER_PUBLIC_URL:
-        return settings.ETHER_PUBLIC_URL
-    try:
-        seeded = json.loads((Path(settings.DATA_DIR) / "demo.json").read_text())
-        base = str(seeded.get("base_url") or "").rstrip("/")
-    except (OSError, ValueError, AttributeError):
-        base = ""
-    return base if base.startswith(("http://", "https://")) else public_origin()
+    local default (``make run``'s address on its default port; set ETHER_PUBLIC_URL for
+    another). Payloads are built without a request, so never from a ``Host`` header."""
+    return public_origin()
 
 
 def task_links(task: Task) -> dict[str, str]:

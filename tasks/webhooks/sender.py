@@ -31,6 +31,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from api import metrics
 from tasks.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -268,4 +269,30 @@ def send_one(*, sender: str) -> WebhookDelivery | None:
         log.exception("webhook %s failed unexpectedly", delivery.public_id)
         outcome = Outcome(None, f"error: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
     ms = int((time.monotonic() - clock) * 1000)
+    _count(outcome)
     return record(delivery=delivery, sender=sender, outcome=outcome, log_row=log_row, ms=ms)
+
+
+def _count(outcome: Outcome) -> None:
+    """The attempt in /metrics (api/metrics.py): a failure by its reason."""
+    metrics.WEBHOOK_ATTEMPTS.inc()
+    if outcome.status_code is not None and 200 <= outcome.status_code < 300:
+        return
+    if outcome.status_code is not None:
+        reason = "status"
+    elif "timeout" in outcome.error.lower() or "timed out" in outcome.error.lower():
+        reason = "timeout"
+    elif outcome.error.startswith("refused") or "refused" in outcome.error.lower():
+        reason = "refused"
+    else:
+        reason = "error"
+    metrics.WEBHOOK_FAILURES.labels(reason).inc()
+
+
+def outbox_gauges(now: datetime) -> None:
+    """The outbox as the sender sees it, for /metrics: messages not yet acknowledged and
+    the age of the oldest (0 when none waits)."""
+    pending = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
+    oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
+    metrics.WEBHOOK_OUTBOX_PENDING.set(pending.count())
+    metrics.WEBHOOK_OUTBOX_LAG_SECONDS.set((now - oldest).total_seconds() if oldest else 0)

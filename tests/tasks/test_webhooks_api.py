@@ -393,3 +393,23 @@ def test_messages_and_reopen_feedback_are_sent_as_webhooks(world, me, hooked, re
     assert bodies["task.message"]["run_id"] == run_id
     assert bodies["task.feedback"]["text"] == "Add a test too"
     assert bodies["task.feedback"]["message_id"].startswith("note_")
+
+
+def test_attempts_failures_and_the_outbox_show_in_metrics(world, me, hooked, receiver):
+    from django.utils import timezone
+    from prometheus_client import REGISTRY
+
+    from tasks.webhooks.sender import outbox_gauges
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    attempts = sample("ether_webhook_attempts_total")
+    status_failures = sample("ether_webhook_failures_total", reason="status")
+    world.task()  # one task.ready
+    outbox_gauges(timezone.now())
+    assert sample("ether_webhook_outbox_pending") == 1
+    receiver.fail = lambda r: 500
+    assert send_one(sender="t") is not None
+    assert sample("ether_webhook_attempts_total") == attempts + 1
+    assert sample("ether_webhook_failures_total", reason="status") == status_failures + 1

@@ -11,9 +11,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections, connection
+from django.utils import timezone
 
 from api.heartbeat import worker_beat
-from tasks.webhooks.sender import send_one
+from tasks.webhooks.sender import outbox_gauges, send_one
 
 log = logging.getLogger(__name__)
 # Each worker thread beats at most this often; /readyz calls a worker stale after 60 s.
@@ -68,6 +69,7 @@ class Command(BaseCommand):
                     if time.monotonic() - last_beat >= BEAT_SECONDS:
                         # /readyz notices a sender that stopped (api/heartbeat.py).
                         worker_beat("send_webhooks")
+                        outbox_gauges(timezone.now())
                         last_beat = time.monotonic()
                     busy = send_one(sender=sender) is not None
                 except DatabaseError:
