@@ -33,6 +33,7 @@ from tasks.serializers import TaskRowOut
 from tasks.services.expiry import lease_settle
 from tasks.services.messages import message_record
 from tasks.services.state import locked_task, set_task_status, withdraw_questions
+from tasks.webhooks import outbox
 
 
 def task_create(
@@ -159,6 +160,9 @@ def task_update(*, task: Task, user: Any, changes: dict[str, Any]) -> Task:
         events.activity(task=task, row=TaskRowOut(task).data)
         if task.status == TaskStatus.READY and "assigned_app_id" in changed:
             events.task_ready(task=task)
+            # The grid's status did not change, so the outbox hears of it here: the newly
+            # assigned app (or, unassigned, every app) is told the task is there to take.
+            outbox.task_ready(task)
         task_document_sync(task, user=user)
     return task
 

@@ -413,3 +413,17 @@ def test_attempts_failures_and_the_outbox_show_in_metrics(world, me, hooked, rec
     assert send_one(sender="t") is not None
     assert sample("ether_webhook_attempts_total") == attempts + 1
     assert sample("ether_webhook_failures_total", reason="status") == status_failures + 1
+
+
+def test_reassigning_a_ready_task_tells_the_new_app(world, me, hooked):
+    task = world.task()
+    assert [d.type for d in deliveries(task=task)] == ["task.ready"]
+    me.client.patch(
+        f"/api/tasks/{task.public_id}",
+        json.dumps({"assigned_app_id": world.app.app_id}),
+        content_type="application/json",
+        **me.headers,
+    )
+    ready = deliveries(task=task, type="task.ready")
+    assert len(ready) == 2 and ready[1].app == world.app
+    assert json.loads(ready[1].body)["data"]["assigned_app_id"] == world.app.app_id
