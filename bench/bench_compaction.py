@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from bench import common as c
+from bench import report
 
 RUNS = 20
 KINDS = ["decision", "open", "changed", "files", "rest"]
@@ -211,7 +212,7 @@ def _tables(data: dict[str, Any]) -> tuple[str, list[str]]:
                 row["max_result_ms"],
             ]
         )
-    table = c.table(
+    table = report.table(
         [
             "budget",
             "decisions",
@@ -226,7 +227,7 @@ def _tables(data: dict[str, Any]) -> tuple[str, list[str]]:
         rows,
     )
     s = data["speed"]
-    speed_table = c.table(
+    speed_table = report.table(
         ["notes", "bytes in", "best ms", "worst ms", "deterministic"],
         [[s["notes"], s["bytes_in"], s["best_ms"], s["worst_ms"], s["deterministic"]]],
     )

@@ -95,7 +95,7 @@ def test_admin_edit_regenerates_the_document_and_keeps_its_notes(world, staff, t
     assert doc.body.endswith("## Notes\n\nAsk Dana first.\n")
     edited = Event.objects.filter(task=task, name="task.timeline").last()
     assert edited.payload["kind"] == "edited"
-    assert edited.payload["fields"] == ["title", "definition_of_done"]
+    assert edited.payload["changed"] == ["definition_of_done", "title"]
 
 
 def test_admin_cannot_delete_a_task(world, staff, task):
