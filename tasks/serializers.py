@@ -305,6 +305,22 @@ class ContextUrlField(serializers.URLField):
         return absolute_url(path, self.context.get("request"))
 
 
+class ContextUrlTemplateField(serializers.CharField):
+    """``doc_url_template``: a URL with ``{doc_id}`` still to fill, so not itself a URI
+    (a plain string in the schema)."""
+
+    def __init__(self, route: str, *, suffix: str, **kwargs: Any) -> None:
+        self.url = ContextUrlField(route, suffix=suffix)
+        super().__init__(source="task.public_id", read_only=True, **kwargs)
+
+    def bind(self, field_name: str, parent: Any) -> None:
+        super().bind(field_name, parent)
+        self.url.bind(field_name, parent)
+
+    def to_representation(self, value: str) -> str:
+        return self.url.to_representation(value)
+
+
 class ContextRefOut(serializers.Serializer):
     """The bundle's ``context``: what is in scope, and where to read it in one call
     (``pack_url``) or one by one (docs/contract.md §6, "Context in one call")."""
@@ -313,7 +329,7 @@ class ContextRefOut(serializers.Serializer):
     slices = serializers.ListField(child=serializers.CharField(), source="context.slices")
     pack_url = ContextUrlField("harness-context-pack")
     slices_url = ContextUrlField("harness-context")
-    doc_url_template = ContextUrlField("harness-context", suffix="/doc/{doc_id}")
+    doc_url_template = ContextUrlTemplateField("harness-context", suffix="/doc/{doc_id}")
     tools_url = ContextUrlField("harness-tools", query=False)
     skills_url = ContextUrlField("harness-skills", query=False)
 
