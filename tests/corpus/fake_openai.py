@@ -5,13 +5,14 @@ API's JSON shape, or with whatever failure a test sets."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.servers import loopback_http
 
 
 def completion(content: str, model: str = "test-model") -> dict[str, Any]:
@@ -65,13 +66,6 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
+    with loopback_http(Handler) as port:
+        fake.url = f"http://127.0.0.1:{port}/v1"
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
