@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import time_machine
+from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from tests import factories
@@ -208,3 +209,19 @@ def staff_client(user: Any) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+# --- realtime (channels' WebsocketCommunicator) ----------------------------------------
+
+
+async def ask(communicator: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
+    await communicator.send_json_to(frame)
+    return await communicator.receive_json_from(timeout=5)
+
+
+async def closed_with(communicator: WebsocketCommunicator, timeout: float = 5) -> int:
+    """The close code the server sent (frames before it are skipped)."""
+    while True:
+        output = await communicator.receive_output(timeout=timeout)
+        if output["type"] == "websocket.close":
+            return output.get("code", 1000)

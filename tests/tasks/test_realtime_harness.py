@@ -4,8 +4,6 @@ key."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -15,6 +13,7 @@ from tasks.harnesses.keys import harness_app_create, harness_app_revoke
 from tasks.models import RealtimeTicket
 from tasks.realtime.consumers import CREDENTIAL_ENDED
 from tests import factories
+from tests.helpers import ask, closed_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,18 +22,6 @@ async def connect(secret: str) -> tuple[WebsocketCommunicator, bool]:
     communicator = WebsocketCommunicator(application, f"/api/realtime?token={secret}")
     connected, _ = await communicator.connect(timeout=5)
     return communicator, connected
-
-
-async def ask(communicator: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
-    await communicator.send_json_to(frame)
-    return await communicator.receive_json_from(timeout=5)
-
-
-async def closed_with(communicator: WebsocketCommunicator, timeout: float = 5) -> int:
-    while True:
-        output = await communicator.receive_output(timeout=timeout)
-        if output["type"] == "websocket.close":
-            return output.get("code", 1000)
 
 
 def forbidden(topic: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from accounts.services import access_token_revoke
 from ether_site.asgi import application
 from tasks.realtime.consumers import CREDENTIAL_ENDED, TOO_MANY_STREAMS, RealtimeConsumer
 from tasks.services import ticket_create
-from tests.helpers import problem
+from tests.helpers import ask, closed_with, problem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,19 +28,6 @@ async def connect(query: str) -> tuple[WebsocketCommunicator, bool]:
     communicator = WebsocketCommunicator(application, f"/api/realtime?{query}")
     connected, _ = await communicator.connect(timeout=5)
     return communicator, connected
-
-
-async def ask(communicator: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
-    await communicator.send_json_to(frame)
-    return await communicator.receive_json_from(timeout=5)
-
-
-async def closed_with(communicator: WebsocketCommunicator, timeout: float = 5) -> int:
-    """The close code the server sent (frames before it are skipped)."""
-    while True:
-        output = await communicator.receive_output(timeout=timeout)
-        if output["type"] == "websocket.close":
-            return output.get("code", 1000)
 
 
 def the_token(user: Any) -> AccessToken:
