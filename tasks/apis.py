@@ -22,10 +22,24 @@ from api.pagination import CursorPaged
 from api.public_url import public_origin, websocket_origin
 from api.views import POST_PROBLEMS, body, problems
 from tasks import selectors, services
-from tasks import serializers as s
 from tasks.events import frame
 from tasks.harnesses.auth import HarnessKeyAuthentication, IsHarnessApp
 from tasks.models import HarnessApp, Task
+from tasks.serializers.harness import BundleOut, ClaimOut, HeartbeatOut, InterruptOut, StepOut
+from tasks.serializers.inputs import (
+    AnswerIn,
+    ClaimIn,
+    EmptyIn,
+    HeartbeatIn,
+    InterruptIn,
+    MessageIn,
+    ReopenIn,
+    StepIn,
+    TaskCreateIn,
+    TaskUpdateIn,
+)
+from tasks.serializers.outputs import ConfigOut, EventOut, MessageOut, TaskOut, TicketOut
+from tasks.serializers.queries import TaskListQuery
 
 
 class HarnessAPIView(APIView):
@@ -56,19 +70,19 @@ def settle_quietly(*, org: Any, task_id: str) -> None:
 
 def bundle_body(request: Request, *, task: Task, app: HarnessApp) -> dict[str, Any]:
     bundle = selectors.execution_bundle(task=task, app=app)
-    return s.BundleOut(bundle, context={"request": request}).data
+    return BundleOut(bundle, context={"request": request}).data
 
 
 def claim_body(request: Request, claim: services.Claim) -> dict[str, Any]:
     bundle = selectors.execution_bundle(task=claim.task, app=claim.run.app)
-    return s.ClaimOut({"run": claim.run, "bundle": bundle}, context={"request": request}).data
+    return ClaimOut({"run": claim.run, "bundle": bundle}, context={"request": request}).data
 
 
 class ExecutionPreviewAPI(HarnessAPIView):
     @extend_schema(
         tags=["harness"],
         summary="Preview the execution bundle without claiming",
-        responses={200: s.BundleOut, **problems(404)},
+        responses={200: BundleOut, **problems(404)},
     )
     def get(self, request: Request, task_id: str) -> Response:
         task = self.task(request, task_id)
@@ -89,13 +103,13 @@ class ClaimAPI(HarnessAPIView):
             "and Retry-After). The same app gets its own run back with a bumped lease_epoch. "
             "An expired lease is no lease. Paused: 409 task_paused; closed: 409 task_closed."
         ),
-        request=s.ClaimIn,
-        responses={200: s.ClaimOut, **problems(403, *POST_PROBLEMS)},
+        request=ClaimIn,
+        responses={200: ClaimOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
         task = self.task(request, task_id)
-        data = validated(s.ClaimIn, body(request))
+        data = validated(ClaimIn, body(request))
         app = self.app(request)
         if data["app_id"] != app.app_id:
             raise Forbidden(
@@ -109,13 +123,13 @@ class HeartbeatAPI(HarnessAPIView):
     @extend_schema(
         tags=["harness"],
         summary="Extend the lease",
-        request=s.HeartbeatIn,
-        responses={200: s.HeartbeatOut, **problems(403, *POST_PROBLEMS)},
+        request=HeartbeatIn,
+        responses={200: HeartbeatOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
         task = self.task(request, task_id)
-        data = validated(s.HeartbeatIn, body(request))
+        data = validated(HeartbeatIn, body(request))
         beat = services.lease_heartbeat(
             app=self.app(request),
             task=task,
@@ -124,7 +138,7 @@ class HeartbeatAPI(HarnessAPIView):
             checkpoint=data.get("checkpoint"),
         )
         answers = selectors.task_answers(beat.task)
-        out = s.HeartbeatOut(
+        out = HeartbeatOut(
             {
                 "run": beat.run,
                 "task": beat.task,
@@ -141,13 +155,13 @@ class StepsAPI(HarnessAPIView):
         tags=["harness"],
         summary="Report a user-visible step",
         description="Emits os.harness.step. A repeated client_step_id returns the first step.",
-        request=s.StepIn,
-        responses={201: s.StepOut, **problems(403, *POST_PROBLEMS)},
+        request=StepIn,
+        responses={201: StepOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
         task = self.task(request, task_id)
-        data = validated(s.StepIn, body(request))
+        data = validated(StepIn, body(request))
         recorded = services.step_record(
             app=self.app(request),
             task=task,
@@ -159,20 +173,20 @@ class StepsAPI(HarnessAPIView):
             client_step_id=data.get("client_step_id"),
         )
         headers = {"Idempotent-Replayed": "true"} if recorded.replayed else None
-        return Response(s.StepOut(recorded.step).data, status=201, headers=headers)
+        return Response(StepOut(recorded.step).data, status=201, headers=headers)
 
 
 class InterruptAPI(HarnessAPIView):
     @extend_schema(
         tags=["harness"],
         summary="Pause the task and ask the user a question",
-        request=s.InterruptIn,
-        responses={200: s.InterruptOut, **problems(403, *POST_PROBLEMS)},
+        request=InterruptIn,
+        responses={200: InterruptOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
         task = self.task(request, task_id)
-        data = validated(s.InterruptIn, body(request))
+        data = validated(InterruptIn, body(request))
         interrupt = services.interrupt_raise(
             app=self.app(request),
             task=task,
@@ -182,14 +196,14 @@ class InterruptAPI(HarnessAPIView):
             choices=data.get("choices", []),
             allow_free_text=data["allow_free_text"],
         )
-        return Response(s.InterruptOut(interrupt).data)
+        return Response(InterruptOut(interrupt).data)
 
 
 # --- Product --------------------------------------------------------------------------
 
 
 def task_body(task: Task) -> dict[str, Any]:
-    return s.TaskOut(task).data
+    return TaskOut(task).data
 
 
 class TaskUserAPIView(UserAPIView):
@@ -205,30 +219,30 @@ class TaskListAPI(CursorPaged, UserAPIView):
         tags=["tasks"],
         summary="List the org's tasks, newest first",
         operation_id="tasks_list",
-        parameters=[s.TaskListQuery],
-        responses={200: s.TaskOut(many=True), **problems(400)},
+        parameters=[TaskListQuery],
+        responses={200: TaskOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
-        status = validated(s.TaskListQuery, request.query_params).get("status")
+        status = validated(TaskListQuery, request.query_params).get("status")
         queryset = selectors.tasks_for_org(org=self.org(request), status=status)
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(s.TaskOut(page, many=True).data)
+        return self.get_paginated_response(TaskOut(page, many=True).data)
 
     @extend_schema(
         tags=["tasks"],
         summary="Create a task",
-        request=s.TaskCreateIn,
-        responses={201: s.TaskOut, **problems(*POST_PROBLEMS)},
+        request=TaskCreateIn,
+        responses={201: TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = validated(s.TaskCreateIn, body(request))
+        data = validated(TaskCreateIn, body(request))
         task = services.task_create(org=self.org(request), owner=request.user, **data)
         return Response(task_body(task), status=201)
 
 
 class TaskDetailAPI(UserAPIView):
-    @extend_schema(tags=["tasks"], summary="One task", responses={200: s.TaskOut, **problems(404)})
+    @extend_schema(tags=["tasks"], summary="One task", responses={200: TaskOut, **problems(404)})
     def get(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get(org=self.org(request), task_id=task_id)
         services.lease_settle(task_pk=task.pk)
@@ -244,12 +258,12 @@ class TaskDetailAPI(UserAPIView):
             "409 task_not_editable unless the task is ready or paused. assigned_app_id "
             "must name an unrevoked harness app of the org (400), or be null for any app."
         ),
-        request=s.TaskUpdateIn,
-        responses={200: s.TaskOut, **problems(404, 409)},
+        request=TaskUpdateIn,
+        responses={200: TaskOut, **problems(404, 409)},
     )
     def patch(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get(org=self.org(request), task_id=task_id)
-        changes = validated(s.TaskUpdateIn, body(request))
+        changes = validated(TaskUpdateIn, body(request))
         task = services.task_update(task=task, user=request.user, changes=changes)
         return Response(task_body(selectors.task_get(org=self.org(request), task_id=task_id)))
 
@@ -258,13 +272,13 @@ class TaskAnswerAPI(TaskUserAPIView):
     @extend_schema(
         tags=["tasks"],
         summary="Answer the paused task's open question",
-        request=s.AnswerIn,
-        responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
+        request=AnswerIn,
+        responses={200: TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get(org=self.org(request), task_id=task_id)
-        data = validated(s.AnswerIn, body(request))
+        data = validated(AnswerIn, body(request))
         services.task_answer(task=task, user=request.user, answer=data["answer"])
         task.refresh_from_db()
         return Response(task_body(task))
@@ -278,13 +292,13 @@ def _transition(service_name: str, summary: str, text: str) -> type[UserAPIView]
             tags=["tasks"],
             summary=summary,
             description=text,
-            request=s.EmptyIn,
-            responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
+            request=EmptyIn,
+            responses={200: TaskOut, **problems(*POST_PROBLEMS)},
         )
         @idempotent
         def post(self, request: Request, task_id: str) -> Response:
             task = selectors.task_get(org=self.org(request), task_id=task_id)
-            validated(s.EmptyIn, body(request))
+            validated(EmptyIn, body(request))
             service(task=task, user=request.user)
             task.refresh_from_db()
             return Response(task_body(task))
@@ -304,13 +318,13 @@ class TaskReopenAPI(TaskUserAPIView):
             "in the timeline and the task document, listed in every later bundle's feedback "
             "and sent as the task.feedback webhook."
         ),
-        request=s.ReopenIn,
-        responses={200: s.TaskOut, **problems(*POST_PROBLEMS)},
+        request=ReopenIn,
+        responses={200: TaskOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get(org=self.org(request), task_id=task_id)
-        data = validated(s.ReopenIn, body(request))
+        data = validated(ReopenIn, body(request))
         services.task_reopen(task=task, user=request.user, feedback=data.get("feedback") or None)
         task.refresh_from_db()
         return Response(task_body(task))
@@ -325,15 +339,15 @@ class TaskMessagesAPI(TaskUserAPIView):
             "timeline and the task document; the live run's next heartbeat carries it in "
             "messages, once; sent as the task.message webhook."
         ),
-        request=s.MessageIn,
-        responses={201: s.MessageOut, **problems(*POST_PROBLEMS)},
+        request=MessageIn,
+        responses={201: MessageOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get(org=self.org(request), task_id=task_id)
-        data = validated(s.MessageIn, body(request))
+        data = validated(MessageIn, body(request))
         message = services.task_message_send(task=task, user=request.user, text=data["text"])
-        return Response(s.MessageOut(message).data, status=201)
+        return Response(MessageOut(message).data, status=201)
 
 
 TaskCancelAPI = _transition(
@@ -354,7 +368,7 @@ class TaskTimelineAPI(CursorPaged, UserAPIView):
     @extend_schema(
         tags=["tasks"],
         summary="The task's timeline entries, oldest first",
-        responses={200: s.EventOut(many=True), **problems(400, 404)},
+        responses={200: EventOut(many=True), **problems(400, 404)},
     )
     def get(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get(org=self.org(request), task_id=task_id)
@@ -397,19 +411,19 @@ class RealtimeTicketAPI(UserAPIView):
     @extend_schema(
         tags=["realtime"],
         summary="A single-use ticket for ?token= on the realtime URL (expires in 30 s)",
-        request=s.EmptyIn,
-        responses={201: s.TicketOut, **problems(*POST_PROBLEMS)},
+        request=EmptyIn,
+        responses={201: TicketOut, **problems(*POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        validated(s.EmptyIn, body(request))
+        validated(EmptyIn, body(request))
         if isinstance(request.auth, HarnessApp):
             issued = services.ticket_create(app=request.auth)
         else:
             # Minted with a token, the ticket's socket is that token's stream (ends on revoke).
             token = request.auth if isinstance(request.auth, AccessToken) else None
             issued = services.ticket_create(user=request.user, token=token)
-        return Response(s.TicketOut(issued).data, status=201)
+        return Response(TicketOut(issued).data, status=201)
 
 
 class ConfigAPI(APIView):
@@ -418,7 +432,7 @@ class ConfigAPI(APIView):
     authentication_classes: list = []
     permission_classes: list = []
 
-    @extend_schema(tags=["realtime"], summary="Client configuration", responses={200: s.ConfigOut})
+    @extend_schema(tags=["realtime"], summary="Client configuration", responses={200: ConfigOut})
     def get(self, request: Request) -> Response:
         http_base = public_origin(request)
         ws_base = websocket_origin(request)
@@ -427,4 +441,4 @@ class ConfigAPI(APIView):
             "websocket_url": ws_base + "/api/realtime",
             "sse_url_template": http_base + "/api/tasks/{task_id}/events",
         }
-        return Response(s.ConfigOut({"realtime": realtime}).data)
+        return Response(ConfigOut({"realtime": realtime}).data)

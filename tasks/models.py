@@ -390,9 +390,10 @@ class Result(models.Model):
     working_summary = models.TextField(blank=True)
     no_changes_reason = models.TextField(blank=True)
     question = models.TextField(blank=True)
-    # A retry with the same fingerprint answers as the first time (tasks.serializers.ResultOut
-    # reads the task's status and the question's id of then from ``response``); any other
-    # is run_finished. Rows stored before issue 13 hold the whole answer: a superset.
+    # A retry with the same fingerprint answers as the first time
+    # (tasks.serializers.harness.ResultOut reads the task's status and the question's id of
+    # then from ``response``); any other is run_finished. Rows stored before issue 13 hold
+    # the whole answer: a superset.
     fingerprint = models.CharField(max_length=64)
     response = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
