@@ -16,8 +16,9 @@ from api.idempotency import idempotent
 from api.pagination import CursorPaged
 from api.views import POST_PROBLEMS, body, problems
 from tasks import selectors, services
-from tasks.apis import HarnessAPIView, claim_body
+from tasks.apis import HarnessAPIView
 from tasks.events import ready_group
+from tasks.run_apis import claim_body
 from tasks.serializers.harness import ClaimOut, HarnessTaskOut
 from tasks.serializers.inputs import ClaimNextIn
 from tasks.serializers.queries import HarnessTaskListQuery
