@@ -11,7 +11,7 @@ from rest_framework import serializers
 from api.fields import TimestampField
 from api.public_url import absolute_url, public_origin
 from tasks.events import task_topic
-from tasks.harnesses.selectors import harness_body
+from tasks.harnesses.serializers import harness_out
 from tasks.models import Task
 from tasks.serializers.outputs import HeartbeatMessageOut, QuestionOut, ReopenFeedbackOut
 
@@ -109,7 +109,7 @@ class BundleHarnessField(serializers.DictField):
 
     def to_representation(self, harness: Any) -> dict[str, Any]:
         origin = public_origin(self.context.get("request"))
-        return harness_body(harness, base_url=origin, resolved=True)
+        return harness_out(harness, base_url=origin, resolved=True)
 
 
 class BundleOut(serializers.Serializer):
