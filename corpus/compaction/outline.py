@@ -106,6 +106,9 @@ class _Plan:
 
     def __post_init__(self) -> None:
         self.header_size = utf8_size(self.header)
+        # The list's lines differ only in the number of bytes omitted: sized once.
+        self.whole_sizes = [utf8_size(self.legend_line(i, 0)) for i in range(len(self.notes))]
+        self.omitted_sizes = [utf8_size(self.legend_line(i, 1)) - 1 for i in range(len(self.notes))]
         self.legend_size = sum(self.line_size(i, n.dropped) for i, n in enumerate(self.notes))
 
     def legend_line(self, index: int, dropped: int) -> str:
@@ -115,7 +118,9 @@ class _Plan:
         return f"- {label(index)} {path}\n"
 
     def line_size(self, index: int, dropped: int) -> int:
-        return utf8_size(self.legend_line(index, dropped))
+        if dropped:
+            return self.omitted_sizes[index] + len(str(dropped))
+        return self.whole_sizes[index]
 
     def fixed_size(self) -> int:
         """The header and the list of notes as they stand."""
@@ -195,13 +200,17 @@ class OutlineSummariser:
                 pair[1].part,
             ),
         )
-        everything = fresh()
-        for i, block in candidates:
-            everything.try_keep(i, block, force=True)
-        # The plan counts each block's bytes at most; the text itself decides.
-        whole = _render(everything)
-        if utf8_size(whole) <= budget_bytes:
-            return _summary(everything, whole)
+        # Everything may fit (repeats are written once). When the distinct blocks alone
+        # pass the budget it cannot, and the long history need not be laid out twice.
+        distinct = {b.key: b.size for _, b in candidates}
+        if sum(distinct.values()) <= budget_bytes:
+            everything = fresh()
+            for i, block in candidates:
+                everything.try_keep(i, block, force=True)
+            # The plan counts each block's bytes at most; the text itself decides.
+            whole = _render(everything)
+            if utf8_size(whole) <= budget_bytes:
+                return _summary(everything, whole)
         plan = fresh()
         if plan.fixed_size() > budget_bytes:
             # Not even the list of what was left out fits: the budget is tiny. Still never
