@@ -28,6 +28,7 @@ A note's own headings are not repeated: the kind sections take their place.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -227,6 +228,7 @@ class OutlineSummariser:
         return _summary(plan, _render(plan))
 
 
+_HEAD = 24
 _CHECKBOX = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+\[([ xX])\]\s*")
 
 
@@ -234,25 +236,37 @@ def resolutions(notes: list[list[Block]]) -> dict[tuple[int, int, int], list[tup
     """Open items a later note (or a later line of the same note) ticks off: ``- [ ] X``
     then ``- [x] X…`` (the same words, perhaps with more after them). The ticked line
     carries the open item's words and says it is settled, so the memory writes only it.
-    Keyed by the ticked block (note, order, part); the latest tick takes them all."""
-    opens: list[tuple[int, Block, str]] = []
+    Keyed by the ticked block (note, order, part); the latest tick takes them all.
+
+    Open items are indexed by their first ``_HEAD`` characters, so each tick looks up a
+    handful of candidates instead of every open item of a long history.
+    """
+    heads: dict[str, list[tuple[int, Block, str]]] = {}
     ticks: list[tuple[int, Block, str]] = []
     for index, blocks in enumerate(notes):
         for block in blocks:
             box = _CHECKBOX.match(block.key)
             words = block.key[box.end() :] if box else ""
-            if box and words:
-                (opens if box.group(1) == " " else ticks).append((index, block, words))
+            if not (box and words):
+                continue
+            if box.group(1) == " ":
+                heads.setdefault(words[:_HEAD], []).append((index, block, words))
+            else:
+                ticks.append((index, block, words))
+    settled: dict[tuple[int, int, int], tuple[int, Block]] = {}  # open -> its latest tick
+    for i, b, ticked in ticks:  # in note order: a later tick overwrites an earlier one
+        candidates = heads.get(ticked[:_HEAD], [])
+        short = (heads.get(ticked[:cut], []) for cut in range(1, min(_HEAD, len(ticked))))
+        for index, block, words in itertools.chain(candidates, *short):
+            if (i, b.order) > (index, block.order) and _continues(ticked, words):
+                settled[(index, block.order, block.part)] = (i, b)
     found: dict[tuple[int, int, int], list[tuple[int, Block]]] = {}
-    for index, block, words in opens:
-        later = [
-            (i, b)
-            for i, b, ticked in ticks
-            if (i, b.order) > (index, block.order) and _continues(ticked, words)
-        ]
-        if later:
-            i, b = later[-1]
-            found.setdefault((i, b.order, b.part), []).append((index, block))
+    for index, blocks in enumerate(notes):
+        for block in blocks:
+            tick = settled.get((index, block.order, block.part))
+            if tick is not None:
+                i, b = tick
+                found.setdefault((i, b.order, b.part), []).append((index, block))
     return found
 
 

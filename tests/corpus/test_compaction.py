@@ -266,6 +266,7 @@ FRAGMENTS = st.sampled_from(
         "- item",
         "- [ ] open box",
         "- [x] done box",
+        "- [x] open box, settled",
         "TODO: later",
         "Decided: yes",
         "We chose X",
