@@ -221,7 +221,7 @@ ETHER_IDEMPOTENCY_TTL_SECONDS = env_int("ETHER_IDEMPOTENCY_TTL_SECONDS", 24 * 36
 # its write rolled back with it, because the stored answer commits with the write.
 ETHER_IDEMPOTENCY_LOCK_SECONDS = env_int("ETHER_IDEMPOTENCY_LOCK_SECONDS", 60, minimum=1)
 ETHER_SWEEP_INTERVAL_SECONDS = env_float("ETHER_SWEEP_INTERVAL", 5.0, minimum=0.1)
-ETHER_WORKING_BUDGET_BYTES = env_int("ETHER_WORKING_BUDGET_BYTES", 16 * 1024, minimum=1024)
+ETHER_WORKING_BUDGET_BYTES = env_int("ETHER_WORKING_BUDGET_BYTES", 24 * 1024, minimum=1024)
 # A long poll (POST /api/harness/claim-next) is woken by a channel-layer ping when a task
 # becomes ready, and looks again at least this often anyway (api/longpoll.py).
 ETHER_LONGPOLL_RECHECK_SECONDS = env_float("ETHER_LONGPOLL_RECHECK_SECONDS", 1.0, minimum=0.05)

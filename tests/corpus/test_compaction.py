@@ -124,12 +124,14 @@ def test_passing_the_budget_folds_the_oldest_notes_into_memory(world, task, smal
     assert compaction.bytes_after == memory.size
     assert compaction.bytes_after < compaction.bytes_before
     assert compaction.budget_bytes == BUDGET - raw[-1].size  # what the raw note leaves
-    assert compaction.summariser == "outline-v2"
+    assert compaction.summariser == OutlineSummariser.name == "outline-v3"
     assert compaction.fallback == ""
 
     body = memory.body
     for n in range(3):
-        assert f"## working/{runs[n]}.md" in body
+        assert f"- r{n + 1} working/{runs[n]}.md" in body or (
+            f"- r{n + 1} omitted: working/{runs[n]}.md" in body
+        )
         assert f"- choice {n}: use fixture {n}" in body
         assert f"- [ ] follow up {n}" in body
     assert body.count("Decided: keep the shared fixture") == 1
@@ -145,7 +147,7 @@ def test_passing_the_budget_folds_the_oldest_notes_into_memory(world, task, smal
     by_path = {d.path: d.public_id for d in folded}
     assert compaction.dropped == [{"doc_id": by_path[row["path"]], **row} for row in again.dropped]
     for row in compaction.dropped:
-        assert f"- omitted: {row['path']}, {row['bytes']} bytes" in body
+        assert f" omitted: {row['path']}, {row['bytes']} bytes\n" in body
 
 
 def test_working_slice_lists_memory_first_then_raw_notes_that_fit(world, task, small_budget):
@@ -222,7 +224,7 @@ def test_many_runs_keep_decisions_and_name_what_they_dropped(world, task, settin
         assert f"- choice {n}: use fixture {n}" in memory.body
         assert f"- [ ] follow up {n}" in memory.body
     assert compaction.dropped_bytes > 0
-    assert memory.body.count("- omitted: working/") == len(compaction.dropped)
+    assert memory.body.count(" omitted: working/") == len(compaction.dropped)
     docs = working_slice(world, task)
     assert docs[0]["id"] == memory.public_id
     assert docs[1]["path"] == f"working/{runs[-1]}.md"

@@ -86,10 +86,15 @@ def test_within_budget_every_line_of_every_note_is_kept():
             assert line in out, line
     assert "omitted:" not in out
     assert summary.dropped == [] and summary.dropped_bytes == 0
-    # Each note's headings stay, two levels down under the note's own heading.
+    # One section per kind across the notes, each note under its label, newest first; the
+    # list at the top maps the labels to the raw notes.
     lines = lines_of(out)
-    assert lines.count("#### Decisions") == 2
-    assert lines.index("## working/run_a.md") < lines.index("## working/run_b.md")
+    assert lines.count("## Decisions") == 1 and lines.count("## Open items") == 1
+    assert lines.index("- r2 working/run_b.md") < lines.index("- r1 working/run_a.md")
+    decisions = lines[lines.index("## Decisions") : lines.index("## Open items")]
+    assert decisions.index("r2:") < decisions.index("r1:")
+    assert "- Run the suite 100 times in CI" in decisions
+    assert "- Freeze time with time_machine" in decisions
 
 
 def test_a_block_repeated_by_a_later_note_is_written_once():
@@ -137,7 +142,8 @@ def test_a_hash_inside_code_is_no_heading_and_code_stays_whole():
 def test_an_empty_section_keeps_its_heading_as_content():
     body = "# Run\n\n## Done: migrated the schema\n\n## Next\n\n- deploy\n"
     out = OutlineSummariser().summarise([WorkingNote("working/run_a.md", body)], 10_000).text
-    assert "#### Done: migrated the schema" in lines_of(out)
+    # As a line of its own, not a heading: headings are the memory's own sections.
+    assert "Done: migrated the schema" in lines_of(out)
 
 
 def numbered_notes(count: int, items: int) -> list[WorkingNote]:
@@ -177,8 +183,13 @@ def test_over_budget_keeps_decisions_and_open_items_and_the_newest_rest():
     # It fills the budget: not one more log line would have fitted.
     assert budget - utf8_size(out) < 2 * 80
     # What was left out is named, in the memory and in the summary, and adds up.
-    named = [line for line in lines_of(out) if line.startswith("- omitted: ")]
-    assert named == [f"- omitted: {row['path']}, {row['bytes']} bytes" for row in summary.dropped]
+    named = [line for line in lines_of(out) if " omitted: " in line]
+    labels = {f"working/run_{n}.md": f"r{n + 1}" for n in range(6)}
+    expected = [
+        f"- {labels[row['path']]} omitted: {row['path']}, {row['bytes']} bytes"
+        for row in summary.dropped
+    ]
+    assert named == list(reversed(expected))  # the list runs newest first
     assert summary.dropped[0]["path"] == "working/run_0.md"
     assert summary.dropped_bytes == sum(row["bytes"] for row in summary.dropped) > 0
     assert summary.kept_bytes + summary.dropped_bytes == full.kept_bytes
@@ -250,6 +261,7 @@ FRAGMENTS = st.sampled_from(
         "- item",
         "- [ ] open box",
         "- [x] done box",
+        "- [x] open box, settled",
         "TODO: later",
         "Decided: yes",
         "We chose X",
@@ -286,4 +298,4 @@ def test_property_output_fits_budget_and_is_deterministic(notes, budget):
         assert summary.dropped_bytes > 0
         if budget >= 400 + 60 * len(summary.dropped):
             for row in summary.dropped:
-                assert f"- omitted: {row['path']}, {row['bytes']} bytes" in out
+                assert f" omitted: {row['path']}, {row['bytes']} bytes\n" in out
