@@ -33,3 +33,39 @@ def pending_bytes(transport: Any | None) -> int:
     # of writes not yet joined into it.
     buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
     return max(buffered, 0) + getattr(transport, "_tempDataLen", 0)
+
+
+class Wire:
+    """Direct writes to a daphne WebSocket, for frames encoded once for many sockets.
+
+    ``send`` would go through daphne's reply path and autobahn's per-socket framing for
+    every subscriber; a prepared message (``fanout.Frame.prepared``) is framed once and
+    written to each transport as is. Writes happen on the event loop, in program order
+    with everything else the consumer sends (daphne's own ``send`` never yields either).
+    """
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    @property
+    def open(self) -> bool:
+        return bool(self.protocol.state == self.protocol.STATE_OPEN)
+
+    def pending(self) -> int:
+        return pending_bytes(getattr(self.protocol, "transport", None))
+
+    def write_prepared(self, prepared: Any) -> None:
+        self.protocol.sendPreparedMessage(prepared)
+
+    def write_text(self, text: str) -> None:
+        self.protocol.sendMessage(text.encode("utf-8"), False)
+
+
+def wire_of(send: Callable[..., Any]) -> Wire | None:
+    """The daphne WebSocket behind ``send``, or None (the test communicator, other servers:
+    frames then go through ``send``)."""
+    if isinstance(send, partial) and send.args:
+        protocol = send.args[0]
+        if hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "STATE_OPEN"):
+            return Wire(protocol)
+    return None

@@ -173,6 +173,9 @@ def frames_between(topic: str, after: int, before: int) -> list[dict[str, Any]]:
     return [frame(e) for e in rows]
 
 
-def frames_after(topic: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+FRAMES_AFTER_LIMIT = 500  # events per read when a stream follows or catches up on the log
+
+
+def frames_after(topic: str, after: int, limit: int = FRAMES_AFTER_LIMIT) -> list[dict[str, Any]]:
     rows = Event.objects.filter(topic=topic, seq__gt=after).order_by("seq")[:limit]
     return [frame(e) for e in rows]

@@ -1,0 +1,238 @@
+"""The process's fan-out: one channel-layer subscription per topic per process, and each
+frame encoded once and handed to every local subscriber from memory.
+
+Before, every WebSocket joined its topics' groups itself, so a frame went through the
+channel layer once per subscriber (the in-memory layer deep-copies it per channel,
+channels-redis writes it to Redis per channel), woke one consumer per subscriber through
+its channel, and was JSON-encoded once per socket. Now the process has one ``Hub`` per
+event loop with one channel of its own. The first local subscriber of a topic makes the
+hub join the topic's group; the last one leaving makes it leave. ``events.publish`` sends
+one message per topic (one per process in the group); the hub's reader encodes the frame
+once (``Frame.text``, and its WebSocket framing, ``Frame.prepared``) and calls
+``offer`` on each local subscriber, which writes it straight to its socket or queues it.
+
+What the subscribers keep (tasks/realtime/consumers.py, sse.py): ordering and gapless
+resume by seq, and the slow-reader close. The hub itself never waits on a subscriber.
+
+If the hub's channel-layer read fails (Redis down), it retries with a backoff; once a
+read or a re-join works again it joins every topic again (a restarted Redis forgot the
+memberships) and tells every subscriber to ``resync``: read what it missed from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+from autobahn.websocket.protocol import PreparedMessage
+from channels.layers import get_channel_layer
+
+from tasks.events import group_name
+
+log = logging.getLogger(__name__)
+
+# Waits between tries of a group_add: after a Redis restart the first command on each
+# pooled connection fails, and under a burst the pool may stay busy for a moment.
+JOIN_BACKOFF = (0.05, 0.5, 2.0)
+# Waits after a failed read of the hub's channel (Redis away), the last one repeated.
+READ_BACKOFF = (0.1, 0.5, 1.0, 2.0)
+# A membership is refreshed well within the layer's group_expiry (24 h), since the hub's
+# memberships live as long as the process, not as long as one socket.
+REFRESH_SECONDS = 3600.0
+
+
+class JoinFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One event frame, encoded once for every local subscriber."""
+
+    body: dict[str, Any]
+
+    @property
+    def topic(self) -> str:
+        return str(self.body["topic"])
+
+    @property
+    def seq(self) -> int:
+        return int(self.body["seq"])
+
+    @cached_property
+    def text(self) -> str:
+        return json.dumps(self.body, separators=(",", ":"))
+
+    @cached_property
+    def prepared(self) -> PreparedMessage:
+        """The WebSocket frame as it goes on the wire (a server's frames are unmasked, so
+        the bytes are the same for every socket that did not negotiate compression)."""
+        return PreparedMessage(self.text.encode("utf-8"), False, False, False)
+
+
+class Subscriber(Protocol):
+    def offer(self, item: Frame) -> None:
+        """Takes a live frame. Must not block: the hub calls every subscriber in turn."""
+
+    def resync(self, topic: str) -> None:
+        """Live frames of ``topic`` may have been lost: catch up from the log."""
+
+
+@dataclass(eq=False)
+class TopicEntry:
+    subscribers: set[Subscriber] = field(default_factory=set)
+    joined: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Hub:
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.channel: str | None = None
+        self.topics: dict[str, TopicEntry] = {}
+        self.started = asyncio.Lock()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.dispatched = 0  # frames handed to local subscribers (tests, metrics)
+
+    # --- membership --------------------------------------------------------------------
+    async def subscribe(self, topic: str, subscriber: Subscriber) -> None:
+        """Adds a local subscriber; returns once the process's membership of the topic's
+        group is in force, so every event committed from now on reaches it (join before
+        read). JoinFailed when the layer would not take the membership."""
+        await self.start()
+        entry = self.topics.setdefault(topic, TopicEntry())
+        entry.subscribers.add(subscriber)
+        try:
+            async with entry.lock:
+                if not entry.joined:
+                    await self.join(topic)
+                    entry.joined = True
+        except BaseException:
+            self.unsubscribe(topic, subscriber)
+            raise
+
+    def unsubscribe(self, topic: str, subscriber: Subscriber) -> None:
+        entry = self.topics.get(topic)
+        if entry is None:
+            return
+        entry.subscribers.discard(subscriber)
+        if not entry.subscribers:
+            self.spawn(self.leave(topic, entry))
+
+    async def join(self, topic: str) -> None:
+        assert self.channel is not None
+        for wait in (*JOIN_BACKOFF, None):
+            try:
+                await self.layer.group_add(group_name(topic), self.channel)
+                return
+            except Exception:
+                log.warning("group_add for %s failed", topic, exc_info=True)
+                if wait is None:
+                    raise JoinFailed(topic) from None
+                await asyncio.sleep(wait)
+
+    async def leave(self, topic: str, entry: TopicEntry) -> None:
+        async with entry.lock:
+            if entry.subscribers or not entry.joined:
+                return
+            try:
+                await self.layer.group_discard(group_name(topic), self.channel)
+            except Exception:
+                # Redis is away: the membership expires by itself (group_expiry).
+                log.warning("could not leave %s", topic, exc_info=True)
+            entry.joined = False
+            if not entry.subscribers and self.topics.get(topic) is entry:
+                del self.topics[topic]
+
+    # --- the reader --------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.channel is not None:
+            return
+        async with self.started:
+            if self.channel is None:
+                channel = await self.layer.new_channel()
+                self.spawn(self.read(channel))
+                self.spawn(self.refresh())
+                self.channel = channel
+
+    def spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def read(self, channel: str) -> None:
+        failures = 0
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("the realtime hub could not read its channel", exc_info=True)
+                await asyncio.sleep(READ_BACKOFF[min(failures, len(READ_BACKOFF) - 1)])
+                failures += 1
+                if await self.rejoin():
+                    failures = 0
+                continue
+            try:
+                self.dispatch(message)
+            except Exception:
+                log.exception("the realtime hub could not dispatch a frame")
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        body = message.get("frame")
+        if message.get("type") != "event.frame" or not isinstance(body, dict):
+            return
+        entry = self.topics.get(body.get("topic", ""))
+        if entry is None or not entry.subscribers:
+            return
+        item = Frame(body)
+        for subscriber in list(entry.subscribers):
+            try:
+                subscriber.offer(item)
+            except Exception:
+                log.exception("a realtime subscriber failed to take a frame")
+        self.dispatched += 1
+
+    async def rejoin(self) -> bool:
+        """After a failed read: joins every topic again and has every subscriber catch up
+        from the log. False while the layer still fails."""
+        try:
+            for topic, entry in list(self.topics.items()):
+                if entry.joined:
+                    await self.layer.group_add(group_name(topic), self.channel)
+        except Exception:
+            return False
+        for topic, entry in list(self.topics.items()):
+            for subscriber in list(entry.subscribers):
+                subscriber.resync(topic)
+        return True
+
+    async def refresh(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            for topic, entry in list(self.topics.items()):
+                if entry.joined:
+                    try:
+                        await self.layer.group_add(group_name(topic), self.channel)
+                    except Exception:
+                        log.warning("could not refresh %s", topic, exc_info=True)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def local_hub() -> Hub:
+    """The hub of the running event loop (one per process under daphne; a test's event
+    loop gets its own) and of the current channel layer."""
+    loop = asyncio.get_running_loop()
+    layer = get_channel_layer()
+    hub = _hubs.get(loop)
+    if hub is None or hub.layer is not layer:
+        hub = _hubs[loop] = Hub(layer)
+    return hub
