@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -283,9 +284,16 @@ async def one_setup(
 async def run(quick: bool) -> dict[str, Any]:
     c.raise_fd_limit()
     seconds = 1 if quick else 10
-    counts = {n: int(RATE * seconds) for n in ((1, 10) if quick else (1, 10, 100, 1000))}
+    sizes = (1, 10) if quick else (1, 10, 100, 1000)
+    # ETHER_BENCH_FANOUT="memory:100,1000" runs some of it (while investigating).
+    only = os.environ.get("ETHER_BENCH_FANOUT", "")
+    if only:
+        sizes = tuple(int(n) for n in only.partition(":")[2].split(",") if n) or sizes
+    counts = {n: int(RATE * seconds) for n in sizes}
     drain = 5.0 if quick else 30.0
     setups = ["memory"] + (["redis"] if c.postgres_available() and c.redis_available() else [])
+    if only:
+        setups = [s for s in setups if s == only.partition(":")[0]]
     results: dict[str, Any] = {"rate": RATE, "warmup": WARMUP, "drain_s": drain}
     rows: list[list[Any]] = []
     for setup in setups:

@@ -55,7 +55,13 @@ class Wire:
         return pending_bytes(getattr(self.protocol, "transport", None))
 
     def write_prepared(self, prepared: Any) -> None:
-        self.protocol.sendPreparedMessage(prepared)
+        protocol = self.protocol
+        if protocol._perMessageCompress is None and not protocol.send_queue:
+            # What sendPreparedMessage does, minus its debug logging, whose arguments
+            # (colourised names) are built for every write even with debug off.
+            protocol.transport.write(prepared.payloadHybi)
+        else:
+            protocol.sendPreparedMessage(prepared)
 
     def write_text(self, text: str) -> None:
         self.protocol.sendMessage(text.encode("utf-8"), False)

@@ -19,10 +19,11 @@ yet flushed (``tasks/realtime/backlog.py``). Past ``ETHER_WS_MAX_BACKLOG_BYTES``
 client that reconnects with ``since`` gets every frame it missed from the log. The check
 and the write are per socket and never wait, so a stalled socket delays nobody else.
 
-Credentials: the socket joins its credential's groups (``tasks/realtime/streams.py``) and closes
-with 4001 when a revoke or a deactivation is announced there, or when its periodic
-re-check finds the credential gone. One credential holds at most
-``ETHER_STREAMS_PER_CREDENTIAL`` streams per process; one more is closed with 4029.
+Credentials: the socket joins its credential's groups (``tasks/realtime/streams.py``) and
+closes with 4001 when a revoke or a deactivation is announced there, or when the
+process's periodic re-check (``tasks/realtime/recheck.py``) finds the credential gone. One
+credential holds at most ``ETHER_STREAMS_PER_CREDENTIAL`` streams per process; one more is
+closed with 4029.
 
 Hostile frames: every frame is parsed by the strict parser of HTTP bodies (depth,
 duplicate keys, size); a bad one is a ``bad_request`` error frame, never an exception.
@@ -46,6 +47,7 @@ from api.parsers import loads_strict
 from tasks.realtime import hub
 from tasks.realtime.backlog import wire_of
 from tasks.realtime.fanout import Frame, JoinFailed, local_hub
+from tasks.realtime.recheck import local_watch
 from tasks.realtime.streams import StreamCredential, stream_close, stream_open
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             except Exception:
                 # Without the group a revoke still ends the socket, by the re-check.
                 log.warning("could not join %s", group, exc_info=True)
-        self.recheck = asyncio.create_task(self.recheck_credential())
+        self.watch = local_watch()
+        self.watch.add(self, self.viewer)
 
     async def disconnect(self, code: int) -> None:
         credential, self.credential = getattr(self, "credential", None), None
@@ -110,7 +113,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         stream_close(credential)
         metrics.REALTIME_CONNECTIONS.labels("websocket").dec()
         metrics.REALTIME_SUBSCRIPTIONS.dec(len(self.topics))
-        self.recheck.cancel()
+        self.watch.discard(self)
         for task in list(self.tasks):
             task.cancel()
         for topic in self.topics:
@@ -131,20 +134,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def credential_revoked(self, message: dict[str, Any]) -> None:
         """Sent to the credential's groups on commit of a revoke (accounts/revocation.py)."""
         await self.end_for_credential(message.get("reason", "revoked"))
-
-    async def recheck_credential(self) -> None:
-        """The safety net behind the broadcast (a lost message, a bulk update, an expiry)."""
-        interval = settings.ETHER_CREDENTIAL_RECHECK_SECONDS
-        while not self.closing:
-            await asyncio.sleep(interval)
-            try:
-                valid = await database_sync_to_async(hub.credential_valid)(viewer=self.viewer)
-            except Exception:
-                log.warning("could not re-check a realtime credential", exc_info=True)
-                continue
-            if not valid:
-                await self.end_for_credential("recheck")
-                return
 
     async def end_for_credential(self, reason: str) -> None:
         if self.closing:

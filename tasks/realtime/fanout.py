@@ -30,9 +30,11 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from autobahn.websocket.protocol import PreparedMessage
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from tasks.events import group_name
+from tasks.events import group_name, publish_from
+from tasks.realtime import hub
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,11 @@ READ_BACKOFF = (0.1, 0.5, 1.0, 2.0)
 # A membership is refreshed well within the layer's group_expiry (24 h), since the hub's
 # memberships live as long as the process, not as long as one socket.
 REFRESH_SECONDS = 3600.0
+# How long a frame that arrived ahead of a missing seq waits for it before the hub reads
+# the missing seqs from the log. Two requests on one topic commit in seq order but may
+# publish in the other order (each publishes from its own thread after its commit), so
+# a gap is nearly always a frame a few milliseconds behind, not a lost one.
+GAP_WAIT = 0.1
 
 
 class JoinFailed(Exception):
@@ -88,6 +95,10 @@ class TopicEntry:
     subscribers: set[Subscriber] = field(default_factory=set)
     joined: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next_seq: int = 0  # the seq dispatched next (0: not known yet)
+    held: dict[int, Frame] = field(default_factory=dict)  # arrived ahead of next_seq
+    timer: asyncio.TimerHandle | None = None
+    filling: bool = False
 
 
 class Hub:
@@ -112,6 +123,15 @@ class Hub:
                 if not entry.joined:
                     await self.join(topic)
                     entry.joined = True
+                    if entry.next_seq == 0:
+                        # Frames at or below the end of the log as of now are not needed
+                        # live: a subscriber starts from there or replays the log.
+                        try:
+                            last = await database_sync_to_async(hub.last_seq)(topic)
+                        except Exception:
+                            log.warning("could not read the end of %s", topic, exc_info=True)
+                        else:
+                            entry.next_seq = entry.next_seq or last + 1
         except BaseException:
             self.unsubscribe(topic, subscriber)
             raise
@@ -146,6 +166,8 @@ class Hub:
                 # Redis is away: the membership expires by itself (group_expiry).
                 log.warning("could not leave %s", topic, exc_info=True)
             entry.joined = False
+            entry.next_seq = 0
+            entry.held.clear()
             if not entry.subscribers and self.topics.get(topic) is entry:
                 del self.topics[topic]
 
@@ -156,6 +178,7 @@ class Hub:
         async with self.started:
             if self.channel is None:
                 channel = await self.layer.new_channel()
+                publish_from(asyncio.get_running_loop())
                 self.spawn(self.read(channel))
                 self.spawn(self.refresh())
                 self.channel = channel
@@ -185,19 +208,78 @@ class Hub:
                 log.exception("the realtime hub could not dispatch a frame")
 
     def dispatch(self, message: dict[str, Any]) -> None:
+        """Hands a frame to the topic's local subscribers, in seq order: a frame ahead of
+        a missing seq is held until that one arrives, or the log is read for it."""
         body = message.get("frame")
         if message.get("type") != "event.frame" or not isinstance(body, dict):
             return
-        entry = self.topics.get(body.get("topic", ""))
+        topic = body.get("topic", "")
+        entry = self.topics.get(topic)
         if entry is None or not entry.subscribers:
             return
         item = Frame(body)
+        if entry.next_seq and item.seq < entry.next_seq:
+            return  # already dispatched (or before any local subscriber's start)
+        if entry.next_seq and item.seq > entry.next_seq:
+            entry.held[item.seq] = item
+            if entry.timer is None and not entry.filling:
+                loop = asyncio.get_running_loop()
+                entry.timer = loop.call_later(GAP_WAIT, self.gap_timeout, topic, entry)
+            return
+        self.hand_out(entry, item)
+        self.release(entry)
+
+    def hand_out(self, entry: TopicEntry, item: Frame) -> None:
+        entry.next_seq = item.seq + 1
         for subscriber in list(entry.subscribers):
             try:
                 subscriber.offer(item)
             except Exception:
                 log.exception("a realtime subscriber failed to take a frame")
         self.dispatched += 1
+
+    def release(self, entry: TopicEntry) -> None:
+        while entry.next_seq in entry.held:
+            self.hand_out(entry, entry.held.pop(entry.next_seq))
+        if not entry.held and entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+
+    def gap_timeout(self, topic: str, entry: TopicEntry) -> None:
+        entry.timer = None
+        log.info("%s: reading the log for seqs from %s", topic, entry.next_seq)
+        if entry.held and not entry.filling:
+            entry.filling = True
+            self.spawn(self.fill(topic, entry))
+
+    async def fill(self, topic: str, entry: TopicEntry) -> None:
+        """Reads the seqs missing before the held frames from the log, once for every
+        local subscriber. Every seq below a published one is committed (a seq is taken
+        under the topic row's lock, held until commit), so the log has them."""
+        try:
+            while entry.held and self.topics.get(topic) is entry:
+                first = min(entry.held)
+                if first > entry.next_seq:
+                    rows = await database_sync_to_async(hub.frames_between)(
+                        topic, entry.next_seq - 1, first
+                    )
+                    for body in rows:
+                        if body["seq"] == entry.next_seq:
+                            self.hand_out(entry, Frame(body))
+                    if entry.next_seq < first:
+                        log.warning("%s: seqs before %s are not in the log", topic, first)
+                        entry.next_seq = first
+                for seq in [s for s in entry.held if s < entry.next_seq]:
+                    del entry.held[seq]
+                self.release(entry)
+        except Exception:
+            # The subscribers see the gap themselves and read the log on their own.
+            log.warning("the realtime hub could not fill a gap in %s", topic, exc_info=True)
+            held, entry.held = sorted(entry.held.values(), key=lambda f: f.seq), {}
+            for item in held:
+                self.hand_out(entry, item)
+        finally:
+            entry.filling = False
 
     async def rejoin(self) -> bool:
         """After a failed read: joins every topic again and has every subscriber catch up
@@ -232,7 +314,7 @@ def local_hub() -> Hub:
     loop gets its own) and of the current channel layer."""
     loop = asyncio.get_running_loop()
     layer = get_channel_layer()
-    hub = _hubs.get(loop)
-    if hub is None or hub.layer is not layer:
-        hub = _hubs[loop] = Hub(layer)
-    return hub
+    found = _hubs.get(loop)
+    if found is None or found.layer is not layer:
+        found = _hubs[loop] = Hub(layer)
+    return found

@@ -122,6 +122,41 @@ def credential_valid(*, viewer: Viewer) -> bool:
     return user_credential_valid(user_id=viewer.user.pk, token_id=viewer.token_id)
 
 
+def credentials_ended(viewers: list[Viewer]) -> set[StreamCredential]:
+    """Of the credentials behind open streams, those that no longer hold (the rules of
+    ``credential_valid``), in at most three queries whatever their number."""
+    people = [v for v in viewers if v.app is None]
+    active = set(
+        get_user_model()
+        .objects.filter(pk__in={v.user.pk for v in people}, is_active=True)
+        .values_list("pk", flat=True)
+    )
+    token_ids = {v.token_id for v in people if v.token_id is not None}
+    tokens = {t.pk: t for t in AccessToken.objects.filter(pk__in=token_ids)} if token_ids else {}
+    app_ids = {v.app.pk for v in viewers if v.app is not None}
+    apps = (
+        set(
+            HarnessApp.objects.filter(pk__in=app_ids, revoked_at__isnull=True).values_list(
+                "pk", "key_hash"
+            )
+        )
+        if app_ids
+        else set()
+    )
+    ended = set()
+    for viewer in viewers:
+        if viewer.app is not None:
+            holds = (viewer.app.pk, viewer.app.key_hash) in apps
+        else:
+            token = tokens.get(viewer.token_id) if viewer.token_id is not None else None
+            holds = viewer.user.pk in active and (
+                viewer.token_id is None or (token is not None and _token_usable(token))
+            )
+        if not holds:
+            ended.add(viewer.credential)
+    return ended
+
+
 def user_credential_valid(*, user_id: int, token_id: int | None) -> bool:
     if not get_user_model().objects.filter(pk=user_id, is_active=True).exists():
         return False
