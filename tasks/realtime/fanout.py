@@ -296,8 +296,9 @@ class Hub:
         return True
 
     async def refresh(self) -> None:
+        expiry = getattr(self.layer, "group_expiry", 86400)
         while True:
-            await asyncio.sleep(REFRESH_SECONDS)
+            await asyncio.sleep(min(REFRESH_SECONDS, expiry / 2))
             for topic, entry in list(self.topics.items()):
                 if entry.joined:
                     try:
