@@ -282,8 +282,9 @@ class Hub:
             entry.filling = False
 
     async def rejoin(self) -> bool:
-        """After a failed read: joins every topic again and has every subscriber catch up
-        from the log. False while the layer still fails."""
+        """After a failed read: joins every topic again, then hands out what was committed
+        meanwhile from the log, one read per topic for the whole process. False while
+        the layer still fails."""
         try:
             for topic, entry in list(self.topics.items()):
                 if entry.joined:
@@ -291,8 +292,19 @@ class Hub:
         except Exception:
             return False
         for topic, entry in list(self.topics.items()):
-            for subscriber in list(entry.subscribers):
-                subscriber.resync(topic)
+            if not entry.next_seq:
+                for subscriber in list(entry.subscribers):
+                    subscriber.resync(topic)
+                continue
+            try:
+                rows = await database_sync_to_async(hub.frames_after)(topic, entry.next_seq - 1)
+            except Exception:
+                log.warning("could not catch %s up from the log", topic, exc_info=True)
+                continue
+            for body in rows:
+                if body["seq"] == entry.next_seq:
+                    self.hand_out(entry, Frame(body))
+            self.release(entry)
         return True
 
     async def refresh(self) -> None:
