@@ -54,6 +54,7 @@ class Watch:
         self.samples: list[float] = []
         self.gaps = 0
         self.count_gaps = count_gaps
+        self.refusals: list[str] = []
 
     def on_text(self, k: int) -> wsclient.OnText:
         got, watch = self.got[k], self
@@ -99,6 +100,7 @@ async def storm(
 
     done = await asyncio.gather(*(one(k) for k in range(n)), return_exceptions=True)
     sockets = [s for s in done if isinstance(s, wsclient.Socket)]
+    watch.refusals = sorted({f"{type(e).__name__}: {e}"[:120] for e in done if e not in sockets})
     return sockets, n - len(sockets)
 
 
@@ -184,6 +186,7 @@ async def measure(
         **report.summary_ms(watch.samples),
         "storm_s": round(storm_s, 2),
         "refused": refused,
+        "refusals": watch.refusals,
         "steps": len(sampled),
         "committed": len(committed),
         "expected_frames": len(committed) * len(sockets),
@@ -271,6 +274,7 @@ async def one_setup(
                     b["p50_ms"],
                     b["p99_ms"],
                     report.ratio(e["p99_ms"], b["p99_ms"]),
+                    f"{e['refused']} / {b['refused']}",
                     f"{e['lost']} / {b['lost']}",
                     f"{e['status_503']} / {e['errors']}",
                     e["gaps"],
@@ -307,6 +311,7 @@ async def run(quick: bool) -> dict[str, Any]:
         "baseline p50",
         "baseline p99",
         "p99 ratio",
+        "refused (ether / baseline)",
         "lost (ether / baseline)",
         "503 / errors",
         "seq gaps",

@@ -123,7 +123,9 @@ def publish(event: Event) -> None:
 class Outbox:
     """The server process's publisher: requests' threads hand it their committed events
     and return; one task on the event loop sends them, in the order they were handed
-    over, so the frames of one process leave in seq order."""
+    over, so the frames of one process leave in seq order. Consecutive events of one
+    topic waiting together (a step's narration and its timeline entry) go as one
+    ``event.frames`` message: one layer message, and one write per socket."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -147,8 +149,15 @@ class Outbox:
             self.task = self.loop.create_task(self._send())
 
     async def _send(self) -> None:
+        await asyncio.sleep(0)  # the thread that handed one event is handing its next
         while self.queue:
             group, message, label = self.queue.popleft()
+            frames = [message["frame"]]
+            while self.queue and self.queue[0][0] == group:
+                frames.append(self.queue.popleft()[1]["frame"])
+            if len(frames) > 1:
+                message = {"type": "event.frames", "frames": frames}
+                label = f"{label}..{frames[-1]['seq']}"
             try:
                 await get_channel_layer().group_send(group, message)
             except Exception:

@@ -38,7 +38,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -76,13 +75,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.wire = None
         self.outbox: deque[str | int] = deque()  # without daphne: frames, in order
+        self.unwritten: list[bytes] = []  # live frames taken this turn of the loop
         self.writer: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         try:
             secret = hub.credential_from_query(self.scope.get("query_string", b""))
         except hub.BadCredentialParameter:
             secret = None
-        self.viewer = await database_sync_to_async(hub.viewer_for_secret)(secret)
+        self.viewer = await hub.off_thread(hub.viewer_for_secret)(secret)
         if self.viewer is None:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
@@ -199,7 +199,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         allowed = []
         for topic in topics:
-            if await database_sync_to_async(hub.topic_allowed)(self.viewer, topic):
+            if await hub.off_thread(hub.topic_allowed)(self.viewer, topic):
                 allowed.append(topic)
             else:
                 await self.error("forbidden_topic", f"You may not subscribe to {topic!r}.")
@@ -222,13 +222,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 metrics.REALTIME_SUBSCRIPTIONS.inc()
             state.replaying = True
             if topic in since:
-                replay = await database_sync_to_async(hub.replay_after)(topic, since[topic])
+                replay = await hub.off_thread(hub.replay_after)(topic, since[topic])
                 replays[topic] = replay
                 recovered[topic] = replay.recovered
                 metrics.REPLAY_EVENTS.labels("websocket").observe(len(replay.frames))
             else:
                 # Live only: start from the current end of the log.
-                position = await database_sync_to_async(hub.last_seq)(topic)
+                position = await hub.off_thread(hub.last_seq)(topic)
                 replays[topic] = hub.Replay(frames=[], recovered=True, position=position)
         if not allowed:
             return
@@ -296,12 +296,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             while self.topics.get(topic) is state and not self.closing:
                 target, state.behind = state.behind, None
                 if target is not None and target.seq > state.position:
-                    rows = await database_sync_to_async(hub.frames_between)(
+                    rows = await hub.off_thread(hub.frames_between)(
                         topic, state.position, target.seq
                     )
                 elif state.resync:
                     state.resync = False
-                    rows = await database_sync_to_async(hub.frames_after)(topic, state.position)
+                    rows = await hub.off_thread(hub.frames_after)(topic, state.position)
                     state.resync = len(rows) >= hub.FRAMES_AFTER_LIMIT
                 else:
                     return
@@ -325,8 +325,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.emit(json.dumps(body, separators=(",", ":")))
 
     def emit(self, text: str, frame: Frame | None = None) -> None:
-        """Writes one frame now (daphne), or queues it in order (any other server). A
-        socket holding more than ETHER_WS_MAX_BACKLOG_BYTES unsent is closed with 4008."""
+        """Writes one frame (daphne), or queues it in order (any other server). A live
+        frame already framed for the wire waits for the end of this turn of the event
+        loop, so the frames a socket takes in one turn leave in one system call. A socket
+        holding more than ETHER_WS_MAX_BACKLOG_BYTES unsent is closed with 4008."""
         if self.closing:
             return
         wire = self.wire
@@ -336,19 +338,36 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 self.writer = asyncio.get_running_loop().create_task(self.drain())
             SENT.inc()
             return
-        if not wire.open:
+        if frame is not None and wire.plain:
+            if not self.unwritten:
+                self.hub.flush_soon(self)
+            self.unwritten.append(frame.prepared.payloadHybi)
+            SENT.inc()
             return
-        backlog = wire.pending()
-        if backlog > settings.ETHER_WS_MAX_BACKLOG_BYTES:
-            log.warning("closing a realtime client that stopped reading (%d bytes unsent)", backlog)
-            metrics.SLOW_READER_CLOSES.inc()
-            self.shut(SLOW_READER)
+        self.flush()
+        if self.closing or not wire.open or self.slow(wire):
             return
-        if frame is not None:
-            wire.write_prepared(frame.prepared)
-        else:
-            wire.write_text(text)
+        wire.write_text(text)
         SENT.inc()
+
+    def flush(self) -> None:
+        """Writes the live frames taken in this turn of the loop (Hub.flush)."""
+        if not self.unwritten:
+            return
+        data, self.unwritten = b"".join(self.unwritten), []
+        wire = self.wire
+        if self.closing or wire is None or not wire.open or self.slow(wire):
+            return
+        wire.write_raw(data)
+
+    def slow(self, wire: Any) -> bool:
+        backlog = wire.pending()
+        if backlog <= settings.ETHER_WS_MAX_BACKLOG_BYTES:
+            return False
+        log.warning("closing a realtime client that stopped reading (%d bytes unsent)", backlog)
+        metrics.SLOW_READER_CLOSES.inc()
+        self.shut(SLOW_READER)
+        return True
 
     def shut(self, code: int) -> None:
         """Closes with ``code`` after every frame already written, and ignores the rest."""

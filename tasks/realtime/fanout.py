@@ -30,7 +30,6 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from autobahn.websocket.protocol import PreparedMessage
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from tasks.events import group_name, publish_from
@@ -109,6 +108,7 @@ class Hub:
         self.started = asyncio.Lock()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.dispatched = 0  # frames handed to local subscribers (tests, metrics)
+        self.to_flush: list[Any] = []
 
     # --- membership --------------------------------------------------------------------
     async def subscribe(self, topic: str, subscriber: Subscriber) -> None:
@@ -127,7 +127,7 @@ class Hub:
                         # Frames at or below the end of the log as of now are not needed
                         # live: a subscriber starts from there or replays the log.
                         try:
-                            last = await database_sync_to_async(hub.last_seq)(topic)
+                            last = await hub.off_thread(hub.last_seq)(topic)
                         except Exception:
                             log.warning("could not read the end of %s", topic, exc_info=True)
                         else:
@@ -208,11 +208,19 @@ class Hub:
                 log.exception("the realtime hub could not dispatch a frame")
 
     def dispatch(self, message: dict[str, Any]) -> None:
+        """An ``event.frame`` message, or ``event.frames`` (the events one transaction
+        committed on one topic, sent together by ``events.Outbox``)."""
+        kind = message.get("type")
+        bodies = [message.get("frame")] if kind == "event.frame" else message.get("frames")
+        if kind not in ("event.frame", "event.frames") or not isinstance(bodies, list):
+            return
+        for body in bodies:
+            if isinstance(body, dict):
+                self.dispatch_one(body)
+
+    def dispatch_one(self, body: dict[str, Any]) -> None:
         """Hands a frame to the topic's local subscribers, in seq order: a frame ahead of
         a missing seq is held until that one arrives, or the log is read for it."""
-        body = message.get("frame")
-        if message.get("type") != "event.frame" or not isinstance(body, dict):
-            return
         topic = body.get("topic", "")
         entry = self.topics.get(topic)
         if entry is None or not entry.subscribers:
@@ -228,6 +236,21 @@ class Hub:
             return
         self.hand_out(entry, item)
         self.release(entry)
+
+    def flush_soon(self, subscriber: Any) -> None:
+        """Subscribers that took frames in this turn of the event loop write them at its
+        end, all of them in one system call per socket (a step's two events, say)."""
+        if not self.to_flush:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.to_flush.append(subscriber)
+
+    def flush(self) -> None:
+        subscribers, self.to_flush = self.to_flush, []
+        for subscriber in subscribers:
+            try:
+                subscriber.flush()
+            except Exception:
+                log.exception("a realtime subscriber failed to write its frames")
 
     def hand_out(self, entry: TopicEntry, item: Frame) -> None:
         entry.next_seq = item.seq + 1
@@ -260,7 +283,7 @@ class Hub:
             while entry.held and self.topics.get(topic) is entry:
                 first = min(entry.held)
                 if first > entry.next_seq:
-                    rows = await database_sync_to_async(hub.frames_between)(
+                    rows = await hub.off_thread(hub.frames_between)(
                         topic, entry.next_seq - 1, first
                     )
                     for body in rows:
@@ -297,7 +320,7 @@ class Hub:
                     subscriber.resync(topic)
                 continue
             try:
-                rows = await database_sync_to_async(hub.frames_after)(topic, entry.next_seq - 1)
+                rows = await hub.off_thread(hub.frames_after)(topic, entry.next_seq - 1)
             except Exception:
                 log.warning("could not catch %s up from the log", topic, exc_info=True)
                 continue

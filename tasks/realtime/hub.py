@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -21,6 +22,15 @@ from tasks.events import frame
 from tasks.models import Event, EventTopic, HarnessApp, Task
 from tasks.realtime.streams import StreamCredential
 from tasks.services.tickets import ticket_spend
+
+
+def off_thread(func: Any) -> Any:
+    """``func`` as a coroutine run in a small pool of threads of its own, not in the one
+    thread that runs every request's sync code (``thread_sensitive``): a storm of 1,000
+    reconnecting sockets then neither queues behind the harness's writes nor delays them
+    (queued there, handshakes passed daphne's 5 s connect timeout and were refused 403).
+    Connections are closed or reused as ``database_sync_to_async`` does."""
+    return database_sync_to_async(func, thread_sensitive=False)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import logging
 import weakref
 from typing import Any, Protocol
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from tasks.realtime import hub
@@ -52,7 +51,7 @@ class Watch:
         if not distinct:
             return
         try:
-            ended = await database_sync_to_async(hub.credentials_ended)(distinct)
+            ended = await hub.off_thread(hub.credentials_ended)(distinct)
         except Exception:
             log.warning("could not re-check the realtime credentials", exc_info=True)
             return

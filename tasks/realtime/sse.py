@@ -23,7 +23,6 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -112,12 +111,12 @@ async def event_stream(topic: str, after: int, credential: StreamCredential) -> 
         while True:
             if time.monotonic() - last_check >= settings.ETHER_CREDENTIAL_RECHECK_SECONDS:
                 last_check = time.monotonic()
-                if not await database_sync_to_async(hub.user_credential_valid)(
+                if not await hub.off_thread(hub.user_credential_valid)(
                     user_id=credential.user_id, token_id=credential.token_id
                 ):
                     return
             if read_log:
-                rows = await database_sync_to_async(hub.frames_after)(topic, position)
+                rows = await hub.off_thread(hub.frames_after)(topic, position)
                 if replaying:
                     # The first read of the log is the replay; later reads follow it.
                     replaying = False
