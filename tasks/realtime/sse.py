@@ -40,7 +40,7 @@ from tasks.events import task_topic
 from tasks.realtime import hub
 from tasks.realtime.fanout import Frame, local_hub
 from tasks.realtime.streams import StreamCredential, stream_close, stream_open
-from tasks.serializers import TaskEventsQuery
+from tasks.serializers.queries import TaskEventsQuery
 
 KEEPALIVE_SECONDS = 15.0
 SENT = metrics.FRAMES_SENT.labels("sse")
