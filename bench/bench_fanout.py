@@ -55,6 +55,7 @@ class Watch:
         self.gaps = 0
         self.count_gaps = count_gaps
         self.refusals: list[str] = []
+        self.subscribers: list[int] = []  # the indexes of the sockets that subscribed
 
     def on_text(self, k: int) -> wsclient.OnText:
         got, watch = self.got[k], self
@@ -99,6 +100,7 @@ async def storm(
         return sock
 
     done = await asyncio.gather(*(one(k) for k in range(n)), return_exceptions=True)
+    watch.subscribers = [k for k, s in enumerate(done) if isinstance(s, wsclient.Socket)]
     sockets = [s for s in done if isinstance(s, wsclient.Socket)]
     watch.refusals = sorted({f"{type(e).__name__}: {e}"[:120] for e in done if e not in sockets})
     return sockets, n - len(sockets)
@@ -169,13 +171,17 @@ async def measure(
     results = await open_loop(post, first, WARMUP + steps, watch)
     report.progress(label, 2, 3)
     committed = {i for i, status, _ in results if status == 201 and i in watch.sampled}
-    live = [k for k, s in enumerate(sockets) if s.transport and not s.transport.is_closing()]
+    live = [
+        k
+        for k, s in zip(watch.subscribers, sockets, strict=True)
+        if s.transport and not s.transport.is_closing()
+    ]
     deadline = time.perf_counter() + drain
     while time.perf_counter() < deadline:
         if all(committed <= watch.got[k] for k in live):
             break
         await asyncio.sleep(0.05)
-    lost = sum(len(committed - watch.got[k]) for k in range(len(sockets)))
+    lost = sum(len(committed - watch.got[k]) for k in watch.subscribers)
     closed = [s.close_code for s in sockets if s.close_code is not None]
     for sock in sockets:
         sock.close()
