@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -61,6 +62,8 @@ def start_server(
     # The same entry point as `make run`, DEBUG off; -v 0 turns daphne's access log off
     # (one line per request and per WebSocket on stdout would cost more than the baseline).
     command = [PY, "-m", "ether_site.serve", "-v", "0", "-b", "127.0.0.1", "-p", str(port)]
+    if profile := os.environ.get("ETHER_BENCH_CPROFILE"):  # investigating: a cProfile dump
+        command[1:1] = ["-m", "cProfile", "-o", f"{profile}-{label}-{port}.prof"]
     command += ["--websocket_timeout", "86400", app]
     child_env = django_env(env)
     with log.open("wb") as sink:

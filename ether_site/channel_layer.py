@@ -1,4 +1,5 @@
-"""channels-redis's core layer, without its per-connection leak and with a blocking pool.
+"""channels-redis's core layer, without its per-connection leak, with a blocking pool, and
+with a socket timeout longer than its blocking reads.
 
 Its pool: channels-redis builds redis-py's plain ``ConnectionPool``, which raises
 "Too many connections" the moment more than ``max_connections`` (100 by default) commands
@@ -31,6 +32,10 @@ class EtherRedisChannelLayer(RedisChannelLayer):
         host = dict(self.hosts[index])
         if "address" not in host:
             return create_pool(host)  # sentinel or host/port hosts: channels-redis's own
+        # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that
+        # ``receive`` blocks in BZPOPMIN: an idle receive then raced its own timeout and
+        # failed with TimeoutError every few seconds (seen in the fan-out benchmark).
+        host.setdefault("socket_timeout", self.brpop_timeout + 5)
         return aioredis.BlockingConnectionPool.from_url(host.pop("address"), **host)
 
     async def receive(self, channel: str) -> Any:

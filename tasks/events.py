@@ -9,7 +9,9 @@ the event is in the log, and clients catch up from it with ``since``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -99,14 +101,77 @@ def record(
 
 
 def publish(event: Event) -> None:
+    """One ``group_send`` per event: one message per server process that has subscribers
+    of the topic (tasks/realtime/fanout.py), whatever their number. In a server process
+    the send is handed to its event loop and the request does not wait for it; elsewhere
+    (a management command) it is sent before returning."""
     message = {"type": "event.frame", "frame": frame(event)}
+    label = f"{event.topic}#{event.seq}"
     try:
+        outbox = _outbox
+        if outbox is not None and outbox.usable():
+            outbox.put(group_name(event.topic), message, label)
+            return
         layer = get_channel_layer()
         if layer is not None:
             async_to_sync(layer.group_send)(group_name(event.topic), message)
     except Exception:
         # The event is persisted; live subscribers recover it with ``since``.
-        log.exception("could not publish %s#%s", event.topic, event.seq)
+        log.exception("could not publish %s", label)
+
+
+class Outbox:
+    """The server process's publisher: requests' threads hand it their committed events
+    and return; one task on the event loop sends them, in the order they were handed
+    over, so the frames of one process leave in seq order. Consecutive events of one
+    topic waiting together (a step's narration and its timeline entry) go as one
+    ``event.frames`` message: one layer message, and one write per socket."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: deque[tuple[str, dict[str, Any], str]] = deque()
+        self.task: asyncio.Task[None] | None = None
+
+    def usable(self) -> bool:
+        if self.loop.is_closed() or not self.loop.is_running():
+            return False
+        try:
+            return asyncio.get_running_loop() is not self.loop
+        except RuntimeError:
+            return True  # a worker thread: hand it over
+
+    def put(self, group: str, message: dict[str, Any], label: str) -> None:
+        self.loop.call_soon_threadsafe(self._append, group, message, label)
+
+    def _append(self, group: str, message: dict[str, Any], label: str) -> None:
+        self.queue.append((group, message, label))
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._send())
+
+    async def _send(self) -> None:
+        await asyncio.sleep(0)  # the thread that handed one event is handing its next
+        while self.queue:
+            group, message, label = self.queue.popleft()
+            frames = [message["frame"]]
+            while self.queue and self.queue[0][0] == group:
+                frames.append(self.queue.popleft()[1]["frame"])
+            if len(frames) > 1:
+                message = {"type": "event.frames", "frames": frames}
+                label = f"{label}..{frames[-1]['seq']}"
+            try:
+                await get_channel_layer().group_send(group, message)
+            except Exception:
+                log.exception("could not publish %s", label)
+
+
+_outbox: Outbox | None = None
+
+
+def publish_from(loop: asyncio.AbstractEventLoop) -> None:
+    """Called by the realtime hub when it starts on the server's event loop."""
+    global _outbox
+    if _outbox is None or _outbox.loop is not loop:
+        _outbox = Outbox(loop)
 
 
 def task_ready(*, task: Task) -> None:

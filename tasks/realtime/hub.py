@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -21,6 +22,15 @@ from tasks.events import frame
 from tasks.models import Event, EventTopic, HarnessApp, Task
 from tasks.realtime.streams import StreamCredential
 from tasks.services.tickets import ticket_spend
+
+
+def off_thread(func: Any) -> Any:
+    """``func`` as a coroutine run in a small pool of threads of its own, not in the one
+    thread that runs every request's sync code (``thread_sensitive``): a storm of 1,000
+    reconnecting sockets then neither queues behind the harness's writes nor delays them
+    (queued there, handshakes passed daphne's 5 s connect timeout and were refused 403).
+    Connections are closed or reused as ``database_sync_to_async`` does."""
+    return database_sync_to_async(func, thread_sensitive=False)
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,41 @@ def credential_valid(*, viewer: Viewer) -> bool:
     return user_credential_valid(user_id=viewer.user.pk, token_id=viewer.token_id)
 
 
+def credentials_ended(viewers: list[Viewer]) -> set[StreamCredential]:
+    """Of the credentials behind open streams, those that no longer hold (the rules of
+    ``credential_valid``), in at most three queries whatever their number."""
+    people = [v for v in viewers if v.app is None]
+    active = set(
+        get_user_model()
+        .objects.filter(pk__in={v.user.pk for v in people}, is_active=True)
+        .values_list("pk", flat=True)
+    )
+    token_ids = {v.token_id for v in people if v.token_id is not None}
+    tokens = {t.pk: t for t in AccessToken.objects.filter(pk__in=token_ids)} if token_ids else {}
+    app_ids = {v.app.pk for v in viewers if v.app is not None}
+    apps = (
+        set(
+            HarnessApp.objects.filter(pk__in=app_ids, revoked_at__isnull=True).values_list(
+                "pk", "key_hash"
+            )
+        )
+        if app_ids
+        else set()
+    )
+    ended = set()
+    for viewer in viewers:
+        if viewer.app is not None:
+            holds = (viewer.app.pk, viewer.app.key_hash) in apps
+        else:
+            token = tokens.get(viewer.token_id) if viewer.token_id is not None else None
+            holds = viewer.user.pk in active and (
+                viewer.token_id is None or (token is not None and _token_usable(token))
+            )
+        if not holds:
+            ended.add(viewer.credential)
+    return ended
+
+
 def user_credential_valid(*, user_id: int, token_id: int | None) -> bool:
     if not get_user_model().objects.filter(pk=user_id, is_active=True).exists():
         return False
@@ -173,6 +218,9 @@ def frames_between(topic: str, after: int, before: int) -> list[dict[str, Any]]:
     return [frame(e) for e in rows]
 
 
-def frames_after(topic: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+FRAMES_AFTER_LIMIT = 500  # events per read when a stream follows or catches up on the log
+
+
+def frames_after(topic: str, after: int, limit: int = FRAMES_AFTER_LIMIT) -> list[dict[str, Any]]:
     rows = Event.objects.filter(topic=topic, seq__gt=after).order_by("seq")[:limit]
     return [frame(e) for e in rows]

@@ -2,8 +2,10 @@
 
 It replays the task topic's persisted events after ``Last-Event-ID`` (or ``?after=``) and
 then follows the log, each event as ``id: {seq}``, with a comment line every 15 s so
-proxies keep the connection open. It reads the log rather than the channel layer: the
-fallback then works on any process, whatever the layer, at the cost of a short poll.
+proxies keep the connection open. Live frames come from the process's fan-out
+(``tasks/realtime/fanout.py``, the same frames the WebSockets get, encoded once); the log
+is read for the replay, for a gap, and every ``ETHER_SSE_POLL_SECONDS`` when no frame
+came, so the fallback keeps working without a channel layer (Redis down).
 
 Every ``ETHER_CREDENTIAL_RECHECK_SECONDS`` the stream re-reads its credential and ends
 when the token was revoked or expired or the user deactivated (SSE has no close code: the
@@ -15,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -36,10 +38,13 @@ from api.views import problems
 from tasks import selectors
 from tasks.events import task_topic
 from tasks.realtime import hub
+from tasks.realtime.fanout import Frame, local_hub
 from tasks.realtime.streams import StreamCredential, stream_close, stream_open
 from tasks.serializers.queries import TaskEventsQuery
 
 KEEPALIVE_SECONDS = 15.0
+SENT = metrics.FRAMES_SENT.labels("sse")
+log = logging.getLogger(__name__)
 
 
 def _position(request: Request) -> int:
@@ -49,33 +54,90 @@ def _position(request: Request) -> int:
     return validated(TaskEventsQuery, params)["after"]
 
 
-async def event_stream(topic: str, after: int, credential: StreamCredential) -> AsyncIterator[str]:
-    position = after
-    last_beat = last_check = time.monotonic()
-    replaying = True
-    yield "retry: 3000\n: replaying\n\n"
-    while True:
-        if time.monotonic() - last_check >= settings.ETHER_CREDENTIAL_RECHECK_SECONDS:
-            last_check = time.monotonic()
-            if not await database_sync_to_async(hub.user_credential_valid)(
-                user_id=credential.user_id, token_id=credential.token_id
-            ):
-                return
-        frames = await database_sync_to_async(hub.frames_after)(topic, position)
-        if replaying:
-            # The first read of the log is the replay; later reads follow it live.
-            replaying = False
-            metrics.REPLAY_EVENTS.labels("sse").observe(len(frames))
+class Follower:
+    """The live side of one SSE stream: frames from the process's fan-out, kept in memory
+    (already encoded) until the stream's loop takes them."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.wake = asyncio.Event()
+
+    def offer(self, item: Frame) -> None:
+        self.frames.append(item)
+        self.wake.set()
+
+    def resync(self, topic: str) -> None:
+        self.wake.set()
+
+    def take(self, position: int) -> tuple[list[tuple[int, str, str]], bool]:
+        """The frames that follow ``position`` without a gap, and whether the log must be
+        read (a seq is missing: out of order, or dropped by the layer)."""
+        frames, self.frames = sorted(self.frames, key=lambda f: f.seq), []
+        self.wake.clear()
+        out = []
         for item in frames:
-            position = item["seq"]
-            data = json.dumps(item, separators=(",", ":"))
-            yield f"id: {position}\nevent: {item['type']}\ndata: {data}\n\n"
-            metrics.FRAMES_SENT.labels("sse").inc()
-        if time.monotonic() - last_beat >= KEEPALIVE_SECONDS:
-            last_beat = time.monotonic()
-            yield ": keepalive\n\n"
-        if not frames:
-            await asyncio.sleep(settings.ETHER_SSE_POLL_SECONDS)
+            if item.seq <= position:
+                continue
+            if item.seq != position + 1:
+                return out, True
+            position = item.seq
+            out.append((item.seq, str(item.body["type"]), item.text))
+        return out, False
+
+    async def wait(self, timeout: float) -> bool:
+        """True when frames arrived, False after ``timeout`` (then the log is read)."""
+        try:
+            await asyncio.wait_for(self.wake.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+async def event_stream(topic: str, after: int, credential: StreamCredential) -> AsyncIterator[str]:
+    """Replays the log after ``after``, then follows the topic: from memory when the
+    process's fan-out delivers, from the log (every ``ETHER_SSE_POLL_SECONDS``) when it
+    does not (a lost frame, or no channel layer: Redis down)."""
+    follower = Follower()
+    fanout = local_hub()
+    try:
+        await fanout.subscribe(topic, follower)  # before the first read of the log
+    except Exception:
+        log.warning("SSE on %s follows the log only", topic, exc_info=True)
+    try:
+        position = after
+        last_beat = last_check = time.monotonic()
+        replaying = read_log = True
+        yield "retry: 3000\n: replaying\n\n"
+        while True:
+            if time.monotonic() - last_check >= settings.ETHER_CREDENTIAL_RECHECK_SECONDS:
+                last_check = time.monotonic()
+                if not await hub.off_thread(hub.user_credential_valid)(
+                    user_id=credential.user_id, token_id=credential.token_id
+                ):
+                    return
+            if read_log:
+                rows = await hub.off_thread(hub.frames_after)(topic, position)
+                if replaying:
+                    # The first read of the log is the replay; later reads follow it.
+                    replaying = False
+                    metrics.REPLAY_EVENTS.labels("sse").observe(len(rows))
+                batch = [(f["seq"], f["type"], json.dumps(f, separators=(",", ":"))) for f in rows]
+                read_log = len(rows) >= hub.FRAMES_AFTER_LIMIT
+            else:
+                batch, read_log = follower.take(position)
+            for seq, kind, data in batch:
+                if seq <= position:
+                    continue
+                position = seq
+                yield f"id: {seq}\nevent: {kind}\ndata: {data}\n\n"
+                SENT.inc()
+            if time.monotonic() - last_beat >= KEEPALIVE_SECONDS:
+                last_beat = time.monotonic()
+                yield ": keepalive\n\n"
+            if not batch and not read_log:
+                read_log = not await follower.wait(settings.ETHER_SSE_POLL_SECONDS)
+    finally:
+        fanout.unsubscribe(topic, follower)
 
 
 def _stream_ended(credential: StreamCredential) -> None:

@@ -164,7 +164,7 @@ async def test_a_binary_frame_is_bad_request(world):
 
 # --- item 6: a group_add that keeps failing -------------------------------------------------
 async def test_a_join_that_keeps_failing_is_an_error_frame_not_a_crash(world, monkeypatch):
-    monkeypatch.setattr("tasks.realtime.consumers.JOIN_BACKOFF", (0.01, 0.01))
+    monkeypatch.setattr("tasks.realtime.fanout.JOIN_BACKOFF", (0.01, 0.01))
     communicator, _ = await connect(f"token={world.token}")
     layer = get_channel_layer()
     real_group_add = layer.group_add
