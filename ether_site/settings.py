@@ -535,3 +535,8 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# --- Capacity (issue 18, docs/performance.md "Past capacity") ----------------------------
+# How long a process trusts a harness key it has looked up (tasks/harnesses/auth.py):
+# writes re-read the app under the task lock anyway; 0 turns the cache off.
+ETHER_AUTH_CACHE_SECONDS = env_float("ETHER_AUTH_CACHE_SECONDS", 5.0)

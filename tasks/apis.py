@@ -41,6 +41,10 @@ class HarnessAPIView(APIView):
     def task(self, request: Request, task_id: str) -> Task:
         return selectors.task_get(org=self.app(request).org, task_id=task_id)
 
+    def task_ref(self, request: Request, task_id: str) -> services.TaskRef:
+        """For a write that locks the task first: the lock is its read (404 included)."""
+        return services.TaskRef(org=self.app(request).org, public_id=task_id)
+
     def prepare_idempotent(self, request: Request, task_id: str) -> None:
         """Records a lapsed lease outside the request's own transaction (see idempotent)."""
         settle_quietly(org=self.app(request).org, task_id=task_id)
@@ -94,7 +98,7 @@ class ClaimAPI(HarnessAPIView):
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
-        task = self.task(request, task_id)
+        task = self.task_ref(request, task_id)
         data = validated(s.ClaimIn, body(request))
         app = self.app(request)
         if data["app_id"] != app.app_id:
@@ -114,16 +118,15 @@ class HeartbeatAPI(HarnessAPIView):
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
-        task = self.task(request, task_id)
         data = validated(s.HeartbeatIn, body(request))
         beat = services.lease_heartbeat(
             app=self.app(request),
-            task=task,
+            task=self.task_ref(request, task_id),
             run_id=data["run_id"],
             lease_epoch=data.get("lease_epoch"),
             checkpoint=data.get("checkpoint"),
         )
-        answers = selectors.task_answers(beat.task)
+        answers = selectors.task_answers(beat.task) if beat.has_answers else []
         out = s.HeartbeatOut(
             {
                 "run": beat.run,
@@ -146,11 +149,10 @@ class StepsAPI(HarnessAPIView):
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
-        task = self.task(request, task_id)
         data = validated(s.StepIn, body(request))
         recorded = services.step_record(
             app=self.app(request),
-            task=task,
+            task=self.task_ref(request, task_id),
             run_id=data["run_id"],
             lease_epoch=data.get("lease_epoch"),
             phase=data["phase"],
