@@ -29,6 +29,7 @@ from tasks.models import (
 from tasks.services.expiry import lease_settle, settled_on_refusal
 from tasks.services.messages import messages_take
 from tasks.services.state import (
+    ALL_RELATED,
     TaskRef,
     lease_length,
     locked_task,
@@ -51,6 +52,7 @@ def guard_write(
     run_id: str,
     lease_epoch: int | None,
     allow_cancelled: bool = False,
+    related: tuple[str, ...] = ALL_RELATED,
     **annotations: Any,
 ) -> Guarded:
     """The rule every harness write passes, inside the caller's transaction.
@@ -60,7 +62,7 @@ def guard_write(
     run, after the lock: the key that authenticated the request may come from a cache
     (tasks.harnesses.auth) and been revoked or rotated since.
     """
-    task = locked_task(task, **annotations)
+    task = locked_task(task, related=related, **annotations)
     now = timezone.now()  # after the lock wait, which may have taken seconds
     run = (
         Run.objects.select_for_update(of=("self",))
@@ -118,6 +120,7 @@ def lease_heartbeat(
             run_id=run_id,
             lease_epoch=lease_epoch,
             allow_cancelled=True,
+            related=("org",),  # a beat renders no grid row
             # Asked in the lock's statement: most beats have no message to take and no
             # answer to show, and then read nothing more (issue 18: 4 queries a beat).
             waiting_messages=Exists(

@@ -39,7 +39,9 @@ def step_record(
     Six statements on SQLite (BEGIN, the task lock, the run, both events' seqs, both
     events, the step), five on Postgres: tests/tasks/test_query_counts.py holds it there."""
     with settled_on_refusal(task), transaction.atomic():
-        g = guard_write(app=app, task=task, run_id=run_id, lease_epoch=lease_epoch)
+        g = guard_write(
+            app=app, task=task, run_id=run_id, lease_epoch=lease_epoch, related=("org",)
+        )
         if client_step_id is not None:
             first = Step.objects.filter(run=g.run, client_step_id=client_step_id).first()
             if first is not None:

@@ -66,24 +66,32 @@ class TaskRef:
         return None
 
 
-def _locking() -> Any:
-    return Task.objects.select_for_update(of=("self",)).select_related(
-        "org", "project", "repo", "owner", "assigned_app"
-    )
+# What a write may render of its task (the grid row: project, repo, owner, assigned app).
+ALL_RELATED = ("org", "project", "repo", "owner", "assigned_app")
 
 
-def locked_task_pk(task_pk: int, **annotations: Any) -> Task:
+def _locking(related: tuple[str, ...]) -> Any:
+    return Task.objects.select_for_update(of=("self",)).select_related(*related)
+
+
+def locked_task_pk(
+    task_pk: int, *, related: tuple[str, ...] = ALL_RELATED, **annotations: Any
+) -> Task:
     """The task row, locked for the rest of the transaction (every writer takes it first).
-    ``annotations`` ride along in the same statement (a heartbeat's "anything waiting?")."""
-    return _locking().annotate(**annotations).get(pk=task_pk)
+    ``annotations`` ride along in the same statement (a heartbeat's "anything waiting?");
+    ``related``: the rows joined in (a step needs only the org: four joins fewer to build
+    and run on the hottest path, issue 18)."""
+    return _locking(related).annotate(**annotations).get(pk=task_pk)
 
 
-def locked_task(task: Task | TaskRef, **annotations: Any) -> Task:
+def locked_task(
+    task: Task | TaskRef, *, related: tuple[str, ...] = ALL_RELATED, **annotations: Any
+) -> Task:
     if isinstance(task, TaskRef):
         if not is_public_id(task.public_id, "task"):
             raise NotFound(f"No task {task.public_id!r}.")
         found = (
-            _locking()
+            _locking(related)
             .annotate(**annotations)
             .filter(org=task.org, public_id=task.public_id)
             .first()
@@ -91,4 +99,4 @@ def locked_task(task: Task | TaskRef, **annotations: Any) -> Task:
         if found is None:
             raise NotFound(f"No task {task.public_id!r}.")
         return found
-    return locked_task_pk(task.pk, **annotations)
+    return locked_task_pk(task.pk, related=related, **annotations)

@@ -17,6 +17,14 @@ from django.test.utils import CaptureQueriesContext
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _keys_stay_cached(settings: Any) -> None:
+    """A harness key is looked up at its first use and then cached for
+    ETHER_AUTH_CACHE_SECONDS (tasks/harnesses/auth.py); building a long history on a
+    loaded machine can take longer than that, and a count must not depend on the clock."""
+    settings.ETHER_AUTH_CACHE_SECONDS = 3600
+
+
 def count(call: Callable[[], Any]) -> int:
     with CaptureQueriesContext(connection) as captured:
         response = call()
