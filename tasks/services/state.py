@@ -19,7 +19,7 @@ from api.ids import is_public_id
 from tasks import events
 from tasks.context import task_document_sync
 from tasks.models import Interrupt, Run, Task, TaskStatus
-from tasks.serializers import TaskRowOut
+from tasks.serializers.outputs import TaskRowOut
 
 
 def lease_length() -> timedelta:
