@@ -23,7 +23,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.errors import IdempotencyKeyReused, RequestInFlight, ValidationFailed
+from api.errors import DomainError, IdempotencyKeyReused, RequestInFlight, ValidationFailed
 from api.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -174,6 +174,11 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
             return abort.response
         except Exception as exc:
             # The handler's writes rolled back with the block; remember the refusal itself.
+            refused = getattr(view, "refused_idempotent", None)
+            if refused is not None and isinstance(exc, DomainError):
+                # Work a refusal calls for that must commit (recording a lapsed lease),
+                # now that the block whose rollback would undo it is over.
+                refused(request, *args, **kwargs)
             try:
                 response = view.handle_exception(exc)
             except Exception:

@@ -179,9 +179,7 @@ def retention(budget: int, prose: str = "repeated") -> dict[str, Any]:
             )
             memory_compact(org=org, task_ref=task_ref)
         timings.append(time.perf_counter() - started)
-    scope = TaskScope(
-        org=org, task_ref=task_ref, owner_id=None, project_id=None, repo_id=None, run_refs=runs
-    )
+    scope = TaskScope(org=org, task_ref=task_ref, owner_id=None, project_id=None, repo_id=None)
     (working,) = scope_slices(scope, ["working"])
     text = "\n".join(d.body for d in working.docs)
     memory = next((d.body for d in working.docs if d.path.startswith("memory/")), "")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Q, QuerySet, Value, When
 
 from accounts.models import Org
 from api.errors import NotFound
@@ -29,7 +29,6 @@ class TaskScope:
     owner_id: int | None
     project_id: int
     repo_id: int
-    run_refs: list[str] = field(default_factory=list)
 
 
 def _slice_filter(scope: TaskScope, name: str) -> Q:
@@ -97,13 +96,25 @@ class Slice:
 
 
 def scope_slices(scope: TaskScope, names: list[str]) -> list[Slice]:
+    """The slices' documents in one query (it was one per slice, issue 18): each row says
+    which slices it is in."""
+    filters = {name: _slice_filter(scope, name) for name in names}
+    where = Q(pk=None)
+    for condition in filters.values():
+        where |= condition
+    flags = {
+        f"in_{name}": Case(When(condition, then=Value(True)), default=Value(False))
+        for name, condition in filters.items()
+    }
+    rows = list(
+        Document.objects.filter(org=scope.org)
+        .filter(where)
+        .annotate(**flags)
+        .order_by("created_at", "pk")
+    )
     out = []
     for name in names:
-        docs = list(
-            Document.objects.filter(org=scope.org)
-            .filter(_slice_filter(scope, name))
-            .order_by("created_at", "pk")
-        )
+        docs = [doc for doc in rows if getattr(doc, f"in_{name}")]
         if name == "working":
             docs = working_selection(docs, folded=folded_doc_ids(scope))
         out.append(Slice(name=name, docs=docs))

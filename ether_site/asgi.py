@@ -11,11 +11,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ether_site.settings")
 # request, before any middleware) are problem documents on API paths.
 django.setup(set_prefix=False)
 
+from api.admission import AdmissionASGI  # noqa: E402
 from api.asgi import ProblemASGIHandler  # noqa: E402
 from api.longpoll import LongPollASGI  # noqa: E402
 
-# Long polls wait in the event loop between looks, holding no thread or connection.
-django_asgi_app = LongPollASGI(ProblemASGIHandler(), routes=["harness-claim-next"])
+# Long polls wait in the event loop between looks, holding no thread or connection; each
+# look is admitted on its own (api.admission: past capacity, a fast 503).
+django_asgi_app = LongPollASGI(AdmissionASGI(ProblemASGIHandler()), routes=["harness-claim-next"])
 
 # Imported after Django is set up: consumers touch models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

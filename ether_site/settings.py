@@ -374,3 +374,25 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# --- Capacity (issue 18, docs/performance.md "Harness writes and overload") ------------
+# How long a process trusts a harness key it has looked up (tasks/harnesses/auth.py):
+# writes re-read the app under the task lock anyway; 0 turns the cache off.
+ETHER_AUTH_CACHE_SECONDS = env_float("ETHER_AUTH_CACHE_SECONDS", 5.0)
+# Admission (api/admission.py): at most this many API writes and API requests run in
+# Django at once per process; another waits in the event loop (no thread, connection or
+# lock held) at most ETHER_ADMISSION_WAIT_MS, then is refused 503 `overloaded` with
+# Retry-After. SQLite has one write lock, so a few writers keep it busy; Postgres writes
+# stay under the pool size so reads still find a connection. ETHER_MAX_INFLIGHT_REQUESTS=0
+# turns admission off.
+_on_sqlite = DATABASES["default"]["ENGINE"] == "ether_site.sqlite"
+ETHER_MAX_INFLIGHT_WRITES = env_int(
+    "ETHER_MAX_INFLIGHT_WRITES",
+    4 if _on_sqlite else max(1, env_int("ETHER_DB_POOL_SIZE", 10, minimum=1) - 2),
+)
+ETHER_MAX_INFLIGHT_REQUESTS = env_int(
+    "ETHER_MAX_INFLIGHT_REQUESTS",
+    16 if _on_sqlite else env_int("ETHER_DB_POOL_SIZE", 10, minimum=1),
+)
+ETHER_ADMISSION_WAIT_MS = env_int("ETHER_ADMISSION_WAIT_MS", 250)
+ETHER_MAX_QUEUED = env_int("ETHER_MAX_QUEUED", 64)

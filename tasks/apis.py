@@ -48,9 +48,22 @@ class HarnessAPIView(APIView):
     def task(self, request: Request, task_id: str) -> Task:
         return selectors.task_get(org=self.app(request).org, task_id=task_id)
 
+    def task_ref(self, request: Request, task_id: str) -> services.TaskRef:
+        """For a write that locks the task first: the lock is its read (404 included)."""
+        return services.TaskRef(org=self.app(request).org, public_id=task_id)
+
+    # A guarded write (steps, beats) that passes the guard had no lapsed lease to record,
+    # so it settles only when refused (after its rollback): two queries fewer a step.
+    settle_before = True
+
     def prepare_idempotent(self, request: Request, task_id: str) -> None:
         """Records a lapsed lease outside the request's own transaction (see idempotent)."""
-        settle_quietly(org=self.app(request).org, task_id=task_id)
+        if self.settle_before:
+            settle_quietly(org=self.app(request).org, task_id=task_id)
+
+    def refused_idempotent(self, request: Request, task_id: str) -> None:
+        if not self.settle_before:
+            settle_quietly(org=self.app(request).org, task_id=task_id)
 
 
 def settle_quietly(*, org: Any, task_id: str) -> None:

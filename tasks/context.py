@@ -24,7 +24,6 @@ def task_scope(task: Task) -> TaskScope:
         owner_id=task.owner_id,
         project_id=task.project_id,
         repo_id=task.repo_id,
-        run_refs=list(Run.objects.filter(task=task).values_list("public_id", flat=True)),
     )
 
 

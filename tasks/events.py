@@ -19,7 +19,6 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Org
@@ -72,32 +71,61 @@ def frame(event: Event) -> dict[str, Any]:
     return body
 
 
-def _next_seq(topic: str) -> int:
-    EventTopic.objects.get_or_create(name=topic)
-    EventTopic.objects.filter(name=topic).update(last_seq=F("last_seq") + 1)
-    return EventTopic.objects.values_list("last_seq", flat=True).get(name=topic)
+def _next_seqs(topic: str, count: int) -> range:
+    """``count`` consecutive seqs of the topic, in one statement once its counter row
+    exists (UPDATE … RETURNING, SQLite ≥ 3.35 and Postgres; it was three: get_or_create,
+    update, read back). The UPDATE takes the counter row's lock until the transaction
+    ends, so writers on one topic still queue there and seqs stay gapless."""
+    table = EventTopic._meta.db_table
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET last_seq = last_seq + %s WHERE name = %s RETURNING last_seq",
+                [count, topic],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            last = int(row[0])
+            return range(last - count + 1, last + 1)
+        EventTopic.objects.get_or_create(name=topic)  # the topic's first event
+    raise RuntimeError(f"no counter row for topic {topic!r}")
 
 
 def record(
     *, org: Org, topic: str, name: str, task: Task | None, payload: Mapping[str, Any]
 ) -> Event:
+    (event,) = record_many(org=org, topic=topic, task=task, items=[(name, payload)])
+    return event
+
+
+def record_many(
+    *,
+    org: Org,
+    topic: str,
+    task: Task | None,
+    items: list[tuple[str, Mapping[str, Any]]],
+) -> list[Event]:
+    """Events of one change on one topic, in order: one seq allocation and one INSERT for
+    all of them (a step and its timeline entry; issue 18)."""
     if not connection.in_atomic_block:
         raise RuntimeError("events.record must run inside the transaction of its change")
-    body = dict(payload)
-    body["task_id"] = task.public_id if task is not None else None
-    event = Event.objects.create(
-        org=org,
-        topic=topic,
-        seq=_next_seq(topic),
-        name=name,
-        task=task,
-        payload=body,
-        created_at=timezone.now(),
-    )
-    # Webhook deliveries the event calls for, in the same transaction (docs/webhooks.md).
-    outbox.on_event(event)
-    transaction.on_commit(partial(publish, event))
-    return event
+    now = timezone.now()
+    events = []
+    for seq, (name, payload) in zip(_next_seqs(topic, len(items)), items, strict=True):
+        body = dict(payload)
+        body["task_id"] = task.public_id if task is not None else None
+        events.append(
+            Event(org=org, topic=topic, seq=seq, name=name, task=task, payload=body, created_at=now)
+        )
+    if len(events) == 1:
+        events[0].save(force_insert=True)
+    else:
+        Event.objects.bulk_create(events)  # primary keys set: RETURNING on both stores
+    for event in events:
+        # Webhook deliveries the event calls for, in the same transaction (docs/webhooks.md).
+        outbox.on_event(event)
+        transaction.on_commit(partial(publish, event))
+    return events
 
 
 def publish(event: Event) -> None:
@@ -204,11 +232,17 @@ def actor_user(user: Any) -> dict[str, Any]:
 SYSTEM = {"type": "system"}
 
 
+def timeline_payload(
+    *, kind: str, actor: Mapping[str, Any], summary: str, **details: Any
+) -> dict[str, Any]:
+    return {"kind": kind, "actor": dict(actor), "summary": summary, **details}
+
+
 def timeline(
     *, task: Task, kind: str, actor: Mapping[str, Any], summary: str, **details: Any
 ) -> Event:
     """One entry of the task's timeline: claim, step, interrupt, answer, result, …"""
-    payload = {"kind": kind, "actor": dict(actor), "summary": summary, **details}
+    payload = timeline_payload(kind=kind, actor=actor, summary=summary, **details)
     return record(org=task.org, topic=task_topic(task), name=TIMELINE, task=task, payload=payload)
 
 

@@ -61,7 +61,7 @@ class ClaimAPI(HarnessAPIView):
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
-        task = self.task(request, task_id)
+        task = self.task_ref(request, task_id)
         data = validated(ClaimIn, body(request))
         app = self.app(request)
         if data["app_id"] != app.app_id:
@@ -73,6 +73,8 @@ class ClaimAPI(HarnessAPIView):
 
 
 class HeartbeatAPI(HarnessAPIView):
+    settle_before = False
+
     @extend_schema(
         tags=["harness"],
         summary="Extend the lease",
@@ -81,16 +83,15 @@ class HeartbeatAPI(HarnessAPIView):
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
-        task = self.task(request, task_id)
         data = validated(HeartbeatIn, body(request))
         beat = services.lease_heartbeat(
             app=self.app(request),
-            task=task,
+            task=self.task_ref(request, task_id),
             run_id=data["run_id"],
             lease_epoch=data.get("lease_epoch"),
             checkpoint=data.get("checkpoint"),
         )
-        answers = selectors.task_answers(beat.task)
+        answers = selectors.task_answers(beat.task) if beat.has_answers else []
         out = HeartbeatOut(
             {
                 "run": beat.run,
@@ -104,6 +105,8 @@ class HeartbeatAPI(HarnessAPIView):
 
 
 class StepsAPI(HarnessAPIView):
+    settle_before = False
+
     @extend_schema(
         tags=["harness"],
         summary="Report a user-visible step",
@@ -113,11 +116,10 @@ class StepsAPI(HarnessAPIView):
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
-        task = self.task(request, task_id)
         data = validated(StepIn, body(request))
         recorded = services.step_record(
             app=self.app(request),
-            task=task,
+            task=self.task_ref(request, task_id),
             run_id=data["run_id"],
             lease_epoch=data.get("lease_epoch"),
             phase=data["phase"],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from accounts.models import Org
 from api.errors import NotFound
@@ -118,13 +118,28 @@ class ExecutionBundle:
     harness: Harness | None
 
 
+def bundle_flags() -> dict[str, Exists]:
+    """Annotations a claim asks in its task lock's statement: a first claim has no
+    questions, feedback or checkpoint, and its bundle then reads none (issue 18)."""
+    return {
+        "has_questions": Exists(Interrupt.objects.filter(task=OuterRef("pk"))),
+        "has_feedback": Exists(
+            TaskMessage.objects.filter(task=OuterRef("pk"), kind=MessageKind.FEEDBACK)
+        ),
+        "has_checkpoint": Exists(Run.objects.filter(task=OuterRef("pk"), checkpoint__isnull=False)),
+    }
+
+
 def execution_bundle(*, task: Task, app: HarnessApp) -> ExecutionBundle:
+    def known(flag: str) -> bool:  # absent (not annotated): read to find out
+        return getattr(task, flag, True)
+
     return ExecutionBundle(
         task=task,
         context=context_refs(task),
-        questions=list(task_questions(task)),
-        feedback=list(task_feedback(task)),
-        checkpoint=last_checkpoint(task),
+        questions=list(task_questions(task)) if known("has_questions") else [],
+        feedback=list(task_feedback(task)) if known("has_feedback") else [],
+        checkpoint=last_checkpoint(task) if known("has_checkpoint") else None,
         harness=bundle_harness(app),
     )
 

@@ -100,6 +100,11 @@ def daphne(tmp_path: Path, *, redis_url: str | None = None, **env: str) -> Itera
         "DJANGO_SETTINGS_MODULE": "ether_site.settings",
         "REDIS_URL": settings.REDIS_URL if redis_url is None else redis_url,
         "ETHER_LOG_LEVEL": "INFO",
+        # Admission stays on (api.admission), but a request may wait long for its slot: a
+        # burst of a test on a loaded machine is not an overload to refuse. The overload
+        # tests (tests/test_admission.py) set their own short limits.
+        "ETHER_ADMISSION_WAIT_MS": "20000",
+        "ETHER_MAX_QUEUED": "1000",
         **database_env(),
         **env,
     }

@@ -11,7 +11,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ["fanout", "api", "contention", "scale", "connections", "markdown", "compaction"]
+NAMES = [
+    "fanout",
+    "api",
+    "steps",
+    "contention",
+    "scale",
+    "connections",
+    "markdown",
+    "compaction",
+]
 
 
 def test_every_benchmark_runs_in_quick_mode(tmp_path):

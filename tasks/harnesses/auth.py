@@ -2,14 +2,64 @@
 
 from __future__ import annotations
 
+import copy
+import threading
+import time
 from typing import Any
 
+from django.conf import settings
+from django.db.models.signals import post_save
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from accounts.credentials import HARNESS_KEY_PREFIX, hash_secret
 from api.auth import bearer_token
 from tasks.models import HarnessApp
+
+# Key hash → (the app row as read, monotonic time it was read). Every harness request
+# looked its app up (one query, 1 of a step's 16, issue 18); a harness sends the same key
+# many times a second. What makes the cache safe:
+# - a key hash names one app forever (a rotated key gets a new hash; the old one is no
+#   longer found once its entry is dropped);
+# - a revoke or rotation in this process drops every entry (``forget``, on save and in
+#   ``harness_app_revoke``); in another process an entry lives ETHER_AUTH_CACHE_SECONDS;
+# - no write trusts it: every guarded write reads the run's app again after taking the
+#   task's row lock (``guard_write``: revoked, or another key, is ``lease_lost``; the revoke
+#   also ended the leases), and a claim reads the key again in its transaction. What a
+#   stale entry can still do elsewhere is read for a few seconds (docs/performance.md).
+_cache: dict[str, tuple[HarnessApp, float]] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 10_000
+
+
+def forget() -> None:
+    """Drops every cached key: a key was revoked or rotated (or an app changed)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _forget_on_save(**_kwargs: Any) -> None:
+    forget()
+
+
+post_save.connect(_forget_on_save, sender=HarnessApp, dispatch_uid="harness-auth-cache")
+
+
+def app_for_key_hash(key_hash: str) -> HarnessApp | None:
+    ttl = settings.ETHER_AUTH_CACHE_SECONDS
+    now = time.monotonic()
+    if ttl > 0:
+        with _cache_lock:
+            hit = _cache.get(key_hash)
+        if hit is not None and now - hit[1] < ttl:
+            return copy.copy(hit[0])  # a request may change its copy, never the cached one
+    app = HarnessApp.objects.select_related("org").filter(key_hash=key_hash).first()
+    if app is not None and app.revoked_at is None and ttl > 0:
+        with _cache_lock:
+            if len(_cache) >= _CACHE_MAX:
+                _cache.clear()
+            _cache[key_hash] = (copy.copy(app), now)
+    return app
 
 
 class HarnessKeyAuthentication(authentication.BaseAuthentication):
@@ -21,7 +71,7 @@ class HarnessKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Harness routes need a harness app key (eth_app_…), not a personal token."
             )
-        app = HarnessApp.objects.select_related("org").filter(key_hash=hash_secret(key)).first()
+        app = app_for_key_hash(hash_secret(key))
         if app is None:
             raise exceptions.AuthenticationFailed("Unknown harness key.")
         if app.revoked_at is not None:

@@ -13,6 +13,7 @@ from accounts.models import Org
 from accounts.revocation import announce_revoked
 from api.errors import NotFound, ValidationFailed
 from tasks.errors import InvalidTransition
+from tasks.harnesses.auth import forget as forget_keys
 from tasks.harnesses.selectors import harness_get
 from tasks.models import HarnessApp
 from tasks.realtime.streams import app_group
@@ -73,6 +74,8 @@ def harness_app_revoke(*, org: Org, app_id: str) -> HarnessApp:
         # Also on a second revoke: a lease granted in a race with the first one ends here.
         leases_end_for_revoked_app(app=app)
         announce_revoked(groups=[app_group(app.pk)], reason="app_revoked")
+        transaction.on_commit(forget_keys)
+    forget_keys()  # and now: a request of this process must not find the key cached
     app.refresh_from_db()
     return app
 
@@ -80,5 +83,6 @@ def harness_app_revoke(*, org: Org, app_id: str) -> HarnessApp:
 def harness_app_rename(*, app: HarnessApp, name: str) -> HarnessApp:
     """The app's display name; its ``app_id`` (what it signs in as) never changes."""
     HarnessApp.objects.filter(pk=app.pk).update(name=name)
+    forget_keys()
     app.name = name
     return app

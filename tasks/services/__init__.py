@@ -18,10 +18,12 @@ from tasks.services.lifecycle import (
 )
 from tasks.services.reports import interrupt_raise, step_record
 from tasks.services.results import result_submit
+from tasks.services.state import TaskRef
 from tasks.services.tickets import ticket_create
 
 __all__ = [
     "Claim",
+    "TaskRef",
     "interrupt_raise",
     "lease_claim",
     "lease_claim_next",

@@ -15,10 +15,10 @@ from api import metrics
 from tasks import events
 from tasks.errors import AppRevoked, LeaseHeld, LeaseLost, TaskAssigned, TaskClosed, TaskPaused
 from tasks.models import CLAIMABLE_STATUSES, HarnessApp, Run, RunStatus, Task, TaskStatus
-from tasks.selectors import claimable_tasks
+from tasks.selectors import bundle_flags, claimable_tasks
 from tasks.serializers.outputs import TaskRowOut
 from tasks.services.expiry import expire_run, leases_sweep
-from tasks.services.state import lease_length, locked_task, locked_task_pk
+from tasks.services.state import TaskRef, lease_length, locked_task, locked_task_pk
 
 # How many candidates one claim-next looks at before it answers "nothing": each one it
 # loses (another caller got there first) costs a transaction.
@@ -55,9 +55,11 @@ def _hold_unrevoked(app: HarnessApp) -> None:
     share = " FOR SHARE" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT 1 FROM {HarnessApp._meta.db_table} WHERE id = %s AND revoked_at IS NULL"
-            + share,
-            [app.pk],
+            f"SELECT 1 FROM {HarnessApp._meta.db_table} "
+            "WHERE id = %s AND key_hash = %s AND revoked_at IS NULL" + share,
+            # The key too: the app may come from the auth cache, and a rotation since
+            # leaves the old key worth nothing.
+            [app.pk, app.key_hash],
         )
         if cursor.fetchone() is None:
             raise AppRevoked("This harness key was revoked.")
@@ -102,7 +104,10 @@ def _grant(app: HarnessApp, task: Task, *, only_ready: bool) -> Claim:
     if not won:
         raise LeaseLost("Another claim won the race; claim again.")
     previous_status = task.status
-    task.refresh_from_db()
+    # What the UPDATE wrote, set here rather than read back (the row is ours, locked).
+    task.lease_epoch += 1
+    task.status = TaskStatus.IN_PROGRESS
+    task.updated_at = now
     expires = now + lease_length()
     if renew is not None:
         Run.objects.filter(pk=renew.pk).update(
@@ -112,15 +117,16 @@ def _grant(app: HarnessApp, task: Task, *, only_ready: bool) -> Claim:
         run = renew
     else:
         try:
-            with transaction.atomic():
-                run = Run.objects.create(
-                    task=task,
-                    app=app,
-                    harness_id=app.harness_id,
-                    lease_epoch=task.lease_epoch,
-                    lease_expires_at=expires,
-                    started_at=now,
-                )
+            # No savepoint: a failure here fails the whole claim, whose transaction
+            # rolls back with the LeaseLost.
+            run = Run.objects.create(
+                task=task,
+                app=app,
+                harness_id=app.harness_id,
+                lease_epoch=task.lease_epoch,
+                lease_expires_at=expires,
+                started_at=now,
+            )
         except IntegrityError:
             # Only reachable if the locks above were bypassed; the index still holds.
             raise LeaseLost("Another claim won the race; claim again.")
@@ -141,7 +147,7 @@ def _grant(app: HarnessApp, task: Task, *, only_ready: bool) -> Claim:
     return Claim(run=run, task=task, renewed=renew is not None)
 
 
-def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
+def lease_claim(*, app: HarnessApp, task: Task | TaskRef) -> Claim:
     """Grants the task's lease to ``app``.
 
     A task assigned to another app is 409 ``task_assigned``; a live lease of another app
@@ -152,7 +158,7 @@ def lease_claim(*, app: HarnessApp, task: Task) -> Claim:
     """
     with transaction.atomic():
         _hold_unrevoked(app)
-        return _grant(app, locked_task(task), only_ready=False)
+        return _grant(app, locked_task(task, **bundle_flags()), only_ready=False)
 
 
 def lease_claim_next(*, app: HarnessApp) -> Claim | None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
 from api import metrics
+from api.errors import DomainError
 from tasks import events
 from tasks.models import HarnessApp, Run, RunStatus, Task, TaskStatus
-from tasks.services.state import locked_task_pk, set_task_status
+from tasks.services.state import TaskRef, locked_task_pk, set_task_status
 
 
 def expire_run(run: Run, task: Task, now: datetime) -> bool:
@@ -52,6 +55,29 @@ def lease_settle(*, task_pk: int) -> bool:
             .first()
         )
         return run is not None and expire_run(run, task, now)
+
+
+@contextmanager
+def settled_on_refusal(task: Task | TaskRef) -> Iterator[None]:
+    """Around a guarded write: if it is refused, record the lapse of the task's lease.
+
+    Writes once called ``lease_settle`` first, a query each (issue 18). A write that
+    succeeds needs no settling: it passed the guard, so the task's one live run is its own
+    and unexpired. Only a refused write may have met a lapsed lease, and its transaction
+    rolled back, so the expiry is recorded here, after, before the refusal is answered."""
+    try:
+        yield
+    except DomainError:
+        pk = task.pk
+        if pk is None and isinstance(task, TaskRef):
+            pk = (
+                Task.objects.filter(org=task.org, public_id=task.public_id)
+                .values_list("pk", flat=True)
+                .first()
+            )
+        if pk is not None:
+            lease_settle(task_pk=pk)
+        raise
 
 
 def leases_sweep(*, org_id: int | None = None) -> int:

@@ -12,9 +12,9 @@ from tasks import events
 from tasks.context import task_document_sync
 from tasks.errors import TaskPaused
 from tasks.models import HarnessApp, Interrupt, Run, Step, Task, TaskStatus
-from tasks.services.expiry import lease_settle
+from tasks.services.expiry import lease_settle, settled_on_refusal
 from tasks.services.leases import guard_write
-from tasks.services.state import set_task_status
+from tasks.services.state import TaskRef, set_task_status
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Recorded:
 def step_record(
     *,
     app: HarnessApp,
-    task: Task,
+    task: Task | TaskRef,
     run_id: str,
     lease_epoch: int | None,
     phase: str,
@@ -34,25 +34,46 @@ def step_record(
     internal_label: str = "",
     client_step_id: str | None = None,
 ) -> Recorded:
-    """Stores a step and emits ``os.harness.step``; a repeated ``client_step_id`` is a replay."""
-    lease_settle(task_pk=task.pk)
-    with transaction.atomic():
-        g = guard_write(app=app, task=task, run_id=run_id, lease_epoch=lease_epoch)
+    """Stores a step and emits ``os.harness.step``; a repeated ``client_step_id`` is a replay.
+
+    Six statements on SQLite (BEGIN, the task lock, the run, both events' seqs, both
+    events, the step), five on Postgres: tests/tasks/test_query_counts.py holds it there."""
+    with settled_on_refusal(task), transaction.atomic():
+        g = guard_write(
+            app=app, task=task, run_id=run_id, lease_epoch=lease_epoch, related=("org",)
+        )
         if client_step_id is not None:
             first = Step.objects.filter(run=g.run, client_step_id=client_step_id).first()
             if first is not None:
                 return Recorded(step=first, replayed=True)
         step_id = new_step_id()
-        event = events.on_task(
+        event, _entry = events.record_many(
+            org=g.task.org,
+            topic=events.task_topic(g.task),
             task=g.task,
-            name=events.STEP,
-            payload={
-                "phase": phase,
-                "user_message": user_message,
-                "internal_label": internal_label,
-                "run_id": g.run.public_id,
-                "step_id": step_id,
-            },
+            items=[
+                (
+                    events.STEP,
+                    {
+                        "phase": phase,
+                        "user_message": user_message,
+                        "internal_label": internal_label,
+                        "run_id": g.run.public_id,
+                        "step_id": step_id,
+                    },
+                ),
+                (
+                    events.TIMELINE,
+                    events.timeline_payload(
+                        kind="step",
+                        actor=events.actor_app(app),
+                        summary=user_message,
+                        run_id=g.run.public_id,
+                        step_id=step_id,
+                        phase=phase,
+                    ),
+                ),
+            ],
         )
         step = Step.objects.create(
             public_id=step_id,
@@ -64,15 +85,6 @@ def step_record(
             internal_label=internal_label,
             client_step_id=client_step_id,
             created_at=g.now,
-        )
-        events.timeline(
-            task=g.task,
-            kind="step",
-            actor=events.actor_app(app),
-            summary=user_message,
-            run_id=g.run.public_id,
-            step_id=step_id,
-            phase=phase,
         )
         metrics.count_on_commit(metrics.STEPS.inc)
         return Recorded(step=step, replayed=False)

@@ -7,11 +7,15 @@ on Postgres. On SQLite ``select_for_update`` is a no-op, but every transaction t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 
+from accounts.models import Org
+from api.errors import NotFound
+from api.ids import is_public_id
 from tasks import events
 from tasks.context import task_document_sync
 from tasks.models import Interrupt, Run, Task, TaskStatus
@@ -48,14 +52,51 @@ def withdraw_questions(*, task: Task, now: datetime, run: Run | None = None) -> 
     return withdrawn
 
 
-def locked_task_pk(task_pk: int) -> Task:
-    """The task row, locked for the rest of the transaction (every writer takes it first)."""
-    return (
-        Task.objects.select_for_update(of=("self",))
-        .select_related("org", "project", "repo", "owner", "assigned_app")
-        .get(pk=task_pk)
-    )
+@dataclass(frozen=True)
+class TaskRef:
+    """A task named by a request (its org and public id) and not read yet: the write's
+    row lock is then its only read of the task (a step's first read was once a plain
+    SELECT of the row it locked right after, issue 18)."""
+
+    org: Org
+    public_id: str
+
+    @property
+    def pk(self) -> None:
+        return None
 
 
-def locked_task(task: Task) -> Task:
-    return locked_task_pk(task.pk)
+# What a write may render of its task (the grid row: project, repo, owner, assigned app).
+ALL_RELATED = ("org", "project", "repo", "owner", "assigned_app")
+
+
+def _locking(related: tuple[str, ...]) -> Any:
+    return Task.objects.select_for_update(of=("self",)).select_related(*related)
+
+
+def locked_task_pk(
+    task_pk: int, *, related: tuple[str, ...] = ALL_RELATED, **annotations: Any
+) -> Task:
+    """The task row, locked for the rest of the transaction (every writer takes it first).
+    ``annotations`` ride along in the same statement (a heartbeat's "anything waiting?");
+    ``related``: the rows joined in (a step needs only the org: four joins fewer to build
+    and run on the hottest path, issue 18)."""
+    return _locking(related).annotate(**annotations).get(pk=task_pk)
+
+
+def locked_task(
+    task: Task | TaskRef, *, related: tuple[str, ...] = ALL_RELATED, **annotations: Any
+) -> Task:
+    if isinstance(task, TaskRef):
+        if not is_public_id(task.public_id, "task"):
+            raise NotFound(f"No task {task.public_id!r}.")
+        found = (
+            _locking(related)
+            .annotate(**annotations)
+            .filter(org=task.org, public_id=task.public_id)
+            .first()
+        )
+        if found is None:
+            raise NotFound(f"No task {task.public_id!r}.")
+        return found
+    return locked_task_pk(task.pk, related=related, **annotations)

@@ -17,6 +17,14 @@ from django.test.utils import CaptureQueriesContext
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _keys_stay_cached(settings: Any) -> None:
+    """A harness key is looked up at its first use and then cached for
+    ETHER_AUTH_CACHE_SECONDS (tasks/harnesses/auth.py); building a long history on a
+    loaded machine can take longer than that, and a count must not depend on the clock."""
+    settings.ETHER_AUTH_CACHE_SECONDS = 3600
+
+
 def count(call: Callable[[], Any]) -> int:
     with CaptureQueriesContext(connection) as captured:
         response = call()
@@ -100,3 +108,72 @@ def test_list_queries_do_not_grow_with_the_number_of_rows(world):
     busy_tasks(world, 20)
     large = list_counts(world)
     assert large == small
+
+
+# Issue 18: the most frequent harness requests, counted as they run in production: each
+# request in its own transaction (no test transaction around it, so no SAVEPOINTs), with
+# the real authentication path (the key's first use looks the app up; later uses of the
+# same key in this process find it in the auth cache, as a harness sending steps does).
+# Counted: every statement that reads or writes rows. Not counted: transaction control
+# (BEGIN, COMMIT, SAVEPOINT), which Django logs on SQLite and not always on Postgres; each
+# of these requests is one transaction, so that is two more on SQLite (docs/performance.md).
+BUDGETS = {"step": 6, "heartbeat": 4, "claim": 12, "context_doc": 3}
+CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+
+
+def statements(call: Callable[[], Any]) -> tuple[int, list[str]]:
+    with CaptureQueriesContext(connection) as captured:
+        response = call()
+    assert response.status_code < 300, response.content
+    sql = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(CONTROL)]
+    return len(sql), [text[:120] for text in sql]
+
+
+def harness_counts(world: Any) -> dict[str, tuple[int, list[str]]]:
+    harness = world.harness()
+    tid = world.task().public_id
+    ready = world.task().public_id
+    run = harness.claim(tid).json()["run_id"]
+    harness.step(tid, run, "first")  # the topic's counter row exists from the claim on
+    return {
+        "step": statements(lambda: harness.step(tid, run, "one more")),
+        "heartbeat": statements(lambda: harness.heartbeat(tid, run)),
+        "claim": statements(lambda: harness.claim(ready)),
+        "context_doc": statements(
+            lambda: harness.get(f"/api/harness/context/doc/task/{tid}.md?task_id={tid}")
+        ),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_harness_requests_stay_within_their_query_budgets(world):
+    counts = harness_counts(world)
+    over = {route: counts[route] for route, (n, _sql) in counts.items() if n > BUDGETS[route]}
+    assert not over, over
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idempotency_key_costs_two_statements_more(world):
+    """ether_client sends an Idempotency-Key with every POST: the key's row is inserted
+    and committed before the work (a concurrent retry must see it in flight) and
+    completed in the work's transaction. Nothing else: a lapsed lease is settled only
+    when the write is refused."""
+    harness = world.harness()
+    tid = world.task().public_id
+    run = harness.claim(tid).json()["run_id"]
+    harness.step(tid, run, "first")
+    keyed = {"HTTP_IDEMPOTENCY_KEY": "k-1"}
+    n, sql = statements(
+        lambda: harness.post(
+            harness.url(tid, "steps"),
+            {"run_id": run, "phase": "coding_agent", "user_message": "keyed"},
+            **keyed,
+        )
+    )
+    assert n <= BUDGETS["step"] + 2, sql
+    n, sql = statements(
+        lambda: harness.post(
+            harness.url(tid, "heartbeat"), {"run_id": run}, HTTP_IDEMPOTENCY_KEY="k-2"
+        )
+    )
+    assert n <= BUDGETS["heartbeat"] + 2, sql

@@ -1,0 +1,183 @@
+"""Past capacity, refuse fast: a per-process admission limit on API requests.
+
+Why (issue 18, docs/performance.md "Past capacity"): under daphne, every HTTP request
+runs Django in a worker thread of its own, with no bound on their number. When steps
+arrive faster than one process can write them, each extra request still got a thread,
+a database connection and its place in the queue for SQLite's one write lock (or for a
+connection of the Postgres pool). They all shared one GIL and waited up to
+``ETHER_DB_LOCK_TIMEOUT`` (5 s) each: the queue grew by the second, the median step took
+14 s, and the ones that waited out the timeout failed with 503 after holding a thread and
+a connection all that time.
+
+Here the waiting moves out in front, into the event loop, where it costs nothing: at
+most ``ETHER_MAX_INFLIGHT_WRITES`` API writes (POST, PUT, PATCH, DELETE) and
+``ETHER_MAX_INFLIGHT_REQUESTS`` API requests in all run in Django at once. Another
+request waits for a slot in the event loop, holding no thread, no connection and no lock,
+for at most ``ETHER_ADMISSION_WAIT_MS``; then (or at once, when ``ETHER_MAX_QUEUED``
+requests already wait) it is answered ``503 overloaded`` with ``Retry-After``, a problem
+document, having changed nothing. The requests admitted keep their latency, because the
+queue in front of the database stays as short as the limits.
+
+Long-poll waits (``api.longpoll``) sit outside this: each of their looks is admitted on
+its own, and nothing is held between looks. WebSockets and pages other than the API are
+not limited here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+
+from api.problems import is_api_path, problem_body
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRY_AFTER_SECONDS = 1
+
+
+class Gate:
+    """A counting gate with a bounded, time-limited queue, for one event loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inflight = 0
+        self.waiters: list[asyncio.Future[None]] = []
+
+    async def enter(self, wait_seconds: float, max_queued: int) -> bool:
+        if self.inflight < self.limit and not self.waiters:
+            self.inflight += 1
+            return True
+        if len(self.waiters) >= max_queued or wait_seconds <= 0:
+            return False
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, wait_seconds)
+        except TimeoutError:
+            # wait_for cancelled the waiter, so leave() skips it; it returns a result
+            # instead when the slot was handed over just as time ran out.
+            self._drop(waiter)
+            return False
+        except asyncio.CancelledError:  # the client or the server went away
+            self._drop(waiter)
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # a slot was handed to us: pass it on
+            raise
+        return True  # the slot was handed over by leave(): inflight already counts it
+
+    def _drop(self, waiter: asyncio.Future[None]) -> None:
+        if waiter in self.waiters:
+            self.waiters.remove(waiter)
+
+    def leave(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)  # hand the slot over: inflight stays the same
+                return
+        self.inflight -= 1
+
+
+def _limits() -> tuple[int, int, float, int]:
+    return (
+        settings.ETHER_MAX_INFLIGHT_WRITES,
+        settings.ETHER_MAX_INFLIGHT_REQUESTS,
+        settings.ETHER_ADMISSION_WAIT_MS / 1000,
+        settings.ETHER_MAX_QUEUED,
+    )
+
+
+async def refuse(send: Send, *, writes: bool) -> None:
+    what = "writes" if writes else "requests"
+    body = problem_body(
+        503,
+        "overloaded",
+        "Server overloaded",
+        f"This server is at its limit of concurrent {what}; nothing was done. Retry after "
+        f"{RETRY_AFTER_SECONDS} s.",
+    )
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class AdmissionASGI:
+    """Wraps Django's ASGI handler; see the module."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._gates: dict[int, tuple[Gate, Gate]] = {}
+
+    def _gates_for_loop(self, writes: int, requests: int) -> tuple[Gate, Gate]:
+        # One pair per event loop (daphne has one; tests may run several in turn).
+        key = id(asyncio.get_running_loop())
+        gates = self._gates.get(key)
+        if gates is None or (gates[0].limit, gates[1].limit) != (writes, requests):
+            gates = (Gate(writes), Gate(requests))
+            self._gates = {key: gates}
+        return gates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_api_path(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        max_writes, max_requests, wait, max_queued = _limits()
+        if max_requests <= 0:  # 0: no limit (off)
+            await self.app(scope, receive, send)
+            return
+        write_gate, request_gate = self._gates_for_loop(max_writes, max_requests)
+        is_write = scope.get("method", "GET") not in READ_METHODS and max_writes > 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        if not await request_gate.enter(wait, max_queued):
+            await refuse(send, writes=False)
+            return
+        if is_write and not await write_gate.enter(max(0.0, deadline - loop.time()), max_queued):
+            request_gate.leave()
+            await refuse(send, writes=True)
+            return
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                if is_write:
+                    write_gate.leave()
+                request_gate.leave()
+
+        async def sending(message: Message) -> None:
+            # Django has run the view (its thread and transaction are done) once the
+            # answer starts: the slot is free while the body goes out, and a stream
+            # (SSE) never holds one.
+            if message["type"] == "http.response.start":
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            release()
