@@ -2,7 +2,8 @@
 each and writes ``var/bench/NAME.json`` (plus ``var/bench/report.md`` with every table and
 the machine). docs/performance.md holds the tables of one full run and what limits them.
 
-Names: fanout, api, contention, scale, connections, markdown, compaction (default: all).
+Names: fanout, api, contention, scale, connections, markdown, compaction, workers
+(default: all).
 ``--quick`` runs each with tiny sizes in seconds (the smoke test in
 tests/test_bench_smoke.py uses it).
 """
@@ -26,7 +27,16 @@ from typing import Any
 from bench import common as c
 from bench import report
 
-NAMES = ["fanout", "api", "contention", "scale", "connections", "markdown", "compaction"]
+NAMES = [
+    "fanout",
+    "api",
+    "contention",
+    "scale",
+    "connections",
+    "markdown",
+    "compaction",
+    "workers",
+]
 
 
 def _version(command: list[str]) -> str:

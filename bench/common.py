@@ -33,8 +33,10 @@ SQLITE_ONLY = os.environ.get("ETHER_BENCH_SQLITE_ONLY", "") == "1"
 PY = sys.executable
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-PG_TEMPLATE = "ether_bench"  # migrated once per run, then copied for each scenario
-PG_RUN = "ether_bench_run"
+# ETHER_BENCH_DB_SUFFIX: two benchmark runs on one Postgres never drop each other's database.
+_SUFFIX = os.environ.get("ETHER_BENCH_DB_SUFFIX", "")
+PG_TEMPLATE = f"ether_bench{_SUFFIX}"  # migrated once per run, then copied for each scenario
+PG_RUN = f"ether_bench_run{_SUFFIX}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 # The code the servers and fixtures run: the working tree, or (``--snapshot``) the
 # committed HEAD exported to var/bench/src-SHA, so edits in progress in a shared checkout

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ["fanout", "api", "contention", "scale", "connections", "markdown", "compaction"]
+NAMES = ["fanout", "api", "contention", "scale", "connections", "markdown", "compaction", "workers"]
 
 
 def test_every_benchmark_runs_in_quick_mode(tmp_path):
