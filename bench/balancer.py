@@ -20,6 +20,16 @@ def available() -> bool:
     return haproxy_binary() is not None
 
 
+_running: dict[int, tuple[list[int], str]] = {}
+
+
+def settle(port: int, timeout: float = 60.0) -> None:
+    """Until haproxy on ``port`` has every backend up again: after an overload, the next
+    measure starts with every process in the rotation."""
+    backends, stats = _running[port]
+    _wait_up(port, backends, stats, timeout)
+
+
 def _wait_up(port: int, backends: list[int], stats: str, timeout: float = 30.0) -> None:
     """Until haproxy listens and has marked every backend UP (its first /readyz)."""
     deadline = time.monotonic() + timeout
@@ -61,8 +71,10 @@ def balanced(backends: list[int], label: str) -> Iterator[int]:
     )
     try:
         _wait_up(port, backends, str(stats))
+        _running[port] = (backends, str(stats))
         yield port
     finally:
+        _running.pop(port, None)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=10)

@@ -203,6 +203,7 @@ async def one_setup(
         for _ in range(20):  # warm up: imports, connections, each process
             await client.Http(port).request(*spread(900_000))
         for rate in plan["rates"]:
+            await asyncio.to_thread(balancer.settle, port)
             result = await open_loop(
                 port, spread, rate, plan["duration"], f"{label} steps @{rate:.0f}/s"
             )
@@ -216,6 +217,8 @@ async def one_setup(
             def make(i: int, base: int = base) -> Request:
                 return one_task(base + i)
 
+            await asyncio.sleep(2)  # the last overload drains
+            await asyncio.to_thread(balancer.settle, port)
             result = await fanout(
                 port,
                 ws_url=f"ws://127.0.0.1:{port}{ws_path}",

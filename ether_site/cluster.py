@@ -90,7 +90,11 @@ def render_config(
     tracked = "\n".join(
         f"    server ether{n} 127.0.0.1:{p} track ether/ether{n}" for n, p in enumerate(backends, 1)
     )
+    fallback = "\n".join(
+        f"    server fallback{n} 127.0.0.1:{p} backup no-check" for n, p in enumerate(backends, 1)
+    )
     return Template(template.read_text()).substitute(
+        fallback=fallback,
         bind=f"{host}:{port}",
         maxconn=max_connections(),
         stats_socket=str(stats_socket),
