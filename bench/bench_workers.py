@@ -86,8 +86,10 @@ async def fanout(
     rate: float,
     duration: float,
     label: str,
+    first: int,
 ) -> dict[str, Any]:
-    """``subscribers`` sockets (opened all at once) hear steps posted at ``rate``."""
+    """``subscribers`` sockets (opened all at once) hear steps posted at ``rate``; the
+    steps are numbered from ``first`` (the number their frames carry)."""
     frame = json.dumps({"action": "subscribe", "topics": [topic]})
     # All at once (a reconnect storm); a socket refused or cut during the storm (haproxy
     # answers 502 when daphne drops a handshake its app did not accept within 5 s) is
@@ -108,10 +110,10 @@ async def fanout(
     async def post(i: int) -> None:
         due = start + i / rate
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        arrivals.due[i] = due
+        arrivals.due[first + i] = due
         http = idle.pop() if idle else client.Http(port)
         try:
-            response = await http.request(*make(i))
+            response = await http.request(*make(first + i))
             key = str(response.status)
             idle.append(http)
         except client.HttpError:
@@ -119,7 +121,7 @@ async def fanout(
         posts.append(time.perf_counter() - due)
         statuses[key] = statuses.get(key, 0) + 1
         if key.startswith("2"):
-            arrivals.accepted.add(i)
+            arrivals.accepted.add(first + i)
         report.progress(label, len(posts), total)
 
     try:
@@ -221,26 +223,27 @@ async def one_setup(
                 break
         first = 0
         for subscribers in plan["subscribers"]:
-            base = first
-
-            def make(i: int, base: int = base) -> Request:
-                return one_task(base + i)
-
             await asyncio.sleep(2)  # the last overload drains
             await asyncio.to_thread(balancer.settle, port)
             result = await fanout(
                 port,
                 ws_url=f"ws://127.0.0.1:{port}{ws_path}",
                 topic=fan_topic,
-                make=make,
+                make=one_task,
                 subscribers=subscribers,
                 rate=plan["fan_rate"],
                 duration=plan["fan_duration"],
                 label=f"{label} fan-out x{subscribers} @{plan['fan_rate']:.0f}/s",
+                first=first,
             )
             out["fanout"][str(subscribers)] = result
             first += result["steps"] + 1
     return out
+
+
+def _errors(result: dict[str, Any]) -> int:
+    bad = sum(n for k, n in result["statuses"].items() if not k.startswith("2"))
+    return bad + result["timeouts"]
 
 
 def sustained(steps: list[dict[str, Any]]) -> float:
@@ -254,19 +257,49 @@ def sustained(steps: list[dict[str, Any]]) -> float:
 
 
 def tables(results: dict[str, Any], plan: dict[str, Any]) -> tuple[str, str]:
-    rows = []
+    rows: list[list[Any]] = []
     counts = sorted({int(k.rsplit("/", 1)[1]) for k in results})
     for n in counts:
-        e, b = results[f"ether/{n}"], results[f"baseline/{n}"]
-        row: list[Any] = [n, sustained(e["steps"]), sustained(b["steps"])]
-        row.append(report.ratio(row[1], row[2]))
-        rows.append(row)
-    if len(counts) > 1:
-        e1, e2 = rows[0][1], rows[-1][1]
-        b1, b2 = rows[0][2], rows[-1][2]
-        rows.append(["2 ÷ 1", report.ratio(e2, e1), report.ratio(b2, b1), ""])
+        ether = {r["offered_rps"]: r for r in results[f"ether/{n}"]["steps"]}
+        base = {r["offered_rps"]: r for r in results[f"baseline/{n}"]["steps"]}
+        for rate in sorted(set(ether) | set(base)):
+            e, b = ether.get(rate), base.get(rate)
+            rows.append(
+                [
+                    n,
+                    rate,
+                    e["achieved_rps"] if e else "—",
+                    e["p50_ms"] if e else "—",
+                    e["p99_ms"] if e else "—",
+                    _errors(e) if e else "—",
+                    b["achieved_rps"] if b else "—",
+                    b["p50_ms"] if b else "—",
+                    b["p99_ms"] if b else "—",
+                    _errors(b) if b else "—",
+                    report.ratio(e["p99_ms"], b["p99_ms"]) if e and b else "—",
+                ]
+            )
+    for n in counts:
+        e, b = (
+            sustained(results[f"ether/{n}"]["steps"]),
+            sustained(results[f"baseline/{n}"]["steps"]),
+        )
+        rows.append([n, "sustained", e, "", "", "", b, "", "", "", report.ratio(e, b)])
     steps = report.table(
-        ["processes", "Ether steps/s sustained", "baseline steps/s", "Ether ÷ baseline"], rows
+        [
+            "processes",
+            "offered steps/s",
+            "Ether done/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "baseline done/s",
+            "baseline p50",
+            "baseline p99",
+            "baseline errors",
+            "p99 ratio (done/s ratio when sustained)",
+        ],
+        rows,
     )
     fan_rows = []
     for n in counts:
@@ -319,7 +352,7 @@ async def run(quick: bool) -> dict[str, Any]:
         {
             "rates": [10.0],
             "duration": 1.0,
-            "subscribers": [5],
+            "subscribers": [2, 5],
             "fan_rate": 5.0,
             "fan_duration": 1.0,
         }
