@@ -21,6 +21,12 @@ run: export DJANGO_DEBUG ?= 1
 run: export ETHER_WEBHOOK_ALLOW_PRIVATE ?= 1
 run: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/metrics
 run: $(STAMP)
+ifneq ($(filter-out 1,$(WORKERS)),)
+	@# `make run WORKERS=N`: N daphne processes behind haproxy on $(HOST):$(PORT), on Postgres +
+	@# Redis (refused without DATABASE_URL and REDIS_URL); migrates, seeds, starts the
+	@# workers once, stops everything on Ctrl-C (ether_site/cluster.py, docs/deploy.md).
+	@$(PY) -m ether_site.cluster --workers $(WORKERS) -b $(HOST) -p $(PORT)
+else
 	$(PY) manage.py migrate --no-input -v0
 	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	@# Metrics of the server and the sweeper add up through one directory (api/metrics.py);
@@ -34,6 +40,7 @@ run: $(STAMP)
 	trap 'kill $$(cat var/sweep.pid) $$(cat var/webhooks.pid) $$(cat var/sweep-verify.pid) 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m ether_site.serve -b $(HOST) -p $(PORT) --websocket_timeout 86400 \
 	  --no-server-name ether_site.asgi:application
+endif
 
 # The demo harness (on ether_client, docs/harness-client.md) against the server `make run`
 # started (task, key and app from var/demo.json); `make demo ARGS=--ask` stops to ask a

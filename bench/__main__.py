@@ -2,8 +2,8 @@
 each and writes ``var/bench/NAME.json`` (plus ``var/bench/report.md`` with every table and
 the machine). docs/performance.md holds the tables of one full run and what limits them.
 
-Names: fanout, api, steps, contention, scale, connections, markdown, compaction (default:
-all).
+Names: fanout, api, steps, contention, scale, connections, markdown, compaction, workers
+(default: all).
 ``--quick`` runs each with tiny sizes in seconds (the smoke test in
 tests/test_bench_smoke.py uses it).
 """
@@ -36,6 +36,7 @@ NAMES = [
     "connections",
     "markdown",
     "compaction",
+    "workers",
 ]
 
 

@@ -27,7 +27,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 DB = os.environ.get("BASELINE_DB", ":memory:")
 REDIS_URL = os.environ.get("BASELINE_REDIS_URL", "")
-CHANNEL = "baseline.steps"
+# Redis pub/sub channels are global to a Redis server (not per db): a benchmark that may
+# run beside another one names its own.
+CHANNEL = os.environ.get("BASELINE_CHANNEL", "baseline.steps")
 
 subscribers: dict[str, set[Send]] = {}
 _state: dict[str, Any] = {}
@@ -119,7 +121,7 @@ async def http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         else:
             await deliver(topic, frame)
         status, out = 201, json.dumps({"seq": seq}).encode()
-    elif path == "/ready":
+    elif path in ("/ready", "/readyz"):  # /readyz: the load balancer's health check
         if REDIS_URL:
             await _redis()
         _db()

@@ -33,8 +33,9 @@ SQLITE_ONLY = os.environ.get("ETHER_BENCH_SQLITE_ONLY", "") == "1"
 PY = sys.executable
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-# ETHER_TEST_DB_SUFFIX keeps two checkouts' runs on one Postgres from dropping each other's.
-_SUFFIX = os.environ.get("ETHER_TEST_DB_SUFFIX", "")
+# ETHER_BENCH_DB_SUFFIX (or, in the smoke test, ETHER_TEST_DB_SUFFIX): two benchmark runs
+# on one Postgres never drop each other's database.
+_SUFFIX = os.environ.get("ETHER_BENCH_DB_SUFFIX") or os.environ.get("ETHER_TEST_DB_SUFFIX", "")
 PG_TEMPLATE = f"ether_bench{_SUFFIX}"  # migrated once per run, then copied for each scenario
 PG_RUN = f"ether_bench_run{_SUFFIX}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")

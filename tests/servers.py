@@ -29,6 +29,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from ether_site.cluster import die_with_parent, haproxy_binary
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -126,6 +128,108 @@ def daphne(tmp_path: Path, *, redis_url: str | None = None, **env: str) -> Itera
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+# Set (e.g. ETHER_TEST_WORKERS=2) to run the browser tests' server as that many daphne
+# processes behind haproxy, as `make run WORKERS=N` does (Postgres + Redis runs only).
+BALANCED_WORKERS = int(os.environ.get("ETHER_TEST_WORKERS") or "0")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """``make run WORKERS=N`` on this test's database: ``balancer`` is haproxy's address
+    (its ``process`` the launcher), ``backends`` each daphne process's own address."""
+
+    balancer: Server
+    backends: list[Server]
+    state: dict[str, Any]
+
+    def haproxy_stats(self) -> list[dict[str, str]]:
+        """haproxy's ``show stat`` (its stats socket), one dict per frontend/server row."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(self.state["stats_socket"])
+            sock.sendall(b"show stat\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        header, *rows = raw.decode().strip().splitlines()
+        names = header.lstrip("# ").split(",")
+        return [dict(zip(names, row.split(","), strict=False)) for row in rows]
+
+
+def cluster_unavailable() -> str | None:
+    """Why ``cluster()`` cannot run here, or None."""
+    if connection.vendor != "postgresql" or not settings.REDIS_URL:
+        return "several processes need Postgres + Redis (a SQLite run)"
+    if haproxy_binary() is None:
+        return "haproxy is not installed (apt-get install haproxy)"
+    return None
+
+
+@contextmanager
+def cluster(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[Cluster]:
+    """``python -m ether_site.cluster`` (what ``make run WORKERS=N`` runs) on this test's
+    database and Redis, without migrate/seed: N daphne processes behind haproxy on a free
+    port, the background workers once, a metrics directory of its own. Stopped when the
+    block ends; and with the test process, if that dies (``PR_SET_PDEATHSIG``)."""
+    why = cluster_unavailable()
+    if why:
+        raise RuntimeError(f"cannot start a cluster: {why}")
+    port = free_port()
+    var = tmp_path / f"cluster-{port}"
+    log = tmp_path / f"cluster-{port}.log"
+    child_env = {
+        **os.environ,
+        "DJANGO_DEBUG": "1",
+        "DJANGO_SETTINGS_MODULE": "ether_site.settings",
+        "REDIS_URL": settings.REDIS_URL,
+        "ETHER_LOG_LEVEL": "INFO",
+        "PROMETHEUS_MULTIPROC_DIR": str(var / "metrics"),
+        **database_env(),
+        **env,
+    }
+    command = [sys.executable, "-m", "ether_site.cluster", "--workers", str(workers)]
+    command += ["-b", "127.0.0.1", "-p", str(port), "--var", str(var), "--no-setup"]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=child_env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    try:
+        state_file = var / "cluster" / "state.json"
+        deadline = time.monotonic() + 120
+        while not state_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster did not start:\n{log.read_text()[-6000:]}")
+            time.sleep(0.2)
+        state = json.loads(state_file.read_text())
+        # The backends belong to the launcher; ``process`` is it, for every address.
+        balancer = Server(port=port, process=process, log=log)
+        backends = [Server(port=p, process=process, log=log) for p in state["backends"]]
+        yield Cluster(balancer=balancer, backends=backends, state=state)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextmanager
+def served(tmp_path: Path, **env: str) -> Iterator[Server]:
+    """The server of a browser test: one daphne, or with ``ETHER_TEST_WORKERS=N`` N of
+    them behind haproxy (the address given is haproxy's)."""
+    if BALANCED_WORKERS > 1:
+        with cluster(tmp_path, BALANCED_WORKERS, **env) as running:
+            yield running.balancer
+    else:
+        with daphne(tmp_path, **env) as running:
+            yield running
 
 
 def _wait_until_listening(server: Server, timeout: float = 30.0) -> None:

@@ -20,6 +20,7 @@ NAMES = [
     "connections",
     "markdown",
     "compaction",
+    "workers",
 ]
 
 

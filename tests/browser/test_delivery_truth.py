@@ -22,7 +22,7 @@ from tests.browser.test_task_pages import (
     still_marked,
 )
 from tests.delivery.fake_github import HEAD_SHA, check_runs_json, fake_github, pull_json
-from tests.servers import Server, daphne
+from tests.servers import Server, served
 
 pytestmark = [
     pytest.mark.skipif(
@@ -60,7 +60,7 @@ def github(task: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def server(tmp_path: Path, github: Any) -> Iterator[Server]:
-    with daphne(
+    with served(
         tmp_path,
         ETHER_WORKING_BUDGET_BYTES="2048",
         ETHER_GITHUB_TOKEN="ghs_browser_test",

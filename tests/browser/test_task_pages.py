@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tasks.models import Interrupt
 from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
-from tests.servers import Server, daphne
+from tests.servers import Server, served
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "artifacts" / "pages"
@@ -90,9 +90,11 @@ class RemoteHarness:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    # A small working-notes budget, so a few runs' notes are compacted.
-    with daphne(tmp_path, ETHER_WORKING_BUDGET_BYTES="2048") as running:
+def server(tmp_path: Path, transactional_db: Any) -> Iterator[Server]:
+    # A small working-notes budget, so a few runs' notes are compacted. With
+    # ETHER_TEST_WORKERS=2, two processes behind haproxy (tests.servers.served); after
+    # the database fixture, so they stop before it is flushed.
+    with served(tmp_path, ETHER_WORKING_BUDGET_BYTES="2048") as running:
         yield running
 
 
