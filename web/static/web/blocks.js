@@ -77,18 +77,25 @@ function section(block, title) {
 }
 
 const renderers = {
-  outcome: function (block) {
+  outcome: function (block, context) {
     let node = section(block);
     let status = String(block.status || "");
     let verdict = block.verdict && typeof block.verdict === "object" ? block.verdict : {};
     // Green only for what was checked: a submitted result is shown as delivered (green)
     // only when its PR passed the scope check; without one it is plainly "Submitted".
     let proven = status !== "submitted" || verdict.scope === "verified";
-    node.classList.add("outcome--" + token(status));
+    // The green background too: a submitted result without a PR is not green anywhere.
+    node.classList.add("outcome--" + (proven ? token(status) : "unverified"));
     let head = el("div", "outcome__head");
     let badge = proven ? "status status--" + token(status) : "status status--unverified";
     head.appendChild(el("span", badge, proven ? STATUS_TEXT[status] || status : "Submitted"));
-    head.appendChild(el("h2", "outcome__headline", block.headline));
+    // A blocked result's headline is its question: say it once. On the task page the
+    // question box shows it (with its answer box), so the card only points there.
+    let blocked = status === "blocked" && Boolean(block.question);
+    let elsewhere = blocked && context.questionElsewhere && context.questionElsewhere(block);
+    head.appendChild(
+      el("h2", "outcome__headline", blocked ? "Blocked: the harness needs an answer" : block.headline)
+    );
     node.appendChild(head);
     let facts = el("div", "outcome__verdict");
     // Older payloads carried `in_scope`/`checklist_met`: they are not shown, since they
@@ -125,11 +132,13 @@ const renderers = {
     if (block.reason) {
       node.appendChild(el("p", "outcome__reason", block.reason));
     }
-    if (block.question && block.question !== block.headline) {
+    if (elsewhere) {
+      node.appendChild(el("p", "outcome__question-ref", "Its question is in the box above, where you answer it."));
+    } else if (block.question && (blocked || block.question !== block.headline)) {
       node.appendChild(el("p", "outcome__question", block.question));
     }
     if (block.agent_status) {
-      node.appendChild(el("p", "muted small", "Harness: " + block.agent_status));
+      node.appendChild(el("p", "outcome__agent muted small", "Harness: " + block.agent_status));
     }
     return node;
   },
@@ -176,27 +185,26 @@ const renderers = {
   },
 
   hero: function (block) {
+    // The task's title is the page's heading already: the card says where the change is.
     let node = section(block);
-    node.appendChild(el("h3", "hero__title", block.title));
-    let meta = el("p", "hero__meta");
-    let repo = block.repository;
-    if (repo && typeof repo === "object") {
-      meta.appendChild(link(repo.url, repo.name || repo.url, "hero__repo"));
-    }
-    node.appendChild(meta);
     let pr = block.pr;
+    let line = el("p", "hero__pr");
     if (pr && typeof pr === "object") {
-      let line = el("p", "hero__pr");
       let label = "Pull request" + (pr.number ? " #" + pr.number : "") + (pr.title ? ": " + pr.title : "");
       line.appendChild(link(pr.url, label, "hero__pr-link"));
       if (pr.branch) {
-        line.appendChild(document.createTextNode(" "));
+        line.appendChild(document.createTextNode(" from "));
         line.appendChild(el("code", "hero__branch", pr.branch));
       }
-      node.appendChild(line);
     } else {
-      node.appendChild(el("p", "muted", "No pull request."));
+      line.appendChild(el("span", "muted", "No pull request"));
     }
+    let repo = block.repository;
+    if (repo && typeof repo === "object") {
+      line.appendChild(document.createTextNode(" in "));
+      line.appendChild(link(repo.url, repo.name || repo.url, "hero__repo"));
+    }
+    node.appendChild(line);
     return node;
   },
 
@@ -281,6 +289,9 @@ const renderers = {
             said.textContent = answer.ok
               ? context.done(action, answer.data, body) || "Done."
               : (answer.data && answer.data.detail) || "The server said no (" + answer.status + ").";
+            if (answer.ok && body.rating) {
+              markRating(bar, body.rating);
+            }
           })
           .catch(function () {
             said.hidden = false;
@@ -322,14 +333,21 @@ const renderers = {
           let text = rating === "up" ? "Good" : rating === "down" ? "Not good" : rating;
           let button = postButton(action, text, { rating: rating });
           button.setAttribute("data-rating", rating);
+          button.setAttribute("aria-pressed", "false");
           control.appendChild(button);
         });
+        // The viewer's stored rating of this delivery (read back by the server).
+        if (context.rating) {
+          markRating(control, context.rating);
+          said.hidden = false;
+          said.textContent = context.rating === "up" ? "You rated this good." : context.rating === "down" ? "You rated this not good." : "";
+        }
       } else if (kind === "reopen" && context.askReopen && !context.readOnly) {
         // The task page asks first (and takes feedback for the next run); see task.js.
         control = el("button", "button", label);
         control.type = "button";
         control.addEventListener("click", function () {
-          context.askReopen(action);
+          context.askReopen(action, control);
         });
       } else {
         control = postButton(action, label, {});
@@ -342,6 +360,15 @@ const renderers = {
     return node;
   },
 };
+
+// Shows which rating is the viewer's: the pressed button.
+function markRating(root, rating) {
+  root.querySelectorAll("button[data-rating]").forEach(function (button) {
+    let pressed = button.getAttribute("data-rating") === rating;
+    button.setAttribute("aria-pressed", pressed ? "true" : "false");
+    button.classList.toggle("is-chosen", pressed);
+  });
+}
 
 function renderUnknown(block) {
   let node = el("section", "block block--unknown");
@@ -400,12 +427,77 @@ export function render(blocks, context) {
     };
   }
   let card = el("article", "delivery-card");
+  let made = {};
+  let others = [];
   (Array.isArray(blocks) ? blocks : []).forEach(function (block) {
     if (!block || typeof block !== "object") {
       return;
     }
     let renderer = Object.prototype.hasOwnProperty.call(renderers, block.type) ? renderers[block.type] : null;
-    card.appendChild(renderer ? renderer(block, context) : renderUnknown(block));
+    let node = renderer ? renderer(block, context) : renderUnknown(block);
+    if (renderer && !made[block.type]) {
+      made[block.type] = { block: block, node: node };
+    } else {
+      others.push(node);
+    }
   });
+  layOut(card, made, others);
   return card;
+}
+
+// The card leads with the outcome and what to do about it (open the PR, rate, reopen),
+// then where the change is and the harness's summary. How things were checked (the
+// GitHub facts, the definition-of-done mention check) and how the run went are folded
+// into <details>: there when wanted, not in the way. What was *not* checked stays in
+// the outcome, in plain words, always visible (CONTRACT.md §7).
+function layOut(card, made, others) {
+  function put(parent, type) {
+    if (made[type]) {
+      parent.appendChild(made[type].node);
+    }
+  }
+  put(card, "outcome");
+  put(card, "actions");
+  put(card, "hero");
+  put(card, "summary");
+  others.forEach(function (node) {
+    card.appendChild(node);
+  });
+  let outcome = made.outcome ? made.outcome.node : null;
+  let checked = fold("checked", "What was checked, and how");
+  let verdictText = outcome && outcome.querySelector(".outcome__summary");
+  if (verdictText) {
+    checked.appendChild(verdictText);
+  }
+  put(checked, "checks");
+  put(checked, "checklist");
+  if (checked.childElementCount > 1) {
+    let checks = made.checks && made.checks.block;
+    // A difference found on GitHub or a failing check run is opened, not folded away.
+    let runs = checks && Array.isArray(checks.check_runs) ? checks.check_runs : [];
+    checked.open = Boolean(
+      checks && (checks.state === "mismatch" || runs.some(function (run) {
+        return run && run.conclusion === "failure";
+      }))
+    );
+    card.appendChild(checked);
+  }
+  let timeline = made.timeline && made.timeline.block;
+  let steps = timeline && typeof timeline.total === "number" ? timeline.total : 0;
+  let went = fold("timeline", steps ? "How it went · " + steps + " step" + (steps === 1 ? "" : "s") : "How it went");
+  let agent = outcome && outcome.querySelector(".outcome__agent");
+  if (agent) {
+    went.appendChild(agent);
+  }
+  put(went, "timeline");
+  if (went.childElementCount > 1) {
+    card.appendChild(went);
+  }
+}
+
+function fold(name, title) {
+  let details = el("details", "card-more");
+  details.setAttribute("data-more", name);
+  details.appendChild(el("summary", "card-more__summary", title));
+  return details;
 }
