@@ -119,6 +119,15 @@ const renderers = {
     if (verdict.summary) {
       node.appendChild(el("p", "outcome__summary", verdict.summary));
     }
+    // The headline is the reason's first line: the rest only when there is more.
+    if (block.reason && String(block.reason).trim() !== block.headline) {
+      node.appendChild(el("p", "outcome__reason", block.reason));
+    }
+    if (elsewhere) {
+      node.appendChild(el("p", "outcome__question-ref", "Its question is in the box above, where you answer it."));
+    } else if (block.question && (blocked || block.question !== block.headline)) {
+      node.appendChild(el("p", "outcome__question", block.question));
+    }
     if (Array.isArray(verdict.not_checked) && verdict.not_checked.length) {
       let box = el("div", "outcome__not-checked");
       box.appendChild(el("strong", "", "Not checked:"));
@@ -128,14 +137,6 @@ const renderers = {
       });
       box.appendChild(list);
       node.appendChild(box);
-    }
-    if (block.reason) {
-      node.appendChild(el("p", "outcome__reason", block.reason));
-    }
-    if (elsewhere) {
-      node.appendChild(el("p", "outcome__question-ref", "Its question is in the box above, where you answer it."));
-    } else if (block.question && (blocked || block.question !== block.headline)) {
-      node.appendChild(el("p", "outcome__question", block.question));
     }
     if (block.agent_status) {
       node.appendChild(el("p", "outcome__agent muted small", "Harness: " + block.agent_status));
@@ -457,13 +458,23 @@ function layOut(card, made, others) {
     }
   }
   put(card, "outcome");
-  put(card, "actions");
+  let outcome = made.outcome ? made.outcome.node : null;
+  if (outcome && made.actions) {
+    // Right under the headline and its marks, before the longer "Not checked" words.
+    outcome.insertBefore(made.actions.node, outcome.querySelector(".outcome__not-checked, .outcome__agent"));
+  } else {
+    put(card, "actions");
+  }
   put(card, "hero");
-  put(card, "summary");
+  // A no-changes summary falls back to the reason (delivery/compose.py): not twice.
+  let reason = made.outcome && made.outcome.block.reason;
+  let summary = made.summary && made.summary.block;
+  if (!(reason && summary && String(summary.markdown || "").trim() === String(reason).trim())) {
+    put(card, "summary");
+  }
   others.forEach(function (node) {
     card.appendChild(node);
   });
-  let outcome = made.outcome ? made.outcome.node : null;
   let checked = fold("checked", "What was checked, and how");
   let verdictText = outcome && outcome.querySelector(".outcome__summary");
   if (verdictText) {

@@ -265,6 +265,8 @@ function drawAxis() {
       tick.classList.add("scrub__tick--first");
     } else if (point === AXIS_POINTS) {
       tick.classList.add("scrub__tick--last");
+    } else if (point * 2 !== AXIS_POINTS) {
+      tick.classList.add("scrub__tick--minor"); // left out at phone width
     }
     place(tick, position);
     axis.appendChild(tick);
