@@ -46,9 +46,15 @@ def task(world: Any) -> Any:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    # A ten-minute lease, so the countdown's first reading is known to the minute.
-    with daphne(tmp_path, ETHER_LEASE_SECONDS="600") as running:
+def lease_seconds() -> int:
+    # A ten-minute lease, so the countdown's first reading is known to the minute; a test
+    # parametrizes ``lease_seconds`` for another.
+    return 600
+
+
+@pytest.fixture
+def server(tmp_path: Path, lease_seconds: int) -> Iterator[Server]:
+    with daphne(tmp_path, ETHER_LEASE_SECONDS=str(lease_seconds)) as running:
         yield running
 
 
@@ -139,9 +145,38 @@ def test_the_page_shows_the_work_going_on_and_ctrl_enter_answers(
     answer = stored(lambda: Interrupt.objects.get(task_id=task.pk).answer)
     assert answer == "8000\nor 8001"
 
+    page.set_viewport_size(PHONE)
+    no_sideways_scroll(page)
+    shoot(page, "task-activity-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     harness.submit(task.repo.url)
     expect(page.locator("#delivery .delivery-card")).to_be_visible()
     expect(strip).to_be_hidden()  # the run ended with its result
+    assert watched.errors == []
+
+
+@pytest.mark.parametrize("lease_seconds", [4])
+def test_a_lease_that_runs_out_ends_the_strip(server, browser, world, member, task):
+    """Nobody heartbeats: when the countdown runs out the page reads the task, the server
+    records the expiry, and the strip goes (the lease_expired frame says so too)."""
+    harness = RemoteHarness(server, world, task.public_id)
+    watched = sign_in(browser, server, f"/tasks/{task.public_id}")
+    page = watched.page
+    expect_live(page)
+    harness.claim()  # once the page is live, so the lease cannot run out before it
+    expect(page.locator("#activity")).to_be_visible()
+    expect(page.locator("#activity-lease")).to_have_class(re.compile(r"\bis-low\b"))
+    expect(page.locator("#activity")).to_be_hidden(timeout=15000)
+    expect(page.locator("#task-status")).to_have_text("Ready")
+    kinds = stored(
+        lambda: list(
+            Event.objects.filter(task_id=task.pk, payload__kind="lease_expired").values_list(
+                "payload__kind", flat=True
+            )
+        )
+    )
+    assert kinds == ["lease_expired"]
     assert watched.errors == []
 
 
