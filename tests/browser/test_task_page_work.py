@@ -127,6 +127,16 @@ def test_the_page_shows_the_work_going_on_and_ctrl_enter_answers(
     expect(page.locator("#activity-step")).to_have_text("Running the tests…")
     expect(page.locator("#activity-run")).to_have_text(run_id)
 
+    # Ctrl+Enter sends a message to the harness at work, too.
+    page.locator("#message-input").focus()
+    page.keyboard.type("Keep it small.")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#steps")).to_contain_text("You told the harness: Keep it small.")
+    told = stored(
+        lambda: list(TaskMessage.objects.filter(task_id=task.pk).values_list("kind", "text"))
+    )
+    assert told == [("message", "Keep it small.")]
+
     harness.interrupt("Which port should /healthz listen on?", [], allow_free_text=True)
     expect(page.locator("#question")).to_be_visible()
     expect(page.locator("#activity-label")).to_have_text("Waiting for your answer")
@@ -297,6 +307,10 @@ def test_a_blocked_result_shows_its_question_once(server, browser, world, member
     expect_live(page)
     expect(page.locator("#delivery .delivery-card")).to_be_visible()
     expect(page.get_by_text(asked, exact=True)).to_have_count(1)
+    page.set_viewport_size(PHONE)
+    no_sideways_scroll(page)
+    shoot(page, "task-blocked-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # The card's "Answer the question" leads to the box; Ctrl+Enter sends.
     page.locator("button[data-action=answer]").focus()
