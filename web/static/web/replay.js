@@ -12,7 +12,8 @@
  * divided by the speed, but never more than MAX_GAP_MS: a run that idled for an hour
  * waiting for an answer should not stall the replay.
  */
-import { render as renderBlocks, renderStep } from "./blocks.js";
+import { renderStep } from "./blocks.js";
+import { render as renderBlocks } from "./card.js";
 import { since } from "./clock.js";
 import { el, embedded } from "./dom.js";
 

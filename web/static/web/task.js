@@ -9,7 +9,8 @@
  */
 import { activityStrip } from "./activity.js";
 import { postJSON, problemText } from "./api.js";
-import { render, renderStep } from "./blocks.js";
+import { renderStep } from "./blocks.js";
+import { render } from "./card.js";
 import { el, embedded, token } from "./dom.js";
 import { connect, showState } from "./realtime.js";
 
