@@ -155,12 +155,13 @@ class ReplayPage:
 def replay_page(*, org: Org, task: Task) -> ReplayPage:
     """The task topic's persisted events, in seq order, for playback in the browser.
 
-    Timeline entries of kind ``step`` repeat the ``os.harness.step`` event beside them,
-    so they are left out; every other event is played.
+    Timeline entries of kind ``step`` and ``interrupt`` repeat the ``os.harness.step``
+    and ``task.interrupted`` events beside them (a question would read twice), so they
+    are left out; every other event is played.
     """
     rows = (
         Event.objects.filter(topic=task_topic(task))
-        .exclude(name=TIMELINE, payload__kind="step")
+        .exclude(name=TIMELINE, payload__kind__in=["step", "interrupt"])
         .order_by("seq")
     )
     events = [frame(e) for e in rows[: REPLAY_EVENT_LIMIT + 1]]

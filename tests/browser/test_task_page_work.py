@@ -382,6 +382,9 @@ def test_the_replay_follows_the_scrubber(server, browser, world, member, task):
     )
     times = page.locator("#stage li[data-seq] time").all_inner_texts()
     assert times and all(re.fullmatch(r"\+\d\d:\d\d", t) for t in times), times
+    # The question once, and who answered it.
+    expect(page.locator("#stage").get_by_text("Add a HEAD route too?")).to_have_count(1)
+    expect(page.locator("#stage")).to_contain_text("Answered (alice): yes")
     # The version picker in human words, no raw ISO.
     options = page.locator("#delivery-version option").all_inner_texts()
     assert all(not re.search(r"\d{4}-\d\d-\d\dT", o) for o in options), options

@@ -100,3 +100,14 @@ def test_human_time_reads_utc():
     assert human_time("2026-12-04T08:31:05.123Z") == "4 Dec 2026, 08:31 UTC"
     assert human_time("2026-12-04T10:31:05+02:00") == "4 Dec 2026, 08:31 UTC"
     assert human_time(None) == ""
+
+
+def test_the_replay_plays_each_question_once(world, task, harness, claimed):
+    run_id = claimed["run_id"]
+    harness.interrupt(task.public_id, run_id, "Proceed?")
+    response = signed_in(world.user).get(f"/tasks/{task.public_id}/replay")
+    events = embedded(response, "replay-data")["events"]
+    asked = [e for e in events if e.get("question") == "Proceed?" or e.get("summary") == "Proceed?"]
+    assert [e["type"] for e in asked] == ["task.interrupted"]
+    # The timeline's interrupt entry is still in the log, for the timeline route.
+    assert Event.objects.filter(task=task, payload__kind="interrupt").count() == 1

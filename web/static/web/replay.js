@@ -96,6 +96,10 @@ function describe(frame) {
     case "task.no_changes":
       return line(frame, "delivery", `Delivery v${frame.version} (${STATUS_TEXT[frame.status] || frame.status})`);
     case "task.timeline":
+      if (frame.kind === "answer") {
+        const who = frame.actor && frame.actor.username ? ` (${frame.actor.username})` : "";
+        return line(frame, "answer", `Answered${who}: ${frame.summary}`);
+      }
       return line(frame, "system", frame.summary || frame.kind);
     default:
       return line(frame, "system", frame.type);
