@@ -255,6 +255,7 @@ def test_the_card_leads_with_the_pr_remembers_the_rating_and_reopens_by_keyboard
     page.keyboard.press("Control+Enter")
     expect(page.locator("#task-status")).to_have_text("Ready")
     expect(page.locator("#steps")).to_contain_text("Reopened with your feedback")
+    expect(page.locator("#narration-title")).to_be_focused()  # not lost with the panel
     status, feedback = stored(
         lambda: (
             Task.objects.get(pk=task.pk).status,
@@ -321,6 +322,7 @@ def test_a_blocked_result_shows_its_question_once(server, browser, world, member
     expect(page.locator("#question")).to_be_hidden()
     expect(page.locator("#narration")).to_be_visible()
     expect(page.locator("#steps")).to_contain_text("You answered: 8000")
+    expect(page.locator("#narration-title")).to_be_focused()
     assert stored(lambda: Interrupt.objects.get(task_id=task.pk).answer) == "8000"
     assert watched.errors == []
 

@@ -76,6 +76,15 @@ function note(text, kind) {
   stepsEmpty.hidden = true;
 }
 
+// After the box the keyboard was in closes (an answer sent, a reopen confirmed), the
+// focus goes to the narration, where the result is told, not back to the page's top.
+function keepFocus() {
+  const active = document.activeElement;
+  if (!active || active === document.body || active.closest("[hidden]")) {
+    document.getElementById("narration-title").focus();
+  }
+}
+
 function showNarration() {
   deliveredRun = null;
   deliveryBox.hidden = true;
@@ -173,6 +182,7 @@ async function sendAnswer(text) {
         showNarration(); // the blocked card asked this question; the task moves on
       }
       note(`You answered: ${text}`, "answer");
+      keepFocus();
     } else {
       answerError.textContent = problemText(answer, "The answer was not accepted.");
       answerError.hidden = false;
@@ -238,6 +248,7 @@ reopenForm.addEventListener("submit", async (event) => {
     setStatus(answer.data.status);
     showNarration();
     note(feedback ? `Reopened with your feedback: ${feedback}` : "Reopened: the task is ready for a harness again.", "system");
+    keepFocus();
   }
 });
 
