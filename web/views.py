@@ -30,7 +30,7 @@ from api.errors import NotFound
 from api.rfc3339 import iso
 from tasks import selectors, services
 from tasks.models import Task
-from tasks.serializers import TaskOut
+from tasks.serializers.outputs import TaskOut
 from web import selectors as page_selectors
 
 View = Callable[..., HttpResponse]
