@@ -23,6 +23,7 @@ from tasks.realtime import hub
 from tasks.selectors import tasks_for_org
 from tasks.serializers.outputs import TaskOut, TaskRowOut
 from web.serializers import (
+    ActiveRunOut,
     DeliveryCardOut,
     FoldOut,
     MemoryOut,
@@ -78,9 +79,32 @@ class TaskPage:
     delivery: dict[str, Any] | None
     # True when the latest delivery belongs to the latest run: the page opens on the card.
     delivered: bool
+    # The newest run (None before the first claim): the page's "what is going on" strip.
+    run: dict[str, Any] | None
+    # The viewer's own rating of the latest delivery ("up", "down" or None).
+    rating: str | None
 
 
-def task_page(*, org: Org, task: Task) -> TaskPage:
+def rating_of(*, task: Task, version: int, username: str) -> str | None:
+    """The newest rating ``username`` gave delivery ``version``. Ratings are ``feedback``
+    entries of the task's timeline (delivery.services.delivery_feedback): the event log
+    is their record, so the page reads them back from it."""
+    entry = (
+        Event.objects.filter(
+            topic=task_topic(task),
+            name=TIMELINE,
+            payload__kind="feedback",
+            payload__version=version,
+            payload__actor__username=username,
+        )
+        .order_by("-seq")
+        .values_list("payload", flat=True)
+        .first()
+    )
+    return entry.get("rating") if entry else None
+
+
+def task_page(*, org: Org, task: Task, username: str = "") -> TaskPage:
     """The task page's state, read after the positions of both topics it subscribes to.
     ``task`` comes from ``tasks.selectors.task_get`` (the org check); it is read again
     here, after the positions."""
@@ -94,8 +118,15 @@ def task_page(*, org: Org, task: Task) -> TaskPage:
     # The newest steps, shown oldest first; the replay page has all of them.
     steps = StepLineOut(reversed(steps_qs.order_by("-seq")[:NARRATION_LIMIT]), many=True).data
     delivery = latest_delivery(task)
-    latest_run = Run.objects.filter(task=task).order_by("-started_at", "-pk").first()
+    latest_run = (
+        Run.objects.select_related("app").filter(task=task).order_by("-started_at", "-pk").first()
+    )
     delivered = bool(delivery and latest_run and delivery["run_id"] == latest_run.public_id)
+    rating = (
+        rating_of(task=task, version=delivery["version"], username=username)
+        if delivery and username
+        else None
+    )
     return TaskPage(
         task=task,
         detail=TaskOut(task).data,
@@ -104,6 +135,8 @@ def task_page(*, org: Org, task: Task) -> TaskPage:
         steps_total=steps_total,
         delivery=delivery,
         delivered=delivered,
+        run=ActiveRunOut(latest_run).data if latest_run is not None else None,
+        rating=rating,
     )
 
 
@@ -122,12 +155,13 @@ class ReplayPage:
 def replay_page(*, org: Org, task: Task) -> ReplayPage:
     """The task topic's persisted events, in seq order, for playback in the browser.
 
-    Timeline entries of kind ``step`` repeat the ``os.harness.step`` event beside them,
-    so they are left out; every other event is played.
+    Timeline entries of kind ``step`` and ``interrupt`` repeat the ``os.harness.step``
+    and ``task.interrupted`` events beside them (a question would read twice), so they
+    are left out; every other event is played.
     """
     rows = (
         Event.objects.filter(topic=task_topic(task))
-        .exclude(name=TIMELINE, payload__kind="step")
+        .exclude(name=TIMELINE, payload__kind__in=["step", "interrupt"])
         .order_by("seq")
     )
     events = [frame(e) for e in rows[: REPLAY_EVENT_LIMIT + 1]]

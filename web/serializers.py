@@ -33,6 +33,18 @@ class DeliveryCardOut(DeliveryOut):
     latest_version = None
 
 
+class ActiveRunOut(serializers.Serializer):
+    """The task's newest run, as the task page's "what is going on" strip shows it: who
+    runs it, since when, and how long its lease has left (the page counts down)."""
+
+    run_id = serializers.CharField(source="public_id")
+    app_id = serializers.CharField(source="app.app_id")
+    status = serializers.CharField()
+    started_at = TimestampField()
+    lease_expires_at = TimestampField()
+    ended_at = TimestampField(allow_null=True)
+
+
 class RunLineOut(RunSummaryOut):
     """A run on the replay page's timeline: who ran it and how it ended."""
 

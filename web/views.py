@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
@@ -20,11 +21,13 @@ from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.auth import org_of_user
 from accounts.models import Org
 from api import ratelimit
 from api.errors import NotFound
+from api.rfc3339 import iso
 from tasks import selectors, services
 from tasks.models import Task
 from tasks.serializers.outputs import TaskOut
@@ -48,6 +51,14 @@ STATUS_LABELS = {
 def short_time(stamp: str | None) -> str:
     """``2026-11-25T22:29:51.123Z`` → ``2026-11-25 22:29 UTC`` (web/static/web/grid.js too)."""
     return f"{stamp[:16].replace('T', ' ')} UTC" if stamp else ""
+
+
+def human_time(stamp: str | None) -> str:
+    """``2026-12-04T08:31:05.123Z`` → ``4 Dec 2026, 08:31 UTC`` (the replay's version picker)."""
+    if not stamp:
+        return ""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 
 def member_required(view: View) -> View:
@@ -144,6 +155,8 @@ def _urls(task_id: str) -> dict[str, str]:
         "answer": reverse("task-answer", args=[task_id]),
         "reopen": reverse("task-reopen", args=[task_id]),
         "messages": reverse("task-messages", args=[task_id]),
+        "detail": reverse("task-detail", args=[task_id]),
+        "feedback": reverse("task-feedback", args=[task_id]),
     }
 
 
@@ -197,7 +210,7 @@ def grid(request: HttpRequest, org: Org) -> HttpResponse:
 @member_required
 def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
     task = _task(org, task_id)
-    page = page_selectors.task_page(org=org, task=task)
+    page = page_selectors.task_page(org=org, task=task, username=request.user.get_username())
     detail = page.detail
     config = {
         "taskId": task.public_id,
@@ -211,6 +224,10 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
         "delivered": page.delivered,
         "deliveryRunId": page.delivery["run_id"] if page.delivery else None,
         "openQuestion": detail["open_question"],
+        "run": page.run,
+        "rating": page.rating,
+        # The server's clock, so elapsed time and lease left do not depend on the viewer's.
+        "now": iso(timezone.now()),
     }
     return _render_task(
         request,
@@ -219,6 +236,9 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
         "web/task.html",
         {
             "steps": page.steps,
+            "run": page.run,
+            "run_live": bool(page.run and page.run["status"] == "live")
+            and detail["status"] in ("in_progress", "paused"),
             "steps_total": page.steps_total,
             "question": detail["open_question"],
             "delivery": page.delivery if page.delivered else None,
@@ -234,6 +254,7 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
 def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
     task = _task(org, task_id)
     page = page_selectors.replay_page(org=org, task=task)
+    deliveries = [{**d, "created_display": human_time(d["created_at"])} for d in page.deliveries]
     return _render_task(
         request,
         org,
@@ -242,13 +263,13 @@ def replay(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
         {
             "replay_data": {
                 "events": page.events,
-                "deliveries": page.deliveries,
+                "deliveries": deliveries,
                 "runs": page.runs,
                 "taskId": task.public_id,
             },
             "event_count": len(page.events),
             "truncated": page.truncated,
-            "deliveries": page.deliveries,
+            "deliveries": deliveries,
         },
     )
 

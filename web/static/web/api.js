@@ -41,3 +41,19 @@ export async function postJSON(url, body = {}, headers = {}) {
 export function problemText(answer, fallback) {
   return (answer.data && answer.data.detail) || fallback || `The server said no (${answer.status}).`;
 }
+
+// GET a JSON document with the session; answers {ok, status, data} like postJSON.
+export async function getJSON(url) {
+  const response = await fetch(url, {
+    credentials: "same-origin",
+    redirect: "manual",
+    headers: { Accept: "application/json" },
+  });
+  let data = {};
+  try {
+    data = await response.json();
+  } catch {
+    // no body, or not JSON
+  }
+  return { ok: response.ok, status: response.status, data: data ?? {} };
+}

@@ -77,18 +77,25 @@ function section(block, title) {
 }
 
 const renderers = {
-  outcome: function (block) {
+  outcome: function (block, context) {
     let node = section(block);
     let status = String(block.status || "");
     let verdict = block.verdict && typeof block.verdict === "object" ? block.verdict : {};
     // Green only for what was checked: a submitted result is shown as delivered (green)
     // only when its PR passed the scope check; without one it is plainly "Submitted".
     let proven = status !== "submitted" || verdict.scope === "verified";
-    node.classList.add("outcome--" + token(status));
+    // The green background too: a submitted result without a PR is not green anywhere.
+    node.classList.add("outcome--" + (proven ? token(status) : "unverified"));
     let head = el("div", "outcome__head");
     let badge = proven ? "status status--" + token(status) : "status status--unverified";
     head.appendChild(el("span", badge, proven ? STATUS_TEXT[status] || status : "Submitted"));
-    head.appendChild(el("h2", "outcome__headline", block.headline));
+    // A blocked result's headline is its question: say it once. On the task page the
+    // question box shows it (with its answer box), so the card only points there.
+    let blocked = status === "blocked" && Boolean(block.question);
+    let elsewhere = blocked && context.questionElsewhere && context.questionElsewhere(block);
+    head.appendChild(
+      el("h2", "outcome__headline", blocked ? "Blocked: the harness needs an answer" : block.headline)
+    );
     node.appendChild(head);
     let facts = el("div", "outcome__verdict");
     // Older payloads carried `in_scope`/`checklist_met`: they are not shown, since they
@@ -112,6 +119,15 @@ const renderers = {
     if (verdict.summary) {
       node.appendChild(el("p", "outcome__summary", verdict.summary));
     }
+    // The headline is the reason's first line: the rest only when there is more.
+    if (block.reason && String(block.reason).trim() !== block.headline) {
+      node.appendChild(el("p", "outcome__reason", block.reason));
+    }
+    if (elsewhere) {
+      node.appendChild(el("p", "outcome__question-ref", "Its question is in the box above, where you answer it."));
+    } else if (block.question && (blocked || block.question !== block.headline)) {
+      node.appendChild(el("p", "outcome__question", block.question));
+    }
     if (Array.isArray(verdict.not_checked) && verdict.not_checked.length) {
       let box = el("div", "outcome__not-checked");
       box.appendChild(el("strong", "", "Not checked:"));
@@ -122,14 +138,8 @@ const renderers = {
       box.appendChild(list);
       node.appendChild(box);
     }
-    if (block.reason) {
-      node.appendChild(el("p", "outcome__reason", block.reason));
-    }
-    if (block.question && block.question !== block.headline) {
-      node.appendChild(el("p", "outcome__question", block.question));
-    }
     if (block.agent_status) {
-      node.appendChild(el("p", "muted small", "Harness: " + block.agent_status));
+      node.appendChild(el("p", "outcome__agent muted small", "Harness: " + block.agent_status));
     }
     return node;
   },
@@ -176,27 +186,26 @@ const renderers = {
   },
 
   hero: function (block) {
+    // The task's title is the page's heading already: the card says where the change is.
     let node = section(block);
-    node.appendChild(el("h3", "hero__title", block.title));
-    let meta = el("p", "hero__meta");
-    let repo = block.repository;
-    if (repo && typeof repo === "object") {
-      meta.appendChild(link(repo.url, repo.name || repo.url, "hero__repo"));
-    }
-    node.appendChild(meta);
     let pr = block.pr;
+    let line = el("p", "hero__pr");
     if (pr && typeof pr === "object") {
-      let line = el("p", "hero__pr");
       let label = "Pull request" + (pr.number ? " #" + pr.number : "") + (pr.title ? ": " + pr.title : "");
       line.appendChild(link(pr.url, label, "hero__pr-link"));
       if (pr.branch) {
-        line.appendChild(document.createTextNode(" "));
+        line.appendChild(document.createTextNode(" from "));
         line.appendChild(el("code", "hero__branch", pr.branch));
       }
-      node.appendChild(line);
     } else {
-      node.appendChild(el("p", "muted", "No pull request."));
+      line.appendChild(el("span", "muted", "No pull request"));
     }
+    let repo = block.repository;
+    if (repo && typeof repo === "object") {
+      line.appendChild(document.createTextNode(" in "));
+      line.appendChild(link(repo.url, repo.name || repo.url, "hero__repo"));
+    }
+    node.appendChild(line);
     return node;
   },
 
@@ -281,6 +290,9 @@ const renderers = {
             said.textContent = answer.ok
               ? context.done(action, answer.data, body) || "Done."
               : (answer.data && answer.data.detail) || "The server said no (" + answer.status + ").";
+            if (answer.ok && body.rating) {
+              markRating(bar, body.rating);
+            }
           })
           .catch(function () {
             said.hidden = false;
@@ -322,14 +334,21 @@ const renderers = {
           let text = rating === "up" ? "Good" : rating === "down" ? "Not good" : rating;
           let button = postButton(action, text, { rating: rating });
           button.setAttribute("data-rating", rating);
+          button.setAttribute("aria-pressed", "false");
           control.appendChild(button);
         });
+        // The viewer's stored rating of this delivery (read back by the server).
+        if (context.rating) {
+          markRating(control, context.rating);
+          said.hidden = false;
+          said.textContent = context.rating === "up" ? "You rated this good." : context.rating === "down" ? "You rated this not good." : "";
+        }
       } else if (kind === "reopen" && context.askReopen && !context.readOnly) {
         // The task page asks first (and takes feedback for the next run); see task.js.
         control = el("button", "button", label);
         control.type = "button";
         control.addEventListener("click", function () {
-          context.askReopen(action);
+          context.askReopen(action, control);
         });
       } else {
         control = postButton(action, label, {});
@@ -342,6 +361,15 @@ const renderers = {
     return node;
   },
 };
+
+// Shows which rating is the viewer's: the pressed button.
+function markRating(root, rating) {
+  root.querySelectorAll("button[data-rating]").forEach(function (button) {
+    let pressed = button.getAttribute("data-rating") === rating;
+    button.setAttribute("aria-pressed", pressed ? "true" : "false");
+    button.classList.toggle("is-chosen", pressed);
+  });
+}
 
 function renderUnknown(block) {
   let node = el("section", "block block--unknown");
@@ -385,27 +413,9 @@ export function renderStep(step) {
   return row;
 }
 
-/*
- * blocks: the list from a delivery frame or a stored delivery.
- * context: post(url, body) → Promise of {ok, status, data} (runs POST actions: reopen,
- * feedback); done(action, data, body) → the text to show after one succeeded;
- * focusAnswer() for the `answer` action; askReopen(action) to confirm a reopen (with
- * feedback) before posting it; readOnly shows actions without running them.
- */
-export function render(blocks, context) {
-  context = context || {};
-  if (!context.done) {
-    context.done = function () {
-      return "";
-    };
-  }
-  let card = el("article", "delivery-card");
-  (Array.isArray(blocks) ? blocks : []).forEach(function (block) {
-    if (!block || typeof block !== "object") {
-      return;
-    }
-    let renderer = Object.prototype.hasOwnProperty.call(renderers, block.type) ? renderers[block.type] : null;
-    card.appendChild(renderer ? renderer(block, context) : renderUnknown(block));
-  });
-  return card;
+// One block's markup: its type's renderer, or the generic box of an unknown type.
+// ``known`` says which, so the card lays out only the types it knows.
+export function renderBlock(block, context) {
+  let renderer = Object.prototype.hasOwnProperty.call(renderers, block.type) ? renderers[block.type] : null;
+  return { node: renderer ? renderer(block, context) : renderUnknown(block), known: Boolean(renderer) };
 }

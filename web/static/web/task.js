@@ -7,8 +7,10 @@
  * idempotent (steps by seq, questions by id, the card by run), because the frames just
  * after the positions may already be part of the page.
  */
+import { activityStrip } from "./activity.js";
 import { postJSON, problemText } from "./api.js";
-import { render, renderStep } from "./blocks.js";
+import { renderStep } from "./blocks.js";
+import { render } from "./card.js";
 import { el, embedded, token } from "./dom.js";
 import { connect, showState } from "./realtime.js";
 
@@ -38,6 +40,14 @@ const reopenFeedback = document.getElementById("reopen-feedback");
 const reopenError = document.getElementById("reopen-error");
 
 let deliveredRun = config.delivered ? config.deliveryRunId : null;
+// The viewer's rating of each delivery version they rated (the stored one comes embedded).
+const ratings = {};
+if (storedDelivery && config.rating) {
+  ratings[storedDelivery.version] = config.rating;
+}
+let shownVersion = null;
+
+const activity = activityStrip({ config, element: document.getElementById("activity"), steps });
 
 function setStatus(status) {
   statusBadge.textContent = labels[status] || status;
@@ -48,6 +58,7 @@ function setStatus(status) {
   if (status !== "completed" && status !== "no_changes") {
     reopenBox.hidden = true;
   }
+  activity.setStatus(status);
 }
 
 function addLine(step) {
@@ -63,6 +74,15 @@ function note(text, kind) {
   row.appendChild(el("span", "step__message", text));
   steps.appendChild(row);
   stepsEmpty.hidden = true;
+}
+
+// After the box the keyboard was in closes (an answer sent, a reopen confirmed), the
+// focus goes to the narration, where the result is told, not back to the page's top.
+function keepFocus() {
+  const active = document.activeElement;
+  if (!active || active === document.body || active.closest("[hidden]")) {
+    document.getElementById("narration-title").focus();
+  }
 }
 
 function showNarration() {
@@ -82,16 +102,26 @@ const cardContext = {
       return "Reopened.";
     }
     if (action.kind === "feedback") {
+      ratings[shownVersion] = body.rating;
       return body.rating === "up" ? "Thanks: recorded as good." : "Thanks: recorded as not good.";
     }
     return "Done.";
   },
-  askReopen(action) {
+  askReopen(action, button) {
+    reopenOpener = button || null;
     reopenBox.setAttribute("data-url", action.url);
     reopenError.hidden = true;
     reopenBox.hidden = false;
     reopenBox.scrollIntoView({ block: "nearest" });
     reopenFeedback.focus();
+  },
+  // A blocked result's question is in the question box: the card does not repeat it.
+  questionElsewhere(block) {
+    if (question.hidden) {
+      return false;
+    }
+    const id = question.getAttribute("data-interrupt-id");
+    return (block.interrupt_id && id === block.interrupt_id) || questionText.textContent === block.question;
   },
   focusAnswer() {
     if (!question.hidden) {
@@ -103,7 +133,8 @@ const cardContext = {
 
 function showDelivery(payload) {
   deliveredRun = payload.run_id || null;
-  const card = render(payload.blocks, cardContext);
+  shownVersion = payload.version || null;
+  const card = render(payload.blocks, { ...cardContext, rating: ratings[shownVersion] || null });
   card.setAttribute("data-version", String(payload.version || ""));
   card.setAttribute("data-status", String(payload.status || ""));
   deliveryBox.replaceChildren(card);
@@ -147,7 +178,11 @@ async function sendAnswer(text) {
       hideQuestion();
       input.value = "";
       setStatus(answer.data.status);
+      if (!deliveryBox.hidden && deliveryBox.querySelector('.delivery-card[data-status="blocked"]')) {
+        showNarration(); // the blocked card asked this question; the task moves on
+      }
       note(`You answered: ${text}`, "answer");
+      keepFocus();
     } else {
       answerError.textContent = problemText(answer, "The answer was not accepted.");
       answerError.hidden = false;
@@ -213,11 +248,40 @@ reopenForm.addEventListener("submit", async (event) => {
     setStatus(answer.data.status);
     showNarration();
     note(feedback ? `Reopened with your feedback: ${feedback}` : "Reopened: the task is ready for a harness again.", "system");
+    keepFocus();
   }
 });
 
-document.getElementById("reopen-cancel").addEventListener("click", () => {
+let reopenOpener = null;
+
+function closeReopen() {
   reopenBox.hidden = true;
+  if (reopenOpener && reopenOpener.isConnected) {
+    reopenOpener.focus(); // back where the keyboard was
+  }
+}
+
+document.getElementById("reopen-cancel").addEventListener("click", closeReopen);
+reopenBox.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") {
+    event.preventDefault();
+    closeReopen();
+  }
+});
+
+// Ctrl+Enter (⌘+Enter on a Mac) sends the form a text box belongs to; Enter alone is a
+// new line, as in any multi-line box.
+const mac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent || "");
+document.querySelectorAll(".send-key").forEach((key) => {
+  key.textContent = mac ? "⌘" : "Ctrl";
+});
+[input, messageInput, reopenFeedback].forEach((box) => {
+  box.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.isComposing) {
+      event.preventDefault();
+      box.form.requestSubmit();
+    }
+  });
 });
 
 form.addEventListener("submit", (event) => {
@@ -252,6 +316,7 @@ function onFrame(frame) {
   if (frame.task_id !== config.taskId) {
     return; // the org's activity topic carries every task
   }
+  activity.onFrame(frame);
   switch (frame.type) {
     case "os.harness.step":
       if (deliveredRun && frame.run_id !== deliveredRun) {
