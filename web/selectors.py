@@ -18,10 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db.models import Q
 
 from accounts.models import Org, Project, Repository
 from corpus.models import Compaction, Document, DocumentKind, DocumentVersion
+from corpus.selectors import working_selection
 from delivery.models import Delivery
 from tasks.events import TIMELINE, activity_topic, frame, task_topic
 from tasks.models import Event, HarnessApp, Run, Step, Task, TaskStatus
@@ -267,6 +269,9 @@ class CompactionPage:
     memory: dict[str, Any] | None
     compactions: list[dict[str, Any]]
     raw_bytes: int
+    budget_bytes: int  # ETHER_WORKING_BUDGET_BYTES: what the `working` slice may hold
+    slice_bytes: int  # what the next claim's `working` slice holds now
+    slice_docs: list[str]  # the paths in that slice, memory first
 
 
 def compaction_page(*, org: Org, task: Task) -> CompactionPage:
@@ -294,10 +299,15 @@ def compaction_page(*, org: Org, task: Task) -> CompactionPage:
         for v in DocumentVersion.objects.filter(document__in=[c.memory_id for c in compactions])
     }
     folds = FoldOut(reversed(compactions), many=True, context={"bodies": bodies}).data
+    # The slice exactly as a harness will read it (corpus.selectors.working_selection).
+    in_slice = working_selection(docs, folded=latest_inputs)
     return CompactionPage(
         task=task,
         working=working,
         memory=MemoryOut(memory_doc).data if memory_doc is not None else None,
         compactions=folds,  # newest first
         raw_bytes=sum(w["bytes"] for w in working),
+        budget_bytes=settings.ETHER_WORKING_BUDGET_BYTES,
+        slice_bytes=sum(d.size for d in in_slice),
+        slice_docs=[d.path for d in in_slice],
     )

@@ -11,8 +11,8 @@ session and its CSRF token.
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -322,6 +322,9 @@ def compaction(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
             "memory": page.memory,
             "compactions": page.compactions,
             "raw_bytes": page.raw_bytes,
+            "budget_bytes": page.budget_bytes,
+            "slice_bytes": page.slice_bytes,
+            "slice_docs": page.slice_docs,
             # Promoting into the repository's memory is for org admins (staff).
             "can_promote": request.user.is_staff,
             "repo_name": task.repo.full_name,
