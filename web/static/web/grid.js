@@ -164,6 +164,17 @@ if (form) {
       repo: repo.value,
       project: option ? option.getAttribute("data-project") : "",
     };
+    // What the browser can tell at once; everything else is the API's to say.
+    const missing = {};
+    for (const name of ["title", "prompt"]) {
+      if (!body[name]) {
+        missing[name] = ["Required."];
+      }
+    }
+    if (Object.keys(missing).length) {
+      showErrors({ status: 400, data: { errors: missing } });
+      return;
+    }
     const scope = form.elements.namedItem("branch_scope").value.trim();
     if (scope) {
       body.branch_scope = scope;
