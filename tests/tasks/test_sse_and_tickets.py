@@ -14,6 +14,7 @@ from accounts.credentials import hash_secret
 from tasks.models import RealtimeTicket
 from tasks.realtime import hub
 from tasks.services.tickets import ticket_create, ticket_spend
+from tests import factories
 from tests.helpers import Caller, problem
 
 pytestmark = [
@@ -97,10 +98,15 @@ async def test_activity_sse_streams_the_viewers_org_grid(world, task, claimed, f
     resumed = await AsyncClient().get("/api/activity/events?after=1", headers=mine)
     [event] = await read_events(resumed, 1)
     assert event["id"] == 2
+    # Another org's member gets their own org's grid, never acme's.
+    their_task = await sync_to_async(factories.make_task)(
+        world.outsider_org, owner=world.outsider_user
+    )
     outsider = {"Authorization": f"Bearer {world.outsider_token}"}
     theirs = await AsyncClient().get("/api/activity/events?after=0", headers=outsider)
-    assert theirs.status_code == 200  # their own (empty) grid: nothing of acme's is sent
-    await sync_to_async(theirs.close, thread_sensitive=True)()
+    [event] = await read_events(theirs, 1)
+    assert event["topic"] == f"activity/{world.outsider_org.slug}"
+    assert event["task"]["id"] == their_task.public_id
     problem(await AsyncClient().get("/api/activity/events"), 401, "not_authenticated")
     harness_key = {"Authorization": f"Bearer {world.key}"}
     refused = await AsyncClient().get("/api/activity/events", headers=harness_key)
