@@ -32,7 +32,7 @@ from api.errors import NotFound
 from tasks import selectors, services
 from tasks.events import activity_topic, task_topic
 from tasks.models import Task
-from tasks.serializers import TaskOut
+from tasks.serializers.outputs import TaskOut
 from web import selectors as page_selectors
 
 View = Callable[..., HttpResponse]
