@@ -49,8 +49,15 @@ demo: export DJANGO_DEBUG ?= 1
 demo: $(STAMP)
 	$(PY) manage.py demo_harness $(ARGS)
 
+# axe-core for the browser walk's accessibility check (tests/browser/test_walk.py), from
+# its npm package; without npm the walk skips and says why.
+AXE := var/node/node_modules/axe-core/axe.min.js
+$(AXE):
+	-@command -v npm >/dev/null 2>&1 && npm install --silent --no-audit --no-fund --prefix var/node axe-core@4 \
+	  || echo "axe-core not installed (npm missing or offline): the page walk will be skipped"
+
 test: export DJANGO_DEBUG ?= 1
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

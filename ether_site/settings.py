@@ -243,6 +243,9 @@ ETHER_GITHUB_API_URL = env_str("ETHER_GITHUB_API_URL", "https://api.github.com")
 ETHER_VERIFY_RETRY_SECONDS = env_int("ETHER_VERIFY_RETRY_SECONDS", 60, minimum=1)
 ETHER_VERIFY_MAX_ATTEMPTS = env_int("ETHER_VERIFY_MAX_ATTEMPTS", 5, minimum=1)
 ETHER_SSE_POLL_SECONDS = env_float("ETHER_SSE_POLL_SECONDS", 0.5, minimum=0.05)
+# Whether clients (the pages, and `/api/config` for others) open the WebSocket first; off,
+# they go straight to SSE (a proxy that cannot pass WebSockets). docs/realtime.md.
+ETHER_REALTIME_PREFER_WEBSOCKET = env_bool("ETHER_REALTIME_PREFER_WEBSOCKET", True)
 ETHER_REPLAY_MAX = env_int("ETHER_REPLAY_MAX", 1000, minimum=1)
 # A WebSocket client whose unsent frames pass this many bytes is closed with 4008; it
 # resumes with `since`. Bounds the memory one stalled reader can cost a server process.

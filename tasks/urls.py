@@ -55,6 +55,7 @@ product = [
     path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),
     path("tasks/<str:task_id>/timeline", apis.TaskTimelineAPI.as_view(), name="task-timeline"),
     path("tasks/<str:task_id>/events", sse.TaskEventsAPI.as_view(), name="task-events"),
+    path("activity/events", sse.ActivityEventsAPI.as_view(), name="activity-events"),
     path("realtime/tickets", realtime_apis.RealtimeTicketAPI.as_view(), name="realtime-tickets"),
     path("config", realtime_apis.ConfigAPI.as_view(), name="config"),
     path("harness-apps", harness_apis.HarnessAppListAPI.as_view(), name="harness-app-list"),

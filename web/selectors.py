@@ -11,14 +11,22 @@ the state first would leave a window whose events are in neither.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
-from accounts.models import Org
+from django.conf import settings
+from django.db.models import Q
+
+from accounts.models import Org, Project, Repository
 from corpus.models import Compaction, Document, DocumentKind, DocumentVersion
+from corpus.selectors import working_selection
 from delivery.models import Delivery
 from tasks.events import TIMELINE, activity_topic, frame, task_topic
-from tasks.models import Event, Run, Step, Task
+from tasks.models import Event, HarnessApp, Run, Step, Task, TaskStatus
 from tasks.realtime import hub
 from tasks.selectors import tasks_for_org
 from tasks.serializers.outputs import TaskOut, TaskRowOut
@@ -32,12 +40,63 @@ from web.serializers import (
     WorkingNoteOut,
 )
 
-GRID_LIMIT = 200
 NARRATION_LIMIT = 200
 REPLAY_EVENT_LIMIT = 5000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --- Grid ----------------------------------------------------------------------------
+
+GRID_PAGE_SIZE = 50
+# A page position: the last (or first) row's update time in microseconds and its id.
+# Keyset paging on (updated_at, public_id): a task updated while someone pages moves to
+# the first page instead of shifting every later page by one.
+CURSOR = re.compile(r"(?P<micros>[0-9]{1,20})\.(?P<task_id>task_[0-9a-f]{32})")
+SEARCH_MAX_CHARS = 200
+
+
+@dataclass(frozen=True)
+class GridQuery:
+    """What the grid is asked for (``?status=&q=&after=|before=``), already checked:
+    an unknown status or a cursor this server did not issue reads as absent."""
+
+    status: str = ""
+    q: str = ""
+    after: tuple[datetime, str] | None = None  # older than this row
+    before: tuple[datetime, str] | None = None  # newer than this row
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> GridQuery:
+        status = params.get("status", "")
+        return cls(
+            status=status if status in TaskStatus.values else "",
+            q=" ".join(params.get("q", "").split())[:SEARCH_MAX_CHARS],
+            after=_cursor(params.get("after", "")),
+            before=_cursor(params.get("before", "")),
+        )
+
+    def link(self, **changes: str) -> str:
+        """The query string of this grid with ``changes`` (empty values left out)."""
+        values = {"status": self.status, "q": self.q, **changes}
+        kept = {name: value for name, value in values.items() if value}
+        return "?" + urlencode(kept)
+
+
+def _cursor(raw: str) -> tuple[datetime, str] | None:
+    match = CURSOR.fullmatch(raw)
+    if match is None:
+        return None
+    try:
+        stamp = EPOCH + timedelta(microseconds=int(match["micros"]))
+    except OverflowError:
+        return None
+    return stamp, match["task_id"]
+
+
+def cursor_of(row: Task) -> str:
+    delta = row.updated_at - EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return f"{micros}.{row.public_id}"
 
 
 @dataclass(frozen=True)
@@ -46,13 +105,71 @@ class GridPage:
     topic: str
     position: int
     rows: list[dict[str, Any]]
+    query: GridQuery
+    matching: int  # tasks that match the filter, on every page
+    older: str | None  # the query string of the next (older) page, or None
+    newer: str | None  # the query string of the previous (newer) page, or None
+    waiting: list[str]  # ids of the org's tasks that need an answer (paused)
 
 
-def grid_page(*, org: Org) -> GridPage:
+def grid_page(*, org: Org, query: GridQuery | None = None) -> GridPage:
+    """One page of the org's tasks, newest update first, filtered by status and title.
+
+    "Needs your answer" is the paused status: a task is paused exactly while its question
+    is open (an interrupt or a blocked result pauses it; an answer, a withdrawal or a
+    cancel moves it on), so the count is kept live from the grid's own frames."""
+    query = query or GridQuery()
     topic = activity_topic(org)
     position = hub.last_seq(topic)  # before the rows: see the module docstring
-    tasks = tasks_for_org(org=org, status=None).order_by("-updated_at", "-pk")[:GRID_LIMIT]
-    return GridPage(org=org, topic=topic, position=position, rows=TaskRowOut(tasks, many=True).data)
+    tasks = tasks_for_org(org=org, status=query.status or None)
+    if query.q:
+        tasks = tasks.filter(title__icontains=query.q)
+    matching = tasks.count()
+    if query.before is not None:
+        stamp, task_id = query.before
+        newer = Q(updated_at__gt=stamp) | Q(updated_at=stamp, public_id__gt=task_id)
+        rows = list(tasks.filter(newer).order_by("updated_at", "public_id")[: GRID_PAGE_SIZE + 1])
+        has_newer = len(rows) > GRID_PAGE_SIZE
+        rows = rows[:GRID_PAGE_SIZE][::-1]
+        has_older = True
+    else:
+        if query.after is not None:
+            stamp, task_id = query.after
+            older = Q(updated_at__lt=stamp) | Q(updated_at=stamp, public_id__lt=task_id)
+            tasks = tasks.filter(older)
+        rows = list(tasks.order_by("-updated_at", "-public_id")[: GRID_PAGE_SIZE + 1])
+        has_older = len(rows) > GRID_PAGE_SIZE
+        rows = rows[:GRID_PAGE_SIZE]
+        has_newer = query.after is not None
+    if not rows:
+        has_older = has_older and query.before is not None
+    waiting = list(
+        Task.objects.filter(org=org, status=TaskStatus.PAUSED).values_list("public_id", flat=True)
+    )
+    return GridPage(
+        org=org,
+        topic=topic,
+        position=position,
+        rows=TaskRowOut(rows, many=True).data,
+        query=query,
+        matching=matching,
+        older=query.link(after=cursor_of(rows[-1])) if has_older and rows else None,
+        newer=query.link(before=cursor_of(rows[0])) if has_newer and rows else None,
+        waiting=waiting,
+    )
+
+
+def create_choices(*, org: Org) -> dict[str, list[dict[str, str]]]:
+    """What the grid's "New task" form offers: the org's projects, repositories (with
+    their project) and harness apps that are not revoked."""
+    projects = Project.objects.filter(org=org).order_by("slug")
+    repos = Repository.objects.filter(org=org).select_related("project").order_by("full_name")
+    apps = HarnessApp.objects.filter(org=org, revoked_at__isnull=True).order_by("app_id")
+    return {
+        "projects": [{"slug": p.slug, "name": p.name or p.slug} for p in projects],
+        "repos": [{"full_name": r.full_name, "project": r.project.slug} for r in repos],
+        "apps": [{"app_id": a.app_id, "name": a.name or a.app_id} for a in apps],
+    }
 
 
 # --- Task ----------------------------------------------------------------------------
@@ -186,6 +303,9 @@ class CompactionPage:
     memory: dict[str, Any] | None
     compactions: list[dict[str, Any]]
     raw_bytes: int
+    budget_bytes: int  # ETHER_WORKING_BUDGET_BYTES: what the `working` slice may hold
+    slice_bytes: int  # what the next claim's `working` slice holds now
+    slice_docs: list[str]  # the paths in that slice, memory first
 
 
 def compaction_page(*, org: Org, task: Task) -> CompactionPage:
@@ -213,10 +333,15 @@ def compaction_page(*, org: Org, task: Task) -> CompactionPage:
         for v in DocumentVersion.objects.filter(document__in=[c.memory_id for c in compactions])
     }
     folds = FoldOut(reversed(compactions), many=True, context={"bodies": bodies}).data
+    # The slice exactly as a harness will read it (corpus.selectors.working_selection).
+    in_slice = working_selection(docs, folded=latest_inputs)
     return CompactionPage(
         task=task,
         working=working,
         memory=MemoryOut(memory_doc).data if memory_doc is not None else None,
         compactions=folds,  # newest first
         raw_bytes=sum(w["bytes"] for w in working),
+        budget_bytes=settings.ETHER_WORKING_BUDGET_BYTES,
+        slice_bytes=sum(d.size for d in in_slice),
+        slice_docs=[d.path for d in in_slice],
     )

@@ -5,6 +5,8 @@ that route's with the members the page has no use for taken out (``= None``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils.safestring import SafeString, mark_safe
 from rest_framework import serializers
 
@@ -110,6 +112,23 @@ class FoldOut(serializers.Serializer):
     fallback = serializers.CharField()
     memory_version = serializers.IntegerField()
     memory_body = serializers.SerializerMethodField()
+    notes = serializers.SerializerMethodField()
+
+    def get_notes(self, fold: Compaction) -> list[dict[str, Any]]:
+        """Each folded note with what of it the memory lost (``dropped``), if anything:
+        the page says per note "kept whole" or "lost N B in K blocks"."""
+        lost = {row.get("doc_id") or row.get("path"): row for row in fold.dropped or []}
+        notes = []
+        for note in fold.inputs:
+            dropped = lost.get(note.get("doc_id")) or lost.get(note.get("path"))
+            notes.append(
+                {
+                    **note,
+                    "dropped_bytes": dropped["bytes"] if dropped else 0,
+                    "dropped_blocks": dropped["blocks"] if dropped else 0,
+                }
+            )
+        return notes
 
     def get_memory_body(self, fold: Compaction) -> str:
         return self.context["bodies"].get((fold.memory_id, fold.memory_version), "")

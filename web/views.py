@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.auth import org_of_user
 from accounts.models import Org
@@ -29,6 +31,7 @@ from api import ratelimit
 from api.errors import NotFound
 from api.rfc3339 import iso
 from tasks import selectors, services
+from tasks.events import activity_topic, task_topic
 from tasks.models import Task
 from tasks.serializers.outputs import TaskOut
 from web import selectors as page_selectors
@@ -49,8 +52,25 @@ STATUS_LABELS = {
 
 
 def short_time(stamp: str | None) -> str:
-    """``2026-11-25T22:29:51.123Z`` → ``2026-11-25 22:29 UTC`` (web/static/web/grid.js too)."""
-    return f"{stamp[:16].replace('T', ' ')} UTC" if stamp else ""
+    """``2026-11-25T22:29:51.123Z`` → ``2026-11-25 22:29:51 UTC`` (web/static/web/time.js too)."""
+    return f"{stamp[:19].replace('T', ' ')} UTC" if stamp else ""
+
+
+def relative_time(stamp: str | None, now: datetime) -> str:
+    """``3 min ago``, as ``relative`` in web/static/web/time.js words it (which keeps it
+    current in the browser); the absolute time is the element's title."""
+    if not stamp:
+        return ""
+    seconds = (now - parse_datetime(stamp)).total_seconds()
+    if seconds < 45:
+        return "just now"
+    if seconds < 45 * 60:
+        return f"{max(1, round(seconds / 60))} min ago"
+    if seconds < 22 * 3600:
+        return f"{round(seconds / 3600)} h ago"
+    if seconds < 30 * 86400:
+        return f"{max(1, round(seconds / 86400))} d ago"
+    return stamp[:10]
 
 
 def human_time(stamp: str | None) -> str:
@@ -147,6 +167,13 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("api-docs")
 
 
+def _transport(sse: dict[str, str]) -> dict[str, Any]:
+    """How the page goes live (web/static/web/realtime.js): the WebSocket first unless
+    ``ETHER_REALTIME_PREFER_WEBSOCKET`` is off, and each topic's SSE stream to fall back on
+    (``/api/config`` says the same to other clients)."""
+    return {"preferWebsocket": settings.ETHER_REALTIME_PREFER_WEBSOCKET, "sse": sse}
+
+
 def _urls(task_id: str) -> dict[str, str]:
     return {
         "page": reverse("pages:task", args=[task_id]),
@@ -183,27 +210,47 @@ def _render_task(
 
 @member_required
 def grid(request: HttpRequest, org: Org) -> HttpResponse:
-    page = page_selectors.grid_page(org=org)
+    query = page_selectors.GridQuery.parse(request.GET)
+    page = page_selectors.grid_page(org=org, query=query)
     config = {
         "positions": {page.topic: page.position},
         "ticketUrl": reverse("realtime-tickets"),
         "socketPath": REALTIME_PATH,
+        "transport": _transport({page.topic: reverse("activity-events")}),
         # The JS fills in the id; "task_" keeps the placeholder a valid path segment.
         "taskUrl": reverse("pages:task", args=["task_ID"]),
+        "createUrl": reverse("task-list"),
         "statusLabels": STATUS_LABELS,
+        # What the page shows, so live rows that do not match are left out.
+        "filter": {"status": query.status, "q": query.q},
+        "firstPage": query.after is None and query.before is None,
+        "waiting": page.waiting,
     }
+    now = timezone.now()
     rows = [
         {
             **row,
             "status_label": STATUS_LABELS.get(row["status"], row["status"]),
-            "updated_display": short_time(row["updated_at"]),
+            "updated_display": relative_time(row["updated_at"], now),
+            "updated_title": short_time(row["updated_at"]),
         }
         for row in page.rows
     ]
     return render(
         request,
         "web/grid.html",
-        {"org": org, "rows": rows, "config": config, "position": page.position},
+        {
+            "org": org,
+            "rows": rows,
+            "page": page,
+            "query": query,
+            "statuses": list(STATUS_LABELS.items()),
+            "filtered": bool(query.status or query.q),
+            "filter_label": STATUS_LABELS.get(query.status, ""),
+            "choices": page_selectors.create_choices(org=org),
+            "config": config,
+            "position": page.position,
+        },
     )
 
 
@@ -218,6 +265,12 @@ def task_page(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
         "positions": page.positions,
         "ticketUrl": reverse("realtime-tickets"),
         "socketPath": REALTIME_PATH,
+        "transport": _transport(
+            {
+                task_topic(task): reverse("task-events", args=[task.public_id]),
+                activity_topic(org): reverse("activity-events"),
+            }
+        ),
         "urls": _urls(task.public_id),
         "status": detail["status"],
         "statusLabels": STATUS_LABELS,
@@ -288,6 +341,9 @@ def compaction(request: HttpRequest, org: Org, task_id: str) -> HttpResponse:
             "memory": page.memory,
             "compactions": page.compactions,
             "raw_bytes": page.raw_bytes,
+            "budget_bytes": page.budget_bytes,
+            "slice_bytes": page.slice_bytes,
+            "slice_docs": page.slice_docs,
             # Promoting into the repository's memory is for org admins (staff).
             "can_promote": request.user.is_staff,
             "repo_name": task.repo.full_name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -86,8 +87,9 @@ class ConfigAPI(APIView):
         http_base = public_origin(request)
         ws_base = websocket_origin(request)
         realtime = {
-            "prefer_websocket": True,
+            "prefer_websocket": settings.ETHER_REALTIME_PREFER_WEBSOCKET,
             "websocket_url": ws_base + "/api/realtime",
             "sse_url_template": http_base + "/api/tasks/{task_id}/events",
+            "activity_sse_url": http_base + "/api/activity/events",
         }
         return Response(ConfigOut({"realtime": realtime}).data)

@@ -1,4 +1,5 @@
-"""The SSE fallback ``GET /api/tasks/{task_id}/events`` (docs/contract.md §5).
+"""The SSE fallback ``GET /api/tasks/{task_id}/events`` (docs/contract.md §5), and
+``GET /api/activity/events`` for the viewer's org's ``activity/{org}`` topic (the grid's).
 
 It replays the task topic's persisted events after ``Last-Event-ID`` (or ``?after=``) and
 then follows the log, each event as ``id: {seq}``, with a comment line every 15 s so
@@ -36,7 +37,7 @@ from api.fields import validated
 from api.negotiation import AnyAcceptNegotiation
 from api.views import problems
 from tasks import selectors
-from tasks.events import task_topic
+from tasks.events import activity_topic, task_topic
 from tasks.realtime import hub
 from tasks.realtime.fanout import Frame, local_hub
 from tasks.realtime.streams import StreamCredential, stream_close, stream_open
@@ -183,16 +184,46 @@ class TaskEventsAPI(UserAPIView):
     )
     def get(self, request: Request, task_id: str) -> StreamingHttpResponse:
         task = selectors.task_get(org=self.org(request), task_id=task_id)
-        after = _position(request)
-        token: Any = request.auth if isinstance(request.auth, AccessToken) else None
-        credential = StreamCredential(user_id=request.user.pk, token_id=token and token.pk)
-        if not stream_open(credential):
-            raise Throttled(
-                detail=f"This credential already holds {settings.ETHER_STREAMS_PER_CREDENTIAL} "
-                "realtime streams; close one first."
-            )
-        body = event_stream(task_topic(task), after, credential)
-        response = StreamingHttpResponse(Stream(credential, body), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
-        return response
+        return stream_response(request, task_topic(task))
+
+
+def stream_response(request: Request, topic: str) -> StreamingHttpResponse:
+    """The SSE answer for one topic the caller may see, holding one of its stream slots."""
+    after = _position(request)
+    token: Any = request.auth if isinstance(request.auth, AccessToken) else None
+    credential = StreamCredential(user_id=request.user.pk, token_id=token and token.pk)
+    if not stream_open(credential):
+        raise Throttled(
+            detail=f"This credential already holds {settings.ETHER_STREAMS_PER_CREDENTIAL} "
+            "realtime streams; close one first."
+        )
+    body = event_stream(topic, after, credential)
+    response = StreamingHttpResponse(Stream(credential, body), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return response
+
+
+class ActivityEventsAPI(UserAPIView):
+    """The org's task grid as SSE: the pages' fallback when WebSockets cannot pass."""
+
+    content_negotiation_class = AnyAcceptNegotiation
+
+    @extend_schema(
+        tags=["realtime"],
+        summary="Server-sent events of the org's activity topic: replay, then live",
+        description=(
+            "text/event-stream of `activity/{org}` (`activity.list_updated`), as "
+            "`/api/tasks/{task_id}/events` for a task."
+        ),
+        parameters=[
+            TaskEventsQuery,
+            OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            200: OpenApiResponse(description="text/event-stream"),
+            **problems(400, 429, s429="The credential holds its cap of open streams"),
+        },
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        return stream_response(request, activity_topic(self.org(request)))

@@ -108,6 +108,7 @@ class RealtimeConfigOut(serializers.Serializer):
     prefer_websocket = serializers.BooleanField()
     websocket_url = serializers.CharField()
     sse_url_template = serializers.CharField()
+    activity_sse_url = serializers.CharField()
 
 
 class ConfigOut(serializers.Serializer):

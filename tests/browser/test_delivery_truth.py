@@ -183,7 +183,9 @@ def test_the_working_memory_page_shows_kept_and_dropped_and_promotes_a_note(
     fold = page.locator("#compactions > li").first
     expect(fold.locator(".fold__account")).to_contain_text("Kept")
     expect(fold.locator(".fold__account")).to_contain_text("dropped")
-    expect(fold.locator(".fold__dropped li").first).to_contain_text("working/run_")
+    # Each folded note says what of it was lost (or that it was kept whole).
+    expect(fold.locator(".fold__inputs li").first).to_contain_text("working/run_")
+    expect(fold.locator(".fold__inputs li .fold__lost").first).to_contain_text(" B in ")
     expect(page.locator("#memory .markdown")).to_contain_text("decided to try idea 1")
     expect(page.locator("#memory .markdown")).to_contain_text("omitted: working/run_")
 

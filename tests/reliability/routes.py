@@ -47,7 +47,7 @@ def served_routes() -> list[Route]:
 ROUTES = served_routes()
 WRITES = [r for r in ROUTES if r.method in {"POST", "PUT", "PATCH"}]
 # The SSE stream never ends on success; its error answers are plain JSON like the rest.
-STREAMS = {"/api/tasks/{task_id}/events"}
+STREAMS = {"/api/tasks/{task_id}/events", "/api/activity/events"}
 
 
 def real_ids(world: World) -> dict[str, str]:

@@ -14,6 +14,7 @@ from accounts.credentials import hash_secret
 from tasks.models import RealtimeTicket
 from tasks.realtime import hub
 from tasks.services.tickets import ticket_create, ticket_spend
+from tests import factories
 from tests.helpers import Caller, problem
 
 pytestmark = [
@@ -82,6 +83,47 @@ async def test_sse_refusals_are_problem_documents(world, task):
     problem(await client.get("/api/tasks/task_nothex/events", headers=mine), 404, "not_found")
 
 
+async def test_activity_sse_streams_the_viewers_org_grid(world, task, claimed, fast_poll):
+    """The grid's fallback: ``activity/{org}`` of the caller's own org, resumable like a
+    task's stream; nobody names the org, so another org's grid cannot be asked for."""
+    mine = {"Authorization": f"Bearer {world.token}"}
+    response = await AsyncClient().get("/api/activity/events", headers=mine)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    events = await read_events(response, 2)
+    assert [e["type"] for e in events] == ["activity.list_updated"] * 2
+    assert {e["topic"] for e in events} == {f"activity/{world.org.slug}"}
+    assert [e["id"] for e in events] == [1, 2]
+    assert events[-1]["status"] == "in_progress" and events[-1]["task"]["id"] == task.public_id
+    resumed = await AsyncClient().get("/api/activity/events?after=1", headers=mine)
+    [event] = await read_events(resumed, 1)
+    assert event["id"] == 2
+    # Another org's member gets their own org's grid, never acme's.
+    their_task = await sync_to_async(factories.make_task)(
+        world.outsider_org, owner=world.outsider_user
+    )
+    outsider = {"Authorization": f"Bearer {world.outsider_token}"}
+    theirs = await AsyncClient().get("/api/activity/events?after=0", headers=outsider)
+    [event] = await read_events(theirs, 1)
+    assert event["topic"] == f"activity/{world.outsider_org.slug}"
+    assert event["task"]["id"] == their_task.public_id
+    problem(await AsyncClient().get("/api/activity/events"), 401, "not_authenticated")
+    harness_key = {"Authorization": f"Bearer {world.key}"}
+    refused = await AsyncClient().get("/api/activity/events", headers=harness_key)
+    assert refused.status_code in (401, 403)
+    problem(
+        await AsyncClient().get("/api/activity/events?after=x", headers=mine),
+        400,
+        "validation_error",
+    )
+
+
+async def test_config_follows_the_prefer_websocket_setting(db, settings):
+    settings.ETHER_REALTIME_PREFER_WEBSOCKET = False
+    response = await AsyncClient().get("/api/config")
+    assert response.json()["realtime"]["prefer_websocket"] is False
+
+
 async def test_config_tells_clients_to_prefer_the_websocket(db):
     response = await AsyncClient().get("/api/config")
     assert response.status_code == 200
@@ -90,6 +132,7 @@ async def test_config_tells_clients_to_prefer_the_websocket(db):
             "prefer_websocket": True,
             "websocket_url": "ws://testserver/api/realtime",
             "sse_url_template": "http://testserver/api/tasks/{task_id}/events",
+            "activity_sse_url": "http://testserver/api/activity/events",
         }
     }
 

@@ -306,13 +306,28 @@ def test_compaction_page_shows_working_docs_folds_and_memory(world, task, harnes
     assert memory.path in html
     assert "decided thing 0" in html  # the memory keeps each folded note's decisions
     fold = Compaction.objects.filter(task_ref=task.public_id).latest("created_at")
-    assert f"{fold.bytes_before} B → {fold.bytes_after} B" in html
+    assert f"{fold.bytes_before:,} B → {fold.bytes_after:,} B" in html
     # What the fold kept and dropped, note by note (the filler did not fit).
     assert fold.dropped_bytes > 0
-    assert f"Kept {fold.kept_bytes} B, dropped {fold.dropped_bytes} B" in html
+    assert f"Kept {fold.kept_bytes:,} B, dropped {fold.dropped_bytes:,} B" in html
     for row in fold.dropped:
-        assert f"<code>{row['path']}</code>: {row['bytes']} B in {row['blocks']} block" in html
+        lost = f"lost {row['bytes']:,} B in {row['blocks']} block"
+        assert re.search(rf"<code>{row['path']}</code>[^<]*<span[^>]*>{lost}", html)
     assert "% smaller" not in html
+    # The budget and how close the working slice (memory, then the raw notes it does not
+    # cover) is to it, in numbers and as a meter.
+    in_slice = [
+        memory,
+        *[d for d in working if d.public_id not in {i["doc_id"] for i in fold.inputs}],
+    ]
+    used = sum(d.size for d in in_slice)
+    assert (
+        f'<strong id="budget-used">{used:,} B</strong> of '
+        '<strong id="budget-total">1,024 B</strong>' in html
+    )
+    assert (
+        f'<meter class="budget__meter" id="budget-meter" min="0" max="1024" value="{used}"' in html
+    )
 
 
 def test_compaction_page_says_when_nothing_was_dropped(world, task, harness, settings):
@@ -326,7 +341,8 @@ def test_compaction_page_says_when_nothing_was_dropped(world, task, harness, set
     fold = Compaction.objects.filter(task_ref=task.public_id).latest("created_at")
     assert fold.dropped_bytes == 0 and fold.dropped == []
     html = signed_in(world.user).get(f"/tasks/{task.public_id}/compaction").content.decode()
-    assert f"Kept all {fold.kept_bytes} B" in html
+    assert f"Kept all {fold.kept_bytes:,} B" in html
+    assert "kept whole" in html
 
 
 def test_compaction_page_before_any_working_notes(world, task):

@@ -359,6 +359,7 @@ connect({
   positions: config.positions,
   ticketUrl: config.ticketUrl,
   socketPath: config.socketPath,
+  transport: config.transport,
   onFrame,
   onState: showState(document.getElementById("live-state")),
 });
