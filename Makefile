@@ -4,15 +4,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# Two stamps: `make run` installs only what serving needs (SERVE_STAMP, the base
+# dependencies), `make test` and the other developer targets add the dev extras (STAMP;
+# its name is kept so `make .venv/.installed` still gives a full development venv).
+SERVE_STAMP := $(VENV)/.installed-serve
 STAMP := $(VENV)/.installed
 
 .PHONY: run test test-postgres lint format migrate demo sweep clean bench soak
 
-$(STAMP): pyproject.toml
+$(SERVE_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check '.'
+	@touch $(SERVE_STAMP)
+
+$(STAMP): $(SERVE_STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check '.[dev]'
 	@touch $(STAMP)
 
 # DJANGO_DEBUG=1 lets the local server run without a DJANGO_SECRET_KEY.
@@ -20,7 +27,7 @@ $(STAMP): pyproject.toml
 run: export DJANGO_DEBUG ?= 1
 run: export ETHER_WEBHOOK_ALLOW_PRIVATE ?= 1
 run: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/metrics
-run: $(STAMP)
+run: $(SERVE_STAMP)
 	$(PY) manage.py migrate --no-input -v0
 	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	@# Metrics of the server and the sweeper add up through one directory (api/metrics.py);
@@ -39,7 +46,7 @@ run: $(STAMP)
 # started (task, key and app from var/demo.json); `make demo ARGS=--ask` stops to ask a
 # question on the task page first; `make demo ARGS="--next --ask"` waits for any ready task.
 demo: export DJANGO_DEBUG ?= 1
-demo: $(STAMP)
+demo: $(SERVE_STAMP)
 	$(PY) manage.py demo_harness $(ARGS)
 
 test: export DJANGO_DEBUG ?= 1

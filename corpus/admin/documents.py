@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
+from unfold.admin import ModelAdmin
 
 from api.errors import NotFound, PreconditionFailed
 from api.problems import json_problem
@@ -109,7 +110,7 @@ def _version_label(version: DocumentVersion) -> str:
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ModelAdmin):
     """Documents are edited here but always written by ``corpus.services``.
 
     They are created by the API and the services (each kind has its own scope rules),
