@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from unfold.widgets import UnfoldAdminSelectWidget
 
 from accounts.models import Membership
 from corpus.admin.fields import MarkdownField
@@ -28,7 +29,9 @@ SCOPE_FIELD = {
 
 
 class DocumentAddForm(forms.ModelForm):
-    kind = forms.ChoiceField(choices=ADDABLE_KINDS, initial=DocumentKind.PROJECT)
+    kind = forms.ChoiceField(
+        choices=ADDABLE_KINDS, initial=DocumentKind.PROJECT, widget=UnfoldAdminSelectWidget
+    )
     body = MarkdownField()
 
     class Meta:

@@ -229,11 +229,17 @@ class DocumentAdmin(VersionsAdminMixin, ModelAdmin):
             level, message = own
             request._document_message = None  # type: ignore[attr-defined]
         super().message_user(request, message, level, *args, **kwargs)
+        warning = getattr(request, "_document_warning", None)
+        if warning:  # after the save's message, which says what happened first
+            request._document_warning = None  # type: ignore[attr-defined]
+            super().message_user(request, warning, messages.WARNING)
 
     def _warn_stripped(self, request: HttpRequest, body: str) -> None:
+        """The save's second message, when the sanitizer keeps part of the body off the
+        pages: the same notice as the editor's preview."""
         removed = removed_markup(body)
         if removed:
-            messages.warning(request, stripped_notice(removed))
+            request._document_warning = stripped_notice(removed)  # type: ignore[attr-defined]
 
     def changeform_view(
         self,

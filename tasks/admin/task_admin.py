@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from api.errors import DomainError, describe
 from api.problems import _flatten_errors
@@ -23,7 +24,7 @@ class TaskForm(forms.ModelForm):
     saved by the API's services (``task_create``, ``task_update``)."""
 
     definition_of_done = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 5}),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 5}),
         required=False,
         help_text="One item per line.",
     )
