@@ -41,7 +41,5 @@ def test_swagger_ui_and_admin_render_without_policy_violations(live_server, djan
             expect(page.locator("#changelist")).to_be_visible()
         finally:
             browser.close()
-    violations = [
-        text for text in console if "Content Security Policy" in text or "Alpine" in text
-    ]
+    violations = [text for text in console if "Content Security Policy" in text or "Alpine" in text]
     assert not violations, violations
