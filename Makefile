@@ -15,11 +15,13 @@ STAMP := $(VENV)/.installed
 $(SERVE_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check '.'
+	@# A current pip: the one Python 3.11 bundles resolves slower and misses the newer cache.
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet '.'
 	@touch $(SERVE_STAMP)
 
 $(STAMP): $(SERVE_STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check '.[dev]'
+	$(PY) -m pip install --quiet '.[dev]'
 	@touch $(STAMP)
 
 # DJANGO_DEBUG=1 lets the local server run without a DJANGO_SECRET_KEY.
