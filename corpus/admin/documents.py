@@ -168,7 +168,9 @@ class DocumentAdmin(VersionsAdminMixin, ModelAdmin):
     @admin.display(description="history")
     def versions_link(self, obj: Document) -> str:
         url = reverse("admin:corpus_document_versions", args=[obj.pk])
-        return format_html('<a href="{}">All versions: compare and restore</a>', url)
+        return format_html(
+            '<a class="ether-link" href="{}">All versions: compare and restore</a>', url
+        )
 
     def save_model(self, request: HttpRequest, obj: Document, form: Any, change: bool) -> None:
         if not change:
