@@ -18,9 +18,10 @@ from delivery import selectors
 from delivery import serializers as ds
 from delivery.compose import summary_markdown
 from delivery.services import delivery_feedback, delivery_result_submit
-from tasks import serializers as s
 from tasks.apis import HarnessAPIView, TaskUserAPIView
 from tasks.selectors import task_get
+from tasks.serializers.harness import ResultOut
+from tasks.serializers.inputs import ResultIn
 
 
 class ResultAPI(HarnessAPIView):
@@ -56,13 +57,13 @@ class ResultAPI(HarnessAPIView):
             "Every stored result gets a delivery payload (task.delivered, task.blocked or "
             "task.no_changes; docs/delivery.md)."
         ),
-        request=s.ResultIn,
-        responses={200: s.ResultOut, **problems(403, *POST_PROBLEMS)},
+        request=ResultIn,
+        responses={200: ResultOut, **problems(403, *POST_PROBLEMS)},
     )
     @idempotent
     def post(self, request: Request, task_id: str) -> Response:
         task = self.task(request, task_id)
-        data = validated(s.ResultIn, body(request))
+        data = validated(ResultIn, body(request))
         submitted = delivery_result_submit(
             app=self.app(request),
             task=task,
@@ -77,7 +78,7 @@ class ResultAPI(HarnessAPIView):
             renders=self.renders,
         )
         headers = {"Idempotent-Replayed": "true"} if submitted.replayed else None
-        return Response(s.ResultOut(submitted.result).data, headers=headers)
+        return Response(ResultOut(submitted.result).data, headers=headers)
 
 
 class DeliveryAPI(UserAPIView):

@@ -1,4 +1,5 @@
-"""Ether settings: one module, read from the environment through small typed helpers.
+"""Ether settings, read from the environment through the typed helpers of
+``ether_site/env.py`` (the database: ``ether_site/databases.py``).
 
 The defaults run with nothing installed (SQLite in WAL mode, the in-memory channel
 layer). ``DATABASE_URL`` switches to Postgres and ``REDIS_URL`` to channels-redis.
@@ -6,126 +7,24 @@ layer). ``DATABASE_URL`` switches to Postgres and ``REDIS_URL`` to channels-redi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from ether_site.databases import default_database
+from ether_site.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_origin,
+    env_rate,
+    env_seconds_list,
+    env_str,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false)")
-
-
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
-    return value
-
-
-def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
-    return value
-
-
-def env_origin(name: str) -> str:
-    """An http(s) origin (``scheme://host[:port]``, lowercased, no trailing slash), or "".
-    Only an origin: a path, query or fragment would join ambiguously with our own paths."""
-    raw = os.environ.get(name, "")
-    text = raw.strip()
-    if not text:
-        return ""
-    parts = urlsplit(text)
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} has a bad port") from None
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ImproperlyConfigured(
-            f"{name}={raw!r} must be an origin like https://ether.example.com"
-        )
-    if parts.path not in {"", "/"} or parts.query or parts.fragment or "@" in parts.netloc:
-        raise ImproperlyConfigured(
-            f"{name}={raw!r} must be only scheme://host[:port] (no path, query, fragment "
-            "or credentials)"
-        )
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def env_seconds_list(name: str, default: str) -> tuple[float, ...]:
-    """``"10,60,300"`` → (10.0, 60.0, 300.0): a comma list of non-negative seconds."""
-    raw = os.environ.get(name) or default
-    try:
-        values = tuple(float(part) for part in raw.split(",") if part.strip())
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a comma list of seconds") from None
-    if any(v < 0 for v in values):
-        raise ImproperlyConfigured(f"{name}={raw!r}: seconds cannot be negative")
-    return values
-
-
-def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    value = raw.strip().lower()
-    if value not in choices:
-        raise ImproperlyConfigured(f"{name}={raw!r} must be one of: {', '.join(choices)}")
-    return value
-
-
-def env_list(name: str, default: str) -> list[str]:
-    """A comma-separated list; empty items are dropped, so ``""`` is the empty list."""
-    raw = os.environ.get(name)
-    return [item.strip() for item in (default if raw is None else raw).split(",") if item.strip()]
-
-
-RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600}
-
-
-def env_rate(name: str, default: str) -> tuple[int, int] | None:
-    """``"600/minute"`` → (600, 60): requests per window of seconds; ``"off"``/``"0"`` → None."""
-    raw = os.environ.get(name) or default
-    text = raw.strip().lower()
-    if text in {"0", "off", "none"}:
-        return None
-    count, _, period = text.partition("/")
-    if not count.isdigit() or int(count) < 1 or period not in RATE_PERIODS:
-        raise ImproperlyConfigured(
-            f"{name}={raw!r} is not a rate: use '<count>/<second|minute|hour>' or 'off'"
-        )
-    return int(count), RATE_PERIODS[period]
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -243,71 +142,11 @@ TEMPLATES = [
 DB_LOCK_TIMEOUT_SECONDS = env_float("ETHER_DB_LOCK_TIMEOUT", 5.0, minimum=0.01)
 DATA_DIR = Path(env_str("ETHER_DATA_DIR", str(BASE_DIR / "var")))
 DATABASE_URL = env_str("DATABASE_URL")
-
-
-def sqlite_database(path: Path) -> dict[str, Any]:
-    """The one SQLite configuration, for the default file and for a ``sqlite://`` URL.
-
-    A ``DATABASE_URL=sqlite:///…`` once got Django's stock settings (no WAL, deferred
-    transactions, no busy timeout): at 60 steps/s 254 of 300 steps were 503 (issue 18).
-    """
-    return {
-        # Django's backend with 0600 files (the database holds password and key hashes).
-        "ENGINE": "ether_site.sqlite",
-        "NAME": path,
-        "OPTIONS": {
-            # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the busy
-            # timeout instead of one failing with "database is locked" at its first write.
-            "transaction_mode": "IMMEDIATE",
-            "timeout": DB_LOCK_TIMEOUT_SECONDS,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        },
-        # Concurrency tests need real connections from several threads: a file, not memory.
-        # ETHER_TEST_DB_SUFFIX lets two test runs share a checkout without sharing a file.
-        "TEST": {"NAME": str(DATA_DIR / f"test-ether{env_str('ETHER_TEST_DB_SUFFIX')}.sqlite3")},
-    }
-
-
-_db: dict[str, Any]
-if DATABASE_URL and DATABASE_URL.startswith("sqlite"):
-    _parsed = dj_database_url.parse(DATABASE_URL)
-    if not _parsed["NAME"] or _parsed["NAME"] == ":memory:":
-        raise ImproperlyConfigured(
-            "DATABASE_URL: SQLite needs a file path (sqlite:////abs/path.sqlite3); "
-            "several threads and processes share the database"
-        )
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    _db = sqlite_database(Path(_parsed["NAME"]))
-elif DATABASE_URL:
-    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
-    if _db["ENGINE"] == "django.db.backends.postgresql":
-        lock_ms = int(DB_LOCK_TIMEOUT_SECONDS * 1000)
-        _db.setdefault("OPTIONS", {})
-        # Under daphne each request runs its sync code in a thread of its own, so a
-        # persistent connection (CONN_MAX_AGE) outlives its thread and is never reused:
-        # every concurrent request left one open until Postgres refused new clients
-        # (bench/bench_contention.py found it). A per-process pool bounds and reuses them.
-        _db["CONN_MAX_AGE"] = 0
-        # With a pool, Django turns this into the pool's `check`: a connection is tested
-        # when it leaves the pool and replaced if dead. Without it, a backend killed while
-        # idle (a Postgres restart, a failover, an idle reaper) was handed to the next
-        # request, which answered 503 (tests/reliability/test_faults.py).
-        _db["CONN_HEALTH_CHECKS"] = True
-        _db["OPTIONS"]["pool"] = {
-            "min_size": 1,
-            "max_size": env_int("ETHER_DB_POOL_SIZE", 10, minimum=1),
-            "timeout": DB_LOCK_TIMEOUT_SECONDS,
-        }
-        # A locked row must not hang a request forever: past the timeout it is a 503.
-        _db["OPTIONS"]["options"] = f"-c lock_timeout={lock_ms}"
-        _db["OPTIONS"].setdefault("connect_timeout", 5)
-        # ETHER_TEST_DB_SUFFIX lets two test runs share one server without sharing a database.
-        _db["TEST"] = {"NAME": f"test_{_db['NAME']}{env_str('ETHER_TEST_DB_SUFFIX')}"}
-else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    # ETHER_SQLITE_PATH points a second process (a test's daphne) at the same file.
-    _db = sqlite_database(Path(env_str("ETHER_SQLITE_PATH", str(DATA_DIR / "ether.sqlite3"))))
-DATABASES = {"default": _db}
+DATABASES = {
+    "default": default_database(
+        database_url=DATABASE_URL, data_dir=DATA_DIR, lock_timeout=DB_LOCK_TIMEOUT_SECONDS
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels -------------------------------------------------------------------------
@@ -386,7 +225,7 @@ ETHER_IDEMPOTENCY_TTL_SECONDS = env_int("ETHER_IDEMPOTENCY_TTL_SECONDS", 24 * 36
 # its write rolled back with it, because the stored answer commits with the write.
 ETHER_IDEMPOTENCY_LOCK_SECONDS = env_int("ETHER_IDEMPOTENCY_LOCK_SECONDS", 60, minimum=1)
 ETHER_SWEEP_INTERVAL_SECONDS = env_float("ETHER_SWEEP_INTERVAL", 5.0, minimum=0.1)
-ETHER_WORKING_BUDGET_BYTES = env_int("ETHER_WORKING_BUDGET_BYTES", 16 * 1024, minimum=1024)
+ETHER_WORKING_BUDGET_BYTES = env_int("ETHER_WORKING_BUDGET_BYTES", 24 * 1024, minimum=1024)
 # A long poll (POST /api/harness/claim-next) is woken by a channel-layer ping when a task
 # becomes ready, and looks again at least this often anyway (api/longpoll.py).
 ETHER_LONGPOLL_RECHECK_SECONDS = env_float("ETHER_LONGPOLL_RECHECK_SECONDS", 1.0, minimum=0.05)

@@ -33,7 +33,7 @@ from tasks import selectors
 from tasks.apis import HarnessAPIView
 from tasks.context import task_scope
 from tasks.models import Task
-from tasks.serializers import ContextDocQuery, ContextPackQuery, ContextQuery, SkillsQuery
+from tasks.serializers.queries import ContextDocQuery, ContextPackQuery, ContextQuery, SkillsQuery
 
 
 class ContextOut(serializers.Serializer):

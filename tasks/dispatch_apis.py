@@ -16,9 +16,12 @@ from api.idempotency import idempotent
 from api.pagination import CursorPaged
 from api.views import POST_PROBLEMS, body, problems
 from tasks import selectors, services
-from tasks import serializers as s
-from tasks.apis import HarnessAPIView, claim_body
+from tasks.apis import HarnessAPIView
 from tasks.events import ready_group
+from tasks.run_apis import claim_body
+from tasks.serializers.harness import ClaimOut, HarnessTaskOut
+from tasks.serializers.inputs import ClaimNextIn
+from tasks.serializers.queries import HarnessTaskListQuery
 
 
 class HarnessTaskListAPI(CursorPaged, HarnessAPIView):
@@ -32,13 +35,13 @@ class HarnessTaskListAPI(CursorPaged, HarnessAPIView):
             "`status` may only be `ready` (the default)."
         ),
         operation_id="harness_tasks_list",
-        parameters=[s.HarnessTaskListQuery],
-        responses={200: s.HarnessTaskOut(many=True), **problems(400)},
+        parameters=[HarnessTaskListQuery],
+        responses={200: HarnessTaskOut(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
-        validated(s.HarnessTaskListQuery, request.query_params)
+        validated(HarnessTaskListQuery, request.query_params)
         page = self.paginate_queryset(selectors.claimable_tasks(self.app(request)))
-        rows = s.HarnessTaskOut(page, many=True, context={"request": request}).data
+        rows = HarnessTaskOut(page, many=True, context={"request": request}).data
         return self.get_paginated_response(rows)
 
 
@@ -68,16 +71,16 @@ class ClaimNextAPI(HarnessAPIView):
             "thread and no database connection; a task made ready meanwhile is handed out "
             "within about a second."
         ),
-        request=s.ClaimNextIn,
+        request=ClaimNextIn,
         responses={
-            200: s.ClaimOut,
+            200: ClaimOut,
             204: OpenApiResponse(description="No task became ready within `wait` seconds"),
             **problems(403, *POST_PROBLEMS),
         },
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = validated(s.ClaimNextIn, body(request))
+        data = validated(ClaimNextIn, body(request))
         app = self.app(request)
         if data["app_id"] != app.app_id:
             raise Forbidden(

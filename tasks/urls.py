@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tasks import apis, context_apis, dispatch_apis, memory_apis
+from tasks import apis, context_apis, dispatch_apis, memory_apis, run_apis
 from tasks.harnesses import apis as harness_apis
 from tasks.harnesses import authoring_apis
+from tasks.realtime import apis as realtime_apis
 from tasks.realtime import sse
 from tasks.webhooks import apis as webhook_apis
 
@@ -17,13 +18,17 @@ harness = [
     path("claim-next", dispatch_apis.ClaimNextAPI.as_view(), name="harness-claim-next"),
     path(
         "tasks/<str:task_id>/execution",
-        apis.ExecutionPreviewAPI.as_view(),
+        run_apis.ExecutionPreviewAPI.as_view(),
         name="harness-execution",
     ),
-    path("tasks/<str:task_id>/claim", apis.ClaimAPI.as_view(), name="harness-claim"),
-    path("tasks/<str:task_id>/heartbeat", apis.HeartbeatAPI.as_view(), name="harness-heartbeat"),
-    path("tasks/<str:task_id>/steps", apis.StepsAPI.as_view(), name="harness-steps"),
-    path("tasks/<str:task_id>/interrupt", apis.InterruptAPI.as_view(), name="harness-interrupt"),
+    path("tasks/<str:task_id>/claim", run_apis.ClaimAPI.as_view(), name="harness-claim"),
+    path(
+        "tasks/<str:task_id>/heartbeat", run_apis.HeartbeatAPI.as_view(), name="harness-heartbeat"
+    ),
+    path("tasks/<str:task_id>/steps", run_apis.StepsAPI.as_view(), name="harness-steps"),
+    path(
+        "tasks/<str:task_id>/interrupt", run_apis.InterruptAPI.as_view(), name="harness-interrupt"
+    ),
     path("context", context_apis.ContextAPI.as_view(), name="harness-context"),
     path("context/pack", context_apis.ContextPackAPI.as_view(), name="harness-context-pack"),
     path(
@@ -50,8 +55,8 @@ product = [
     path("tasks/<str:task_id>/release", apis.TaskReleaseAPI.as_view(), name="task-release"),
     path("tasks/<str:task_id>/timeline", apis.TaskTimelineAPI.as_view(), name="task-timeline"),
     path("tasks/<str:task_id>/events", sse.TaskEventsAPI.as_view(), name="task-events"),
-    path("realtime/tickets", apis.RealtimeTicketAPI.as_view(), name="realtime-tickets"),
-    path("config", apis.ConfigAPI.as_view(), name="config"),
+    path("realtime/tickets", realtime_apis.RealtimeTicketAPI.as_view(), name="realtime-tickets"),
+    path("config", realtime_apis.ConfigAPI.as_view(), name="config"),
     path("harness-apps", harness_apis.HarnessAppListAPI.as_view(), name="harness-app-list"),
     path(
         "harness-apps/<str:app_id>",

@@ -21,7 +21,7 @@ from tasks.events import TIMELINE, activity_topic, frame, task_topic
 from tasks.models import Event, Run, Step, Task
 from tasks.realtime import hub
 from tasks.selectors import tasks_for_org
-from tasks.serializers import TaskOut, TaskRowOut
+from tasks.serializers.outputs import TaskOut, TaskRowOut
 from web.serializers import (
     DeliveryCardOut,
     FoldOut,

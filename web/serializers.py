@@ -12,7 +12,7 @@ from api.fields import TimestampField
 from corpus.models import Compaction, Document
 from corpus.selectors import document_html
 from delivery.serializers import DeliveryOut
-from tasks.serializers import RunSummaryOut
+from tasks.serializers.outputs import RunSummaryOut
 
 
 class StepLineOut(serializers.Serializer):

@@ -27,7 +27,7 @@ from api import ratelimit
 from api.errors import NotFound
 from tasks import selectors, services
 from tasks.models import Task
-from tasks.serializers import TaskOut
+from tasks.serializers.outputs import TaskOut
 from web import selectors as page_selectors
 
 View = Callable[..., HttpResponse]

@@ -36,6 +36,10 @@ _PATH_ITEM = re.compile(r"^`?[\w.@-]*(?:/[\w.@-]+)+`?(?:\s|:|$)|^`?[\w@-]+\.[A-Z
 # dotted.name, CamelCase) or a link. Prose without any of these is narrative.
 _CONCRETE = re.compile(r"\d|`|\w/\w|\w_\w|\w\.\w|[a-z][A-Z]|https?:")
 
+# A sentence ends at . ! or ? before white space and a capital, a digit or a quote: "v1.2"
+# and "R3.1:" stay whole, and a wrong cut only costs a join, never text.
+_SENTENCE_END = re.compile(r"(?<=[.!?])(\s+)(?=[A-Z0-9`\"'(\[])")
+
 # Section kinds by heading title, first match wins.
 _SECTIONS = [
     ("decision", re.compile(r"decision|decided", re.IGNORECASE)),
@@ -69,21 +73,33 @@ class Heading:
 @dataclass(frozen=True)
 class Block:
     """One block of a note: its position (``order``), the headings it sits under (indexes
-    into the note's heading list, outermost first), its text and its kind."""
+    into the note's heading list, outermost first), its text and its kind.
+
+    A paragraph of findings or prose (kind ``rest`` or ``narrative``) is cut into its
+    sentences, one block each with the paragraph's ``order`` and its own ``part``: a
+    concrete sentence ("p95 was 120 ms.") can then be kept without the prose around it,
+    and a sentence every note repeats is written once. ``joiner`` is what stood between
+    the sentence and the one before it (a space or a newline).
+    """
 
     order: int
     kind: str
     headings: tuple[int, ...]
     text: str
     heading_level: int = 0  # an empty section's heading kept as a block: its level
+    part: int = 0  # the sentence's place in its paragraph
+    joiner: str = ""
     # Computed once: the summariser asks for them many times per block.
     size: int = field(init=False, compare=False)
     # Equal for the same block written again (indentation and trailing space aside).
     key: str = field(init=False, compare=False)
+    item: bool = field(init=False, compare=False)  # a list item (rendered without a blank line)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", utf8_size(self.text))
         object.__setattr__(self, "key", "\n".join(line.strip() for line in self.text.split("\n")))
+        first = self.text.split("\n", 1)[0]
+        object.__setattr__(self, "item", bool(_LIST_ITEM.match(first)) and not self.heading_level)
 
 
 def _section_kind(title: str, outer: str) -> str:
@@ -135,7 +151,12 @@ def note_blocks(body: str) -> tuple[list[Heading], list[Block]]:
         nonlocal current, order
         if current:
             text = "\n".join(current)
-            blocks.append(Block(order, _block_kind(text, section()), tuple(stack), text))
+            kind = _block_kind(text, section())
+            prose = not (_FENCE.match(current[0]) or _LIST_ITEM.match(current[0]))
+            if kind in ("rest", "narrative") and prose:
+                blocks.extend(_sentences(order, tuple(stack), text))
+            else:
+                blocks.append(Block(order, kind, tuple(stack), text))
             order += 1
             current = []
 
@@ -183,6 +204,20 @@ def note_blocks(body: str) -> tuple[list[Heading], list[Block]]:
     return headings, _with_empty_sections(headings, blocks)
 
 
+def _sentences(order: int, headings: tuple[int, ...], text: str) -> list[Block]:
+    """A paragraph of findings or prose, a block per sentence: concrete ones are ``rest``,
+    the others ``narrative``."""
+    pieces = _SENTENCE_END.split(text)
+    # split() with one group gives text, joiner, text, joiner, …
+    blocks = []
+    for part, start in enumerate(range(0, len(pieces), 2)):
+        sentence = pieces[start]
+        joiner = "" if start == 0 else ("\n" if "\n" in pieces[start - 1] else " ")
+        kind = "rest" if _CONCRETE.search(sentence) else "narrative"
+        blocks.append(Block(order, kind, headings, sentence, part=part, joiner=joiner))
+    return blocks
+
+
 def _with_empty_sections(headings: list[Heading], blocks: list[Block]) -> list[Block]:
     """A heading with nothing under it ("## Done: migrated the schema") says something
     itself: it becomes a block of its own, at its own place in the note."""
@@ -192,4 +227,4 @@ def _with_empty_sections(headings: list[Heading], blocks: list[Block]) -> list[B
         for index, heading in enumerate(headings)
         if index not in used
     ]
-    return sorted(blocks + extra, key=lambda block: block.order)
+    return sorted(blocks + extra, key=lambda block: (block.order, block.part))

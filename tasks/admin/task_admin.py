@@ -15,7 +15,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 from api.errors import DomainError, describe
 from api.problems import _flatten_errors
 from tasks.models import Task
-from tasks.serializers import TaskCreateIn
+from tasks.serializers.inputs import TaskCreateIn
 from tasks.services import task_create, task_update
 
 

@@ -32,10 +32,8 @@ ID_OR_NAME = "A harness id (harness_…), an addressable name, or `default`."
 
 
 def out(request: Request, harness: Any, *, resolved: bool = False) -> dict[str, Any]:
-    org = request.org
-    return hs.harness_body(
-        hs.counted(harness, org), base_url=public_origin(request), resolved=resolved
-    )
+    counted = hs.counted(harness, request.org)
+    return s.harness_out(counted, base_url=public_origin(request), resolved=resolved)
 
 
 class HarnessListAPI(CursorPaged, EverrunsAPIView):
@@ -59,13 +57,15 @@ class HarnessListAPI(CursorPaged, EverrunsAPIView):
             search=query["search"],
             include_archived=query["include_archived"],
         )
-        url = public_origin(request)
+        context = {"base_url": public_origin(request)}
         if not PAGE_PARAMS & set(request.query_params):
             # Everruns lists are not paged, and its clients read only `data`: every match.
-            rows = list(rows.order_by(self.cursor_ordering))
-            return Response({"data": [hs.harness_body(h, base_url=url) for h in rows]} | NO_MORE)
-        page = self.paginate_queryset(rows)
-        return self.get_paginated_response([hs.harness_body(h, base_url=url) for h in page])
+            views = [hs.harness_view(h) for h in rows.order_by(self.cursor_ordering)]
+            return Response(
+                {"data": s.HarnessOut(views, many=True, context=context).data} | NO_MORE
+            )
+        views = [hs.harness_view(h) for h in self.paginate_queryset(rows)]
+        return self.get_paginated_response(s.HarnessOut(views, many=True, context=context).data)
 
     @extend_schema(
         tags=["harnesses"],

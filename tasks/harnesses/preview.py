@@ -29,6 +29,7 @@ from corpus.selectors import tools_for_org
 from corpus.serializers import ToolOut
 from tasks.harnesses import selectors as hs
 from tasks.harnesses import services
+from tasks.harnesses.serializers import harness_out
 from tasks.models import Harness, HarnessApp
 
 DRAFT_ID = "draft"
@@ -83,10 +84,10 @@ def _render(
             app.harness, app.harness_id = created, created.pk
     if app is not None:
         bundled = hs.bundle_harness(app)
-        body = hs.harness_body(bundled, base_url=base_url, resolved=True) if bundled else None
+        body = harness_out(bundled, base_url=base_url, resolved=True) if bundled else None
     else:
         chosen = target if target is not None else created
-        body = hs.harness_body(hs.counted(chosen, org), base_url=base_url, resolved=True)
+        body = harness_out(hs.counted(chosen, org), base_url=base_url, resolved=True)
     assert body is not None  # an app here always has a definition
     if draft_id is not None:
         # Ids are random: the draft's appears nowhere but where it names the draft.

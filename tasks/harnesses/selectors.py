@@ -1,24 +1,23 @@
-"""Reads of harness definitions: lookup by id or name, lists, chains, the resolved view
-and the wrapped representation of the reference (``self_url``, counts, …)."""
+"""Reads of harness definitions: lookup by id or name, lists, chains, and the view that
+``tasks.harnesses.serializers.HarnessOut`` renders (its own values or the resolved ones,
+with its counts)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.urls import reverse
 
 from accounts.models import Org
 from api.errors import NotFound
 from api.ids import is_public_id
-from api.rfc3339 import iso
 from tasks.harnesses.definitions import (
     MAX_DEPTH,
     Layer,
     Resolved,
     name_error,
-    network_out,
     resolve,
 )
 from tasks.models import Harness, HarnessApp, HarnessStatus, Run
@@ -127,72 +126,48 @@ def harness_resolved(harness: Harness) -> tuple[list[Harness], Resolved]:
     return chain, resolve([layer(h) for h in chain])
 
 
-def _files_out(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "path": f["path"],
-            "content": f["content"],
-            "encoding": f.get("encoding", "text"),
-            "is_readonly": f.get("is_readonly", False),
-        }
-        for f in files
-    ]
+@dataclass(frozen=True)
+class HarnessView:
+    """A definition as ``HarnessOut`` serves it: the merged fields (prompt, capabilities,
+    MCP servers, network, files, model) from ``values``, here the definition's own."""
+
+    harness: Harness
+    values: Layer | Resolved
+
+    # Annotated by ``with_counts``; a definition read without them counts nothing.
+    @property
+    def app_count(self) -> int:
+        return getattr(self.harness, "app_count", 0)
+
+    @property
+    def session_count(self) -> int:
+        return getattr(self.harness, "session_count", 0)
 
 
-def harness_body(harness: Harness, *, base_url: str, resolved: bool = False) -> dict[str, Any]:
-    """The reference's resource in its links wrapper. ``resolved`` replaces the merged
-    fields with their effective values and adds ``layers`` (root first) and ``origins``
-    (which layer each value came from)."""
-    body: dict[str, Any] = {
-        "id": harness.public_id,
-        "name": harness.name,
-        "display_name": harness.display_name,
-        "description": harness.description,
-        "system_prompt": harness.system_prompt,
-        "capabilities": harness.capabilities,
-        "mcpServers": harness.mcp_servers,
-        "network_access": network_out(harness.network_access),
-        "parent_harness_id": harness.parent.public_id if harness.parent_id else None,
-        "initial_files": _files_out(harness.initial_files),
-        "default_model_id": harness.default_model_id,
-        "status": harness.status,
-        "is_built_in": harness.is_built_in,
-        "is_default": harness.is_default,
-        "tags": harness.tags,
-        "embedder_metadata": harness.embedder_metadata,
-        "parallel_tool_calls": harness.parallel_tool_calls,
-        "created_at": iso(harness.created_at),
-        "updated_at": iso(harness.updated_at),
-        "archived_at": iso(harness.archived_at) if harness.archived_at else None,
-        "deleted_at": iso(harness.deleted_at) if harness.deleted_at else None,
-    }
-    if resolved:
-        chain, effective = harness_resolved(harness)
-        body.update(
-            system_prompt=effective.system_prompt,
-            capabilities=effective.capabilities,
-            mcpServers=effective.mcp_servers,
-            network_access=effective.network_access,
-            initial_files=_files_out(effective.initial_files),
-            default_model_id=effective.default_model_id,
-            resolved=True,
-            layers=[h.public_id for h in chain],
-            origins=effective.origins,
-        )
-    view = reverse("admin:tasks_harness_change", args=[harness.public_id])
-    body.update(
-        self_url=f"{base_url}/v1/harnesses/{harness.public_id}",
-        view_url=base_url + view,
-        ui_link=base_url + view,
-        app_count=getattr(harness, "app_count", 0),
-        session_count=getattr(harness, "session_count", 0),
+@dataclass(frozen=True)
+class ResolvedHarnessView(HarnessView):
+    """Resolved through its parents: ``values`` are the effective ones, and ``layers``
+    (root first), ``origins`` (which layer each value came from) and ``resolved`` are
+    served too. A plain ``HarnessView`` has none of the three, so ``HarnessOut`` (where
+    they are optional) leaves them out."""
+
+    layers: list[str]
+    origins: dict[str, Any]
+    resolved: bool = True
+
+
+def harness_view(harness: Harness, *, resolved: bool = False) -> HarnessView:
+    if not resolved:
+        return HarnessView(harness, layer(harness))
+    chain, effective = harness_resolved(harness)
+    return ResolvedHarnessView(
+        harness, effective, layers=[h.public_id for h in chain], origins=effective.origins
     )
-    return body
 
 
 def bundle_harness(app: HarnessApp) -> Harness | None:
     """The claim bundle's ``harness``: the app's definition (with its counts), or None.
-    ``BundleOut`` renders it resolved."""
+    ``BundleOut`` renders it resolved (``HarnessOut``)."""
     if app.harness_id is None:
         return None
     return counted(app.harness, app.org)

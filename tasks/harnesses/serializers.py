@@ -1,4 +1,5 @@
-"""Input shapes of harness definitions (``/v1/harnesses``), with every field rule.
+"""Harness definitions (``/v1/harnesses``): the input shapes, with every field rule, and
+``HarnessOut``, which renders every definition served (lists, details, bundles, previews).
 
 The admin validates its JSON fields through these same serializers, so a definition
 saved anywhere passed the same checks.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from api.fields import (
@@ -15,9 +17,12 @@ from api.fields import (
     StrictCharField,
     StrictChoiceField,
     StrictSerializer,
+    TimestampField,
 )
 from api.query import QueryCharField, QueryFlagField, QuerySerializer
 from tasks.harnesses import definitions as d
+from tasks.harnesses.selectors import harness_view
+from tasks.models import Harness
 
 
 class CapabilityIn(StrictSerializer):
@@ -247,37 +252,92 @@ class CopyIn(StrictSerializer):
         return value
 
 
-# --- output, for the OpenAPI schema -----------------------------------------------------
+# --- Output: renders the answers, so the OpenAPI schema is the code -----------------------
+
+
+class NetworkAccessField(serializers.DictField):
+    """``network_access`` as served: both lists arrays (``definitions.network_out``)."""
+
+    def to_representation(self, value: Any) -> dict[str, list[str]] | None:
+        return d.network_out(value)
+
+
+class InitialFileField(serializers.DictField):
+    """A starter file as served: ``encoding`` and ``is_readonly`` always present."""
+
+    def to_representation(self, value: Any) -> dict[str, Any]:
+        return {
+            "path": value["path"],
+            "content": value["content"],
+            "encoding": value.get("encoding", "text"),
+            "is_readonly": value.get("is_readonly", False),
+        }
+
+
+class HarnessLinkField(serializers.CharField):
+    """An absolute link of the definition, from the ``base_url`` in the serializer's
+    context: ``self`` (its ``/v1/harnesses`` resource) or ``view`` (its admin page)."""
+
+    def __init__(self, kind: str, **kwargs: Any) -> None:
+        self.kind = kind
+        super().__init__(source="harness.public_id", **kwargs)
+
+    def to_representation(self, value: str) -> str:
+        base_url = self.context["base_url"]
+        if self.kind == "self":
+            return f"{base_url}/v1/harnesses/{value}"
+        return base_url + reverse("admin:tasks_harness_change", args=[value])
+
+
 class HarnessOut(serializers.Serializer):
-    id = serializers.CharField()
-    name = serializers.CharField()
-    display_name = serializers.CharField()
-    description = serializers.CharField(allow_null=True)
-    system_prompt = serializers.CharField()
-    capabilities = serializers.ListField(child=serializers.DictField())
-    mcpServers = serializers.DictField(child=serializers.DictField())
-    network_access = serializers.DictField(allow_null=True)
-    parent_harness_id = serializers.CharField(allow_null=True)
-    initial_files = serializers.ListField(child=serializers.DictField())
-    default_model_id = serializers.CharField(allow_null=True)
-    status = serializers.ChoiceField(choices=["active", "archived", "deleted"])
-    is_built_in = serializers.BooleanField()
-    is_default = serializers.BooleanField()
-    tags = serializers.ListField(child=serializers.CharField())
-    embedder_metadata = serializers.DictField(child=serializers.CharField())
-    parallel_tool_calls = serializers.BooleanField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    archived_at = serializers.DateTimeField(allow_null=True)
-    deleted_at = serializers.DateTimeField(allow_null=True)
-    self_url = serializers.CharField()
-    view_url = serializers.CharField()
-    ui_link = serializers.CharField()
+    # Renders a ``selectors.HarnessView`` (the reference's resource in its links wrapper);
+    # pass ``base_url`` in the context. The merged fields come from the view's ``values``.
+    # (A comment, not a docstring: a docstring would become the schema's description.)
+
+    id = serializers.CharField(source="harness.public_id")
+    name = serializers.CharField(source="harness.name")
+    display_name = serializers.CharField(source="harness.display_name")
+    description = serializers.CharField(source="harness.description", allow_null=True)
+    system_prompt = serializers.CharField(source="values.system_prompt")
+    capabilities = serializers.ListField(
+        child=serializers.DictField(), source="values.capabilities"
+    )
+    mcpServers = serializers.DictField(child=serializers.DictField(), source="values.mcp_servers")
+    network_access = NetworkAccessField(allow_null=True, source="values.network_access")
+    parent_harness_id = serializers.CharField(source="harness.parent.public_id", allow_null=True)
+    initial_files = serializers.ListField(child=InitialFileField(), source="values.initial_files")
+    default_model_id = serializers.CharField(source="values.default_model_id", allow_null=True)
+    status = serializers.ChoiceField(
+        choices=["active", "archived", "deleted"], source="harness.status"
+    )
+    is_built_in = serializers.BooleanField(source="harness.is_built_in")
+    is_default = serializers.BooleanField(source="harness.is_default")
+    tags = serializers.ListField(child=serializers.CharField(), source="harness.tags")
+    embedder_metadata = serializers.DictField(
+        child=serializers.CharField(), source="harness.embedder_metadata"
+    )
+    parallel_tool_calls = serializers.BooleanField(
+        source="harness.parallel_tool_calls", allow_null=True
+    )
+    created_at = TimestampField(source="harness.created_at")
+    updated_at = TimestampField(source="harness.updated_at")
+    archived_at = TimestampField(source="harness.archived_at", allow_null=True)
+    deleted_at = TimestampField(source="harness.deleted_at", allow_null=True)
+    self_url = HarnessLinkField("self")
+    view_url = HarnessLinkField("view")
+    ui_link = HarnessLinkField("view")
     app_count = serializers.IntegerField()
     session_count = serializers.IntegerField()
+    # Only on a resolved view (``?resolved=true``, bundles, previews).
     resolved = serializers.BooleanField(required=False)
     layers = serializers.ListField(child=serializers.CharField(), required=False)
     origins = serializers.DictField(required=False)
+
+
+def harness_out(harness: Harness, *, base_url: str, resolved: bool = False) -> dict[str, Any]:
+    """One definition as ``/v1/harnesses`` serves it, its links from ``base_url``."""
+    view = harness_view(harness, resolved=resolved)
+    return HarnessOut(view, context={"base_url": base_url}).data
 
 
 # --- Query strings (api.query) --------------------------------------------------------

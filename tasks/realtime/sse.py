@@ -37,7 +37,7 @@ from tasks import selectors
 from tasks.events import task_topic
 from tasks.realtime import hub
 from tasks.realtime.streams import StreamCredential, stream_close, stream_open
-from tasks.serializers import TaskEventsQuery
+from tasks.serializers.queries import TaskEventsQuery
 
 KEEPALIVE_SECONDS = 15.0
 

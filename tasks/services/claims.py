@@ -16,7 +16,7 @@ from tasks import events
 from tasks.errors import AppRevoked, LeaseHeld, LeaseLost, TaskAssigned, TaskClosed, TaskPaused
 from tasks.models import CLAIMABLE_STATUSES, HarnessApp, Run, RunStatus, Task, TaskStatus
 from tasks.selectors import claimable_tasks
-from tasks.serializers import TaskRowOut
+from tasks.serializers.outputs import TaskRowOut
 from tasks.services.expiry import expire_run, leases_sweep
 from tasks.services.state import lease_length, locked_task, locked_task_pk
 

@@ -29,7 +29,7 @@ from tasks.models import (
     TaskMessage,
     TaskStatus,
 )
-from tasks.serializers import TaskRowOut
+from tasks.serializers.outputs import TaskRowOut
 from tasks.services.expiry import lease_settle
 from tasks.services.messages import message_record
 from tasks.services.state import locked_task, set_task_status, withdraw_questions

@@ -132,7 +132,7 @@ def result_submit(
             interrupt_id = interrupt.public_id
         else:
             set_task_status(task, TASK_STATUS_AFTER[ResultStatus(status)], g.now)
-        # What the answer said then, for its replays (tasks.serializers.ResultOut).
+        # What the answer said then, for its replays (tasks.serializers.harness.ResultOut).
         result.response = {"task_status": task.status, "interrupt_id": interrupt_id}
         result.save()
         if working_summary.strip():

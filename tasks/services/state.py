@@ -15,7 +15,7 @@ from django.conf import settings
 from tasks import events
 from tasks.context import task_document_sync
 from tasks.models import Interrupt, Run, Task, TaskStatus
-from tasks.serializers import TaskRowOut
+from tasks.serializers.outputs import TaskRowOut
 
 
 def lease_length() -> timedelta:

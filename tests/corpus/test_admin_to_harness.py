@@ -9,7 +9,8 @@ from django.test import Client
 
 from corpus.models import Document
 from corpus.services import document_create
-from tests.corpus.test_rendering import VECTORS, problems
+from tests.corpus.html_safety import problems
+from tests.corpus.xss_vectors import VECTORS
 from tests.helpers import Harness
 
 PREVIEW = "/admin/corpus/document/preview/"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from corpus.compaction import WorkingNote
+from corpus.compaction import OutlineSummariser, WorkingNote
 from corpus.compaction.model import OpenAISummariser
 from corpus.models import Compaction, Document
 from tests.corpus.fake_openai import completion, fake_openai
@@ -63,7 +63,7 @@ def test_the_models_memory_becomes_the_next_version(world, task, model):
     four_runs(world, task)
     rows = settle(task, 2)
     outline, asked = rows[-2], rows[-1]
-    assert outline.summariser == "outline-v2"
+    assert outline.summariser == OutlineSummariser.name
     assert asked.summariser == "openai:test-model"
     assert asked.inputs == outline.inputs
     assert (asked.kept_bytes, asked.dropped_bytes, asked.dropped) == (None, None, [])
@@ -103,7 +103,7 @@ def test_a_failing_model_leaves_the_outline_memory_and_says_why(
     four_runs(world, task)
     rows = settle(task, 1)
     last = rows[-1]
-    assert last.summariser == "outline-v2"
+    assert last.summariser == OutlineSummariser.name
     assert why in last.fallback
     assert last.fallback.startswith("openai:test-model failed: ")
     assert last.fallback.endswith("the outline memory stands")
