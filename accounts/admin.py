@@ -6,8 +6,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group, User
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from accounts.models import AccessToken, Membership, Org, Project, Repository
 from accounts.services import (
@@ -27,7 +32,7 @@ from accounts.services import (
 from api.admin_writes import ServiceAdmin, service_errors
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
@@ -124,7 +129,7 @@ def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: 
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(admin.ModelAdmin):
+class AccessTokenAdmin(ModelAdmin):
     list_display = ["prefix", "user", "label", "created_at", "expires_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["user__username", "label", "prefix"]
@@ -147,3 +152,21 @@ class AccessTokenAdmin(admin.ModelAdmin):
             token=obj, label=form.cleaned_data["label"], expires_at=form.cleaned_data["expires_at"]
         )
         obj.refresh_from_db()
+
+
+# Django's own user and group admins, re-registered on the theme's classes so that every
+# admin page is themed (their forms are unfold's subclasses of Django's).
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class ThemedUserAdmin(DjangoUserAdmin, ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+
+
+@admin.register(Group)
+class ThemedGroupAdmin(DjangoGroupAdmin, ModelAdmin):
+    pass

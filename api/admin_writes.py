@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from django import forms
-from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin
 
 from api.errors import DomainError, ValidationFailed
 
 
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(ModelAdmin):
     """Subclasses write ``save_with(obj, cleaned)`` and ``delete_with(obj)``: each calls
     one service, which keeps the rules and opens the transaction."""
 

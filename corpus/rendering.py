@@ -259,6 +259,12 @@ def render_markdown(text: str) -> str:
 
     Linear in the size of ``text``; docs/performance.md has the measured worst cases.
     """
+    return sanitize_html(unsanitized_html(text))
+
+
+def unsanitized_html(text: str) -> str:
+    """cmark's HTML of ``text``, before the sanitizer: what ``render_markdown`` cleans (and
+    ``corpus.stripping`` compares with the result). ``MarkdownTooLarge`` past the limit."""
     check_renderable(text)
     # Lone surrogates (legal in JSON "\\ud800") make both libraries raise on encode.
     text = text.encode("utf-8", "replace").decode("utf-8")
@@ -269,7 +275,7 @@ def render_markdown(text: str) -> str:
     html = html.rstrip("\n")
     if nesting_depth(html, stop_above=MAX_NESTING) > MAX_NESTING:
         html = _plain_text(text)
-    return sanitize_html(html)
+    return html
 
 
 def render_for_display(text: str) -> str:

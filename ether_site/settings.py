@@ -78,6 +78,8 @@ ETHER_CSP = env_str(
 
 INSTALLED_APPS = [
     "daphne",
+    # The admin's theme (ether_site/admin_theme.py); it must come before the admin.
+    "unfold",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -204,6 +206,8 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGIN_URL = "/admin/login/"
+
+from ether_site.admin_theme import UNFOLD  # noqa: E402, F401 (the admin's theme settings)
 
 # --- Ether ----------------------------------------------------------------------------
 # The origin every absolute URL the server hands out is built from (api/public_url.py):

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from api.health import HealthzAPI, MetricsAPI, ReadyzAPI
@@ -21,6 +23,8 @@ urlpatterns = [
     path("healthz", HealthzAPI.as_view(), name="healthz"),
     path("readyz", ReadyzAPI.as_view(), name="readyz"),
     path("metrics", MetricsAPI.as_view(), name="metrics"),
+    # Browsers ask for /favicon.ico on pages that link none (Swagger UI, JSON): no 404.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"))),
     path("api/harness/", include(task_urls.harness)),
     path("api/harness/", include(delivery_urls.harness)),
     path("api/", include(task_urls.product)),

@@ -124,3 +124,11 @@ def test_built_in_definitions_are_read_only_in_the_admin(world, staff):
     )
     assert response.status_code == 403
     assert Harness.objects.get(pk=generic.pk).org is None
+
+
+def test_the_themed_admin_sign_in_goes_to_the_admin_index(client, db):
+    # unfold's form has no "next" field of its own; without ours a sign-in at
+    # /admin/login/ would land on LOGIN_REDIRECT_URL, a 404.
+    page = client.get("/admin/login/").content.decode()
+    assert 'name="next" value="/admin/" form="login-form"' in page
+    assert '<link rel="icon"' in page and "/static/favicon.svg" in page

@@ -161,10 +161,11 @@ sign_out = LogoutView.as_view(next_page="login")
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """People land on their task grid; everyone else on the API docs."""
+    """People land on their task grid; a visitor who is not signed in on the product's own
+    sign-in page (which links the API docs), not on Swagger UI's loading spinner."""
     if request.user.is_authenticated:
         return redirect("pages:grid")
-    return redirect("api-docs")
+    return redirect("login")
 
 
 def _transport(sse: dict[str, str]) -> dict[str, Any]:

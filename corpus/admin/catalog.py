@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils.text import Truncator
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from api.admin_writes import ServiceAdmin
 from corpus.admin.fields import MarkdownField, PrettyJSONField
@@ -19,7 +20,7 @@ from corpus.services import compaction_delete, skill_delete, skill_save, tool_de
 
 class ToolForm(forms.ModelForm):
     input_schema = PrettyJSONField(
-        widget=forms.Textarea(attrs={"class": "code-input", "rows": 18, "spellcheck": "false"}),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 18, "spellcheck": "false"}),
         help_text='A JSON Schema object for the tool\'s input, e.g. {"type": "object", '
         '"properties": {…}, "required": […]}.',
     )

@@ -7,26 +7,25 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Func, IntegerField
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.defaultfilters import filesizeformat
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
+from unfold.admin import ModelAdmin
 
-from api.errors import NotFound, PreconditionFailed
+from api.errors import PreconditionFailed
 from api.problems import json_problem
+from corpus.admin.adding import DocumentAddForm
 from corpus.admin.fields import MarkdownField
+from corpus.admin.versions import VersionsAdminMixin
 from corpus.derived import derived_check
-from corpus.diffing import diff_texts
-from corpus.errors import DerivedDocument, MarkdownTooLarge
-from corpus.models import Document, DocumentKind, DocumentVersion
+from corpus.errors import DerivedDocument, DocumentExists, MarkdownTooLarge
+from corpus.models import Document, DocumentKind
 from corpus.rendering import render_markdown
-from corpus.services import document_restore, document_save
+from corpus.services import document_create, document_save
+from corpus.stripping import removed_markup, stripped_notice
 
 
 def _stale_message(document: Document) -> str:
@@ -80,54 +79,18 @@ class DocumentForm(forms.ModelForm):
         return cleaned
 
 
-class OctetLength(Func):
-    """The size of a text column in bytes, computed by the database."""
-
-    function = "OCTET_LENGTH"
-    output_field = IntegerField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
-        return self.as_sql(
-            compiler, connection, template="LENGTH(CAST(%(expressions)s AS BLOB))", **extra
-        )
-
-
-class CompareForm(forms.Form):
-    a = forms.TypedChoiceField(coerce=int, label="From")
-    b = forms.TypedChoiceField(coerce=int, label="To")
-
-    def __init__(self, *args: Any, versions: list[int], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        choices = [(v, f"v{v}") for v in versions]
-        self.fields["a"].choices = choices
-        self.fields["b"].choices = choices
-
-
-def _version_label(version: DocumentVersion) -> str:
-    who = version.created_by or "unknown"
-    return f"v{version.version} · {who} · {version.created_at:%Y-%m-%d %H:%M} UTC"
-
-
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(VersionsAdminMixin, ModelAdmin):
     """Documents are edited here but always written by ``corpus.services``.
 
-    They are created by the API and the services (each kind has its own scope rules),
-    so the admin neither adds nor deletes them: every version stays kept.
+    The admin adds profile, project and repository documents (``DocumentAddForm``); the
+    server makes the others with their task or run. Nothing is deleted: every version
+    stays kept.
     """
 
     form = DocumentForm
-    list_display = [
-        "kind",
-        "path",
-        "scope",
-        "title",
-        "version",
-        "updated_by",
-        "updated_at",
-        "size_display",
-        "org",
-    ]
+    # Few, short columns, so the list fits a 1440 px screen beside the sidebar.
+    list_display = ["path", "title", "kind", "scope", "version", "updated", "size_display"]
     list_display_links = ["path", "title"]
     list_filter = ["kind", "org"]
     search_fields = ["title", "path", "body"]
@@ -165,23 +128,38 @@ class DocumentAdmin(admin.ModelAdmin):
         ),
     ]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_form(self, request: HttpRequest, obj: Document | None = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = DocumentAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Document | None = None) -> Any:
+        if obj is None:
+            return [
+                (None, {"fields": ["org", "kind", "owner", "project", "repo", "title", "body"]})
+            ]
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Document | None = None) -> Any:
+        return [] if obj is None else super().get_readonly_fields(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Document | None = None) -> bool:
         return False
 
     @admin.display(description="scope")
     def scope(self, obj: Document) -> str:
+        """Whose document it is, in the org; a task's or run's id is already its path."""
         if obj.kind == DocumentKind.PROFILE:
-            return f"user {obj.owner}"
+            return f"{obj.org.slug} · user {obj.owner}"
         if obj.kind == DocumentKind.PROJECT:
-            return f"project {obj.project}"
+            return f"{obj.org.slug} · project {obj.project}"
         if obj.kind == DocumentKind.REPO:
-            return f"repo {obj.repo}"
-        if obj.kind == DocumentKind.WORKING:
-            return f"run {obj.run_ref}"
-        return f"task {obj.task_ref}"
+            return f"{obj.org.slug} · repo {obj.repo}"
+        return f"{obj.org.slug} · {obj.kind}"
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: Document) -> str:
+        return f"{obj.updated_at:%Y-%m-%d %H:%M} · {obj.updated_by or '—'}"
 
     @admin.display(description="size")
     def size_display(self, obj: Document) -> str:
@@ -190,9 +168,14 @@ class DocumentAdmin(admin.ModelAdmin):
     @admin.display(description="history")
     def versions_link(self, obj: Document) -> str:
         url = reverse("admin:corpus_document_versions", args=[obj.pk])
-        return format_html('<a href="{}">All versions: compare and restore</a>', url)
+        return format_html(
+            '<a class="ether-link" href="{}">All versions: compare and restore</a>', url
+        )
 
     def save_model(self, request: HttpRequest, obj: Document, form: Any, change: bool) -> None:
+        if not change:
+            self._add(request, obj, form.cleaned_data)
+            return
         opened = obj.version
         saved = document_save(
             document=obj,
@@ -204,9 +187,61 @@ class DocumentAdmin(admin.ModelAdmin):
         )
         obj.refresh_from_db()
         if saved.version == opened:
-            messages.info(request, f"Nothing changed: {obj.path} is still version {opened}.")
+            self._say(
+                request, messages.INFO, f"Nothing changed: {obj.path} is still version {opened}."
+            )
         else:
-            messages.success(request, f"Saved {obj.path} as version {saved.version}.")
+            self._say(request, messages.SUCCESS, f"Saved {obj.path} as version {saved.version}.")
+        self._warn_stripped(request, obj.body)
+
+    def _add(self, request: HttpRequest, obj: Document, cleaned: dict[str, Any]) -> None:
+        scope = {name: cleaned[name] for name in ("owner", "project", "repo") if cleaned[name]}
+        try:
+            created = document_create(
+                org=cleaned["org"],
+                kind=cleaned["kind"],
+                body=cleaned["body"],
+                title=cleaned["title"],
+                user=request.user,
+                **scope,
+            )
+        except DocumentExists as exc:  # added by someone else since the form was checked
+            messages.error(request, exc.detail)
+            raise _Refused from exc
+        obj.pk = created.pk
+        obj.refresh_from_db()
+        self._say(request, messages.SUCCESS, f"Added {obj.path} as version 1.")
+        self._warn_stripped(request, obj.body)
+
+    def _say(self, request: HttpRequest, level: int, text: str) -> None:
+        """The save's one message: Django's own "… was changed successfully" is replaced by
+        it in ``message_user`` instead of being shown beside it."""
+        request._document_message = (level, text)  # type: ignore[attr-defined]
+
+    def message_user(
+        self,
+        request: HttpRequest,
+        message: str,
+        level: int = messages.INFO,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        own = getattr(request, "_document_message", None)
+        if own is not None and level == messages.SUCCESS:
+            level, message = own
+            request._document_message = None  # type: ignore[attr-defined]
+        super().message_user(request, message, level, *args, **kwargs)
+        warning = getattr(request, "_document_warning", None)
+        if warning:  # after the save's message, which says what happened first
+            request._document_warning = None  # type: ignore[attr-defined]
+            super().message_user(request, warning, messages.WARNING)
+
+    def _warn_stripped(self, request: HttpRequest, body: str) -> None:
+        """The save's second message, when the sanitizer keeps part of the body off the
+        pages: the same notice as the editor's preview."""
+        removed = removed_markup(body)
+        if removed:
+            request._document_warning = stripped_notice(removed)  # type: ignore[attr-defined]
 
     def changeform_view(
         self,
@@ -217,6 +252,8 @@ class DocumentAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
+        except _Refused:
+            return HttpResponseRedirect(request.path)
         except PreconditionFailed:
             # Someone saved between this form's validation and its save (the service
             # checks the ETag again under the row lock). The transaction rolled back;
@@ -234,7 +271,7 @@ class DocumentAdmin(admin.ModelAdmin):
             ),
             path(
                 "<path:object_id>/versions/<int:version>/restore/",
-                wrap(require_POST(self.restore_view)),
+                wrap(self.restore_view),
                 name="corpus_document_restore",
             ),
             *super().get_urls(),
@@ -243,88 +280,14 @@ class DocumentAdmin(admin.ModelAdmin):
     def preview_view(self, request: HttpRequest) -> JsonResponse:
         """The sanitized HTML of the posted markdown: the editor's live preview."""
         try:
-            return JsonResponse({"html": render_markdown(request.POST.get("text", ""))})
+            text = request.POST.get("text", "")
+            html = render_markdown(text)
+            removed = removed_markup(text)
+            notice = stripped_notice(removed) if removed else ""
+            return JsonResponse({"html": html, "removed": removed, "notice": notice})
         except MarkdownTooLarge as exc:
             return json_problem(413, exc.code, exc.title, exc.detail)
 
-    def versions_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        document = self.get_object(request, unquote(object_id))
-        if document is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_or_change_permission(request, document):
-            raise PermissionDenied
-        versions = list(
-            document.versions.select_related("created_by")
-            .defer("body")
-            .annotate(size=OctetLength("body"))
-            .order_by("-version")
-        )
-        numbers = [v.version for v in versions]
-        if "a" in request.GET or "b" in request.GET:
-            compare = CompareForm(request.GET, versions=numbers)
-        else:
-            # By default, what the latest save changed.
-            latest = numbers[:2]
-            compare = CompareForm(
-                {"a": latest[-1], "b": latest[0]} if latest else None, versions=numbers
-            )
-        diff = old = new = None
-        if compare.is_valid():
-            pair = DocumentVersion.objects.filter(
-                document=document,
-                version__in=[compare.cleaned_data["a"], compare.cleaned_data["b"]],
-            ).select_related("created_by")
-            by_number = {v.version: v for v in pair}
-            old, new = by_number[compare.cleaned_data["a"]], by_number[compare.cleaned_data["b"]]
-            diff = diff_texts(
-                old.body, new.body, old_label=_version_label(old), new_label=_version_label(new)
-            )
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "original": document,
-            "title": f"Versions of {document.path}",
-            "subtitle": document.title,
-            "versions": versions,
-            "compare": compare,
-            "diff": diff,
-            "old": old,
-            "new": new,
-            "etag": document.etag,
-            "can_restore": self.has_change_permission(request, document),
-        }
-        return TemplateResponse(request, "admin/corpus/document/versions.html", context)
 
-    def restore_view(self, request: HttpRequest, object_id: str, version: int) -> HttpResponse:
-        """Makes ``version`` current again as a new version, if nobody saved meanwhile."""
-        document = self.get_object(request, unquote(object_id))
-        if document is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_change_permission(request, document):
-            raise PermissionDenied
-        back = reverse("admin:corpus_document_versions", args=[document.pk])
-        try:
-            restored = document_restore(
-                document=document,
-                version=version,
-                user=request.user,
-                if_match=request.POST.get("etag", ""),
-            )
-        except PreconditionFailed:
-            current = Document.objects.select_related("updated_by").get(pk=document.pk)
-            messages.error(
-                request,
-                f"{current.updated_by or 'Someone'} saved version {current.version} since you "
-                f"opened this page; nothing was restored. Check the list and try again.",
-            )
-            return redirect(back)
-        except NotFound as exc:
-            messages.error(request, exc.detail)
-            return redirect(back)
-        if restored.version == document.version:
-            messages.info(request, f"Version {version} is the same as the current one.")
-        else:
-            message = f"Restored version {version} as version {restored.version}."
-            self.log_change(request, restored, message)
-            messages.success(request, message)
-        return redirect(back)
+class _Refused(Exception):
+    """A service refused the admin's add; its message is already queued."""

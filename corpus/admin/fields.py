@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
+from django.forms.widgets import Script
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -27,7 +28,8 @@ class MarkdownEditor(forms.Textarea):
 
     class Media:
         css = {"all": ["corpus/editor.css"]}
-        js = ["corpus/editor.js"]
+        # An ES module: it imports CodeMirror from static/corpus/vendor/codemirror.js.
+        js = [Script("corpus/editor.js", type="module")]
 
     def __init__(self, attrs: dict[str, Any] | None = None) -> None:
         super().__init__(
@@ -40,13 +42,17 @@ class MarkdownEditor(forms.Textarea):
         textarea = super().render(name, value, attrs, renderer)
         return format_html(
             '<div class="md-editor" data-preview-url="{}">'
-            '<div class="md-editor__pane">{}</div>'
+            '<div class="md-editor__pane">{}'
+            '<p class="md-editor__help" id="{}">Tab indents; press Escape, then Tab, to leave '
+            "the editor. Ctrl+S (⌘S) saves and keeps editing.</p></div>"
             '<div class="md-editor__pane md-editor__pane--preview">'
             '<div class="md-editor__status" aria-live="polite">Preview</div>'
+            '<p class="md-editor__notice" role="status" hidden></p>'
             '<div class="md-editor__preview" data-testid="preview"></div>'
             "</div></div>",
             reverse("admin:corpus_document_preview"),
             textarea,
+            f"{(attrs or {}).get('id') or name}-help",
         )
 
 

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin
 
 from api.errors import DomainError, describe
 from api.problems import _flatten_errors
@@ -100,7 +101,7 @@ class HarnessAppAdmin(WebhookHealthAdmin):
         obj.refresh_from_db()
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     """Runs, steps and events are history: they change only through the API's services."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -219,7 +220,7 @@ class HarnessForm(forms.ModelForm):
 
 
 @admin.register(Harness)
-class HarnessAdmin(admin.ModelAdmin):
+class HarnessAdmin(ModelAdmin):
     form = HarnessForm
     list_display = ["name", "display_name", "org", "status", "parent", "is_built_in", "is_default"]
     list_filter = ["status", "is_built_in", "org"]

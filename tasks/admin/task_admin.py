@@ -9,6 +9,8 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from api.errors import DomainError, describe
 from api.problems import _flatten_errors
@@ -22,7 +24,7 @@ class TaskForm(forms.ModelForm):
     saved by the API's services (``task_create``, ``task_update``)."""
 
     definition_of_done = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 5}),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 5}),
         required=False,
         help_text="One item per line.",
     )
@@ -63,7 +65,7 @@ class TaskForm(forms.ModelForm):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(ModelAdmin):
     """Tasks are created and edited here through the same services as the API; their
     runs, steps and history stay read-only. A task's document is derived from these
     fields (its ``## Notes`` section is the people's: see the document's admin)."""

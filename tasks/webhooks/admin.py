@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin, TabularInline
 
 from tasks.models import HarnessApp
 from tasks.webhooks import services
@@ -32,7 +33,7 @@ def health_text(app: HarnessApp) -> str:
     return f"{endpoint.failures_in_row} failure(s) in a row, {last}"
 
 
-class WebhookHealthAdmin(admin.ModelAdmin):
+class WebhookHealthAdmin(ModelAdmin):
     """Mixed into the harness app admin: the webhook's URL and health."""
 
     @admin.display(description="webhook")
@@ -65,7 +66,7 @@ def resend(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySe
 resend.allowed_permissions = ("resend",)  # type: ignore[attr-defined]
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(TabularInline):
     model = WebhookAttempt
     fields = ["started_at", "duration_ms", "status_code", "ok", "error", "url", "sender"]
     readonly_fields = fields
@@ -78,7 +79,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ModelAdmin):
     list_display = [
         "public_id",
         "app",

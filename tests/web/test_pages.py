@@ -111,9 +111,13 @@ def test_a_user_without_an_org_gets_a_403_page(db):
     assert b"not a member of any org" in response.content
 
 
-def test_home_sends_people_to_their_grid_and_others_to_the_api_docs(world):
+def test_home_sends_people_to_their_grid_and_others_to_sign_in(world):
     assert signed_in(world.user).get("/")["Location"] == "/tasks/"
-    assert Client().get("/")["Location"] == "/api/docs/"
+    assert Client().get("/")["Location"] == "/login/"
+    page = Client().get("/", follow=True)
+    assert page.status_code == 200
+    assert b"Sign in to Ether" in page.content
+    assert b'href="/api/docs/"' in page.content
 
 
 # --- Grid -----------------------------------------------------------------------------

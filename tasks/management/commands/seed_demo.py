@@ -39,12 +39,22 @@ def default_secrets_file() -> Path:
 
 
 BANNER = """
-Ether is running at {base_url}
+Ether is running. Open your tasks:
+
+  {base_url}/tasks/
+  (sign in as {username}, password {password})
+
+The demo task, ready for a harness:
+  {base_url}/tasks/{task_id}
+  run the demo harness against it in a second terminal:
+    make demo               (or: make demo ARGS=--ask, to answer a question on the page)
+  or one that waits for work and takes every task made ready (the one above first):
+    make demo ARGS=--next
 
   API docs (OpenAPI UI)  {base_url}/api/docs/
-  Admin                  {base_url}/admin/   user {username}, password {password}
+  Admin                  {base_url}/admin/   (same user)
 
-Demo org {org}: project {project}, repository {repo}, one ready task {task_id}
+Demo org {org}: project {project}, repository {repo}
   harness app   {app_id}
   harness key   {harness_key}
   access token  {access_token}
@@ -57,19 +67,12 @@ Try the harness loop with curl:
        -d '{{"app_id": "{app_id}"}}' $T/claim
   # then heartbeat, steps, interrupt and result with the run_id it returns (README).
 
-Watch it as a user:
+Watch it from a terminal:
   curl -s -H "Authorization: Bearer {access_token}" {base_url}/api/tasks/{task_id}/timeline
+  (after `make test`, which installs the websockets CLI with the dev tools:)
   .venv/bin/python -m websockets "{ws_url}/api/realtime?token={access_token}"
   > {{"action": "subscribe", "topics": ["tasks/{task_id}"]}}
-
-See it work end to end: open the task page
-  {base_url}/tasks/{task_id}
-(sign in as {username}) and, in a second terminal, run the demo harness against it:
-  make demo               (or: make demo ARGS=--ask, to answer a question on the page)
-
-Or run a harness that waits for work and takes every task made ready (the one above first):
-  make demo ARGS=--next
-then create a task (POST /api/tasks, e.g. from the API docs page, Authorize with the token).
+Create more tasks with POST /api/tasks (the API docs page: Authorize with the token).
 """
 
 
