@@ -20,6 +20,10 @@ def _favicon(request: HttpRequest) -> str:
     return static("favicon.svg")
 
 
+def _styles(request: HttpRequest) -> str:
+    return static("ether/admin.css")
+
+
 UNFOLD: dict[str, Any] = {
     "SITE_TITLE": "Ether admin",
     "SITE_HEADER": "Ether",
@@ -27,5 +31,6 @@ UNFOLD: dict[str, Any] = {
     # "View site" leads to the people's pages, not the API docs.
     "SITE_URL": "/tasks/",
     "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": _favicon}],
+    "STYLES": [_styles],
     "SIDEBAR": {"show_search": True, "show_all_applications": True},
 }

@@ -14,9 +14,11 @@ inline ``<script>``, which ``script-src 'self'`` refuses: Playwright raises "Exe
 inline script violates the following Content Security Policy directive" (the walk checks
 that too: the refusal must show up as a CSP violation, which proves the listener sees one).
 
-The pages owned by this part of issue 19 (sign-in, grid, working memory) must pass every
-check; the other pages' results are collected in the report (``"enforced": false``) and
-asserted by their owners.
+Every page must pass every check, with one exception written down in ``ALLOWED``: Swagger
+UI's operation summaries are buttons inside buttons (axe: nested-interactive). That is
+Swagger UI's own markup, which we serve but do not write; its language and contrast,
+which we can set, are fixed in ``templates/drf_spectacular/swagger_ui.html`` and
+``static/api/docs.css``.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "artifacts" / "pages"
 AXE = ROOT / "var" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = (1440, 390)
-# The pages this walk holds to every check; the others are reported.
-ENFORCED = {"sign-in", "grid", "grid-filtered", "working-memory"}
+# axe rules a page may break, and why (see the module's docstring).
+ALLOWED: dict[str, set[str]] = {"api-docs": {"nested-interactive"}}
 
 pytestmark = [
     pytest.mark.skipif(
@@ -79,7 +81,6 @@ class Result:
     page: str
     width: int
     path: str
-    enforced: bool
     screenshot: str = ""
     sideways_px: int = 0
     console_errors: list[str] = field(default_factory=list)
@@ -207,7 +208,7 @@ def settle(page: Page, name: str) -> None:
 
 
 def visit(page: Page, console: Console, server: Server, name: str, path: str, width: int) -> Result:
-    result = Result(page=name, width=width, path=path, enforced=name in ENFORCED)
+    result = Result(page=name, width=width, path=path)
     page.set_viewport_size({"width": width, "height": 900 if width > 800 else 844})
     page.goto(server.http + path, wait_until="load")
     settle(page, name)
@@ -222,7 +223,10 @@ def visit(page: Page, console: Console, server: Server, name: str, path: str, wi
     # axe last: its own source arrives through the DevTools protocol, not the page's CSP.
     page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
     violations = page.evaluate(AXE_RUN)
-    result.axe_serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    allowed = ALLOWED.get(name, set())
+    result.axe_serious = [
+        v for v in violations if v["impact"] in ("serious", "critical") and v["id"] not in allowed
+    ]
     result.axe_other = [
         f"{v['impact']} {v['id']}" for v in violations if v not in result.axe_serious
     ]
@@ -288,5 +292,5 @@ def test_walk_every_page_at_desktop_and_phone_width(
 
     # The CSP holds: an inline script (what add_script_tag(path=…) inserts) never runs.
     assert not inline_ran and inline_refused
-    failing = {f"{r.page}@{r.width}": r.problems for r in results if r.enforced and r.problems}
+    failing = {f"{r.page}@{r.width}": r.problems for r in results if r.problems}
     assert failing == {}, json.dumps(failing, indent=2)
