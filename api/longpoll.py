@@ -226,6 +226,15 @@ class LongPollASGI:
         finally:
             for waiter in waits:
                 waiter.cancel()
+            # Bounded: a receive cancelled inside channels-redis's BZPOPMIN can take until
+            # its block ends to finish, and the waiter must answer at its deadline.
             for waiter in waits:
-                with contextlib.suppress(BaseException):
-                    await waiter
+                waiter.add_done_callback(_consume)
+            await asyncio.wait(waits, timeout=0.5)
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """A cancelled wait that ends after we stopped awaiting it: its outcome is read here,
+    so asyncio does not log "exception was never retrieved"."""
+    if not task.cancelled():
+        task.exception()

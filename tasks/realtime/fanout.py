@@ -196,6 +196,7 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                stopping()
                 log.warning("the realtime hub could not read its channel", exc_info=True)
                 await asyncio.sleep(READ_BACKOFF[min(failures, len(READ_BACKOFF) - 1)])
                 failures += 1
@@ -339,7 +340,18 @@ class Hub:
                     try:
                         await self.layer.group_add(group_name(topic), self.channel)
                     except Exception:
+                        stopping()
                         log.warning("could not refresh %s", topic, exc_info=True)
+
+
+def stopping() -> None:
+    """Raises CancelledError when this task was cancelled but a library turned the
+    cancellation into another error (a Redis read cut short when the loop shuts down):
+    a loop that retries on errors would otherwise never end, and the event loop's
+    shutdown would wait for it forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
