@@ -16,8 +16,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 from corpus.models import Document, DocumentVersion
 from corpus.services import document_create, document_save
 from tests import factories
+from tests.browser.harness import outside_the_browser_loop as orm
 from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
-from tests.browser.test_task_pages import outside_the_browser_loop as orm
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed"),

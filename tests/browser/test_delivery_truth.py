@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS
-from tests.browser.test_task_pages import (
+from tests.browser.harness import (
     RemoteHarness,
     expect_live,
     mark_page,
@@ -21,6 +20,7 @@ from tests.browser.test_task_pages import (
     sign_in,
     still_marked,
 )
+from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS
 from tests.delivery.fake_github import HEAD_SHA, check_runs_json, fake_github, pull_json
 from tests.servers import Server, served
 

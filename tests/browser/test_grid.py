@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tasks.models import Task
+from tests.browser.harness import RemoteHarness, outside_the_browser_loop, shoot
 from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
-from tests.browser.test_task_pages import RemoteHarness, outside_the_browser_loop, shoot
 from tests.servers import Server, daphne
 
 pytestmark = [

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.browser.harness import RemoteHarness, shoot
 from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
-from tests.browser.test_task_pages import RemoteHarness, shoot
 from tests.servers import Server, daphne
 
 pytestmark = [

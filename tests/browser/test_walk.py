@@ -34,8 +34,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from playwright.sync_api import Error as PlaywrightError
 
 from corpus.services import document_create
+from tests.browser.harness import RemoteHarness
 from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
-from tests.browser.test_task_pages import RemoteHarness
 from tests.servers import Server, daphne
 
 ROOT = Path(__file__).resolve().parents[2]

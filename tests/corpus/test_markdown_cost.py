@@ -23,8 +23,8 @@ from django.db import connection
 from bench.bench_markdown import PATHOLOGICAL
 from corpus.models import Document, DocumentVersion
 from corpus.rendering import MAX_NESTING, RENDERER, nesting_depth, render_markdown, sanitize_html
+from tests.corpus.documents_support import DOCS, put, stored
 from tests.corpus.html_safety import problems
-from tests.corpus.test_documents_api import DOCS, put, stored
 from tests.helpers import problem
 
 

@@ -7,8 +7,8 @@ from django.test import Client
 
 from tasks.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from tasks.webhooks.sender import send_one
-from tests.tasks.test_webhooks_api import patch, secret
 from tests.tasks.webhook_receiver import Receiver
+from tests.tasks.webhooks_support import patch, secret
 
 pytestmark = pytest.mark.django_db
 
