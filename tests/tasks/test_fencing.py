@@ -82,7 +82,7 @@ RESULT = Write(
 
 WRITES = [STEPS, INTERRUPT, HEARTBEAT, RESULT]
 # A finished run that sends a result again is a retry or 409 run_finished, not lease_lost
-# (tests/delivery/test_result_api.py).
+# (tests/delivery/test_result_api_outcomes.py).
 WRITES_BUT_RESULT = [STEPS, INTERRUPT, HEARTBEAT]
 # A heartbeat right after the cancel is how the harness learns of it: 200 with
 # cancel_requested (tests/tasks/test_heartbeat_api.py).
