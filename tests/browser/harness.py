@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.browser.chromium import launched
+from tests.browser.test_admin_preview import PASSWORD
 from tests.servers import Server, served
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,14 +87,8 @@ def browser(server: Server, member: Any, task: Any) -> Iterator[Browser]:
     refuses ORM calls ("async context") and ``async_to_sync`` refuses to publish, so the
     data is made first and later reads go through ``outside_the_browser_loop``.
     """
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
+from tests.browser.chromium import launched
 from tests.browser.harness import (
     RemoteHarness,
     expect_live,
@@ -20,7 +21,7 @@ from tests.browser.harness import (
     sign_in,
     still_marked,
 )
-from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_admin_preview import CHROMIUM
 from tests.delivery.fake_github import HEAD_SHA, check_runs_json, fake_github, pull_json
 from tests.servers import Server, served
 
@@ -71,14 +72,8 @@ def server(tmp_path: Path, github: Any) -> Iterator[Server]:
 
 @pytest.fixture
 def browser(server: Server, member: Any, task: Any) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched() as browser:
+        yield browser
 
 
 def test_a_no_pr_result_that_copies_the_definition_of_done_never_looks_green(

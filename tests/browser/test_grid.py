@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tasks.models import Task
+from tests.browser.chromium import launched
 from tests.browser.harness import RemoteHarness, outside_the_browser_loop, shoot
-from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.browser.test_admin_preview import CHROMIUM, PASSWORD
 from tests.servers import Server, daphne
 
 pytestmark = [
@@ -39,14 +40,8 @@ def member(world: Any) -> Any:
 
 @pytest.fixture
 def chromium(server: Server, member: Any, task: Any) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched() as browser:
+        yield browser
 
 
 def signed_in(browser: Browser, server: Server, path: str) -> tuple[Page, list[str]]:

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.browser.chromium import launched
 from tests.browser.harness import RemoteHarness, shoot
-from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.browser.test_admin_preview import CHROMIUM, PASSWORD
 from tests.servers import Server, daphne
 
 pytestmark = [
@@ -34,14 +35,8 @@ def member(world: Any) -> Any:
 @pytest.fixture
 def chromium(member: Any, task: Any) -> Iterator[Browser]:
     """Started after the test's data: Playwright's loop forbids the ORM in this thread."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched() as browser:
+        yield browser
 
 
 class Traffic:

@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from corpus.services import document_create
+from tests.browser.chromium import launched
 from tests.browser.harness import RemoteHarness
-from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.browser.test_admin_preview import CHROMIUM, PASSWORD
 from tests.servers import Server, daphne
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,14 +171,8 @@ def pages(server: Server, world: Any, task: Any) -> dict[str, str]:
 
 @pytest.fixture
 def chromium(pages: dict[str, str]) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched() as browser:
+        yield browser
 
 
 class Console:

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.browser.chromium import launched
 from tests.browser.harness import (
     outside_the_browser_loop,
 )
-from tests.browser.test_admin_preview import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.browser.test_admin_preview import PASSWORD
 from tests.servers import Server, daphne
 
 DOD = ["GET /healthz answers 200", "Docs updated"]
@@ -46,14 +47,8 @@ def member(world: Any) -> Any:
 
 @pytest.fixture
 def browser(server: Server, member: Any, task: Any) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched() as browser:
+        yield browser
 
 
 def no_sideways_scroll(page: Page) -> None:
