@@ -198,7 +198,9 @@ def fixtures(store: Store, *args: str, redis_url: str = "") -> Any:
     done = subprocess.run(
         [PY, "-m", "bench.fixtures", *args],
         cwd=SRC,
-        env=django_env({**store.env, "REDIS_URL": redis_url}),
+        # Leases outlive the run: the steps benchmark came back to its 50 live runs after
+        # the default 300 s and got 409 lease_lost, which measured expiry, not the server.
+        env=django_env({**store.env, "REDIS_URL": redis_url, "ETHER_LEASE_SECONDS": "3600"}),
         capture_output=True,
         text=True,
     )
