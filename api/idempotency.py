@@ -12,12 +12,12 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -47,9 +47,39 @@ def caller_scope(request: Request) -> str:
 
 
 def _fingerprint(request: Request) -> str:
-    canonical = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
-    material = f"{request.method} {request.path}\n{canonical}"
+    return fingerprint(request.method or "", request.path, request.data)
+
+
+def fingerprint(method: str, path: str, data: Any) -> str:
+    """What makes two requests "the same" for one key: method, path and parsed body."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    material = f"{method} {path}\n{canonical}"
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def done_record_insert(
+    *, scope: str, key: str, fingerprint: str, status: int, body: Any, created_at: datetime
+) -> tuple[str, list[Any]]:
+    """The ``INSERT`` of a key's record with its final answer (a JSON body), for a write
+    that stores its answer in its own transaction without the decorator (the step fast
+    lane, tasks.services.steps_direct). The same row ``_acquire`` + ``_complete`` leave."""
+    fields = IdempotencyRecord._meta
+    values = {
+        "scope": scope,
+        "key": key,
+        "fingerprint": fingerprint,
+        "state": IdempotencyRecord.DONE,
+        "status_code": status,
+        "body": body,
+        "headers": {"Content-Type": "application/json"},
+        "created_at": created_at,
+    }
+    params = [
+        fields.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()
+    ]
+    columns = ", ".join(connection.ops.quote_name(name) for name in values)
+    placeholders = ", ".join(["%s"] * len(values))
+    return f"INSERT INTO {fields.db_table} ({columns}) VALUES ({placeholders})", params
 
 
 def _replay(record: IdempotencyRecord) -> Response:

@@ -85,10 +85,7 @@ class RateThrottle:
         if identity is None:
             return True
         for scope in scopes_for(request, view):
-            rate = settings.ETHER_RATE_LIMITS.get(scope)
-            if rate is None:
-                continue
-            wait = _hit(scope, identity, *rate)
+            wait = hit(scope, identity)
             if wait is not None:
                 self._wait = wait
                 return False
@@ -96,6 +93,13 @@ class RateThrottle:
 
     def wait(self) -> float | None:
         return self._wait
+
+
+def hit(scope: str, identity: str) -> float | None:
+    """Counts one request of ``identity`` against ``scope``'s limit, as the throttle does:
+    None when allowed (or the scope has no limit), else the seconds to wait."""
+    rate = settings.ETHER_RATE_LIMITS.get(scope)
+    return None if rate is None else _hit(scope, identity, *rate)
 
 
 def _hit(scope: str, identity: str, limit: int, seconds: int) -> float | None:

@@ -14,10 +14,15 @@ django.setup(set_prefix=False)
 from api.admission import AdmissionASGI  # noqa: E402
 from api.asgi import ProblemASGIHandler  # noqa: E402
 from api.longpoll import LongPollASGI  # noqa: E402
+from ether_site.fastlane import StepFastLane  # noqa: E402
+from tasks.events import PublisherASGI  # noqa: E402
 
 # Long polls wait in the event loop between looks, holding no thread or connection; each
-# look is admitted on its own (api.admission: past capacity, a fast 503).
-django_asgi_app = LongPollASGI(AdmissionASGI(ProblemASGIHandler()), routes=["harness-claim-next"])
+# look is admitted on its own (api.admission: past capacity, a fast 503). Plain steps take
+# the fast lane (ether_site.fastlane), inside admission control; the rest go to Django.
+django_asgi_app = PublisherASGI(
+    LongPollASGI(AdmissionASGI(StepFastLane(ProblemASGIHandler())), routes=["harness-claim-next"])
+)
 
 # Imported after Django is set up: consumers touch models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

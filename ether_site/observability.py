@@ -55,6 +55,32 @@ def route_of(request: HttpRequest) -> str:
     return "unmatched"
 
 
+def record_request(*, method: str, full_path: str, route: str, status: int, elapsed: float) -> None:
+    """The request's count, duration and log line (also written by answers that do not
+    pass through Django: the step fast lane, tasks.fastlane)."""
+    label = method if method in METHODS else "other"
+    metrics.REQUESTS.labels(route, label, str(status)).inc()
+    metrics.REQUEST_SECONDS.labels(route, label).observe(elapsed)
+    level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+    if log.isEnabledFor(level):
+        path = redact(full_path)
+        log.log(
+            level,
+            "%s %s %s %.1fms",
+            method,
+            path,
+            status,
+            elapsed * 1000,
+            extra={
+                "method": method,
+                "path": path,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )
+
+
 class RequestObservabilityMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -68,29 +94,13 @@ class RequestObservabilityMiddleware:
             response = self.get_response(request)
             elapsed = time.perf_counter() - started
             response[HEADER] = rid
-            route = route_of(request)
-            status = response.status_code
-            method = request.method if request.method in METHODS else "other"
-            metrics.REQUESTS.labels(route, method, str(status)).inc()
-            metrics.REQUEST_SECONDS.labels(route, method).observe(elapsed)
-            level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
-            if log.isEnabledFor(level):
-                path = redact(request.get_full_path())
-                log.log(
-                    level,
-                    "%s %s %s %.1fms",
-                    request.method,
-                    path,
-                    status,
-                    elapsed * 1000,
-                    extra={
-                        "method": request.method,
-                        "path": path,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 1),
-                    },
-                )
+            record_request(
+                method=request.method or "",
+                full_path=request.get_full_path(),
+                route=route_of(request),
+                status=response.status_code,
+                elapsed=elapsed,
+            )
             return response
         finally:
             request_id.reset(context)

@@ -386,6 +386,9 @@ LOGGING = {
 # How long a process trusts a harness key it has looked up (tasks/harnesses/auth.py):
 # writes re-read the app under the task lock anyway; 0 turns the cache off.
 ETHER_AUTH_CACHE_SECONDS = env_float("ETHER_AUTH_CACHE_SECONDS", 5.0)
+# Plain steps skip Django's request machinery (ether_site/fastlane.py); 0: every step
+# goes through the DRF view.
+ETHER_STEP_FAST_LANE = env_bool("ETHER_STEP_FAST_LANE", True)
 # Admission (api/admission.py): at most this many API writes and API requests run in
 # Django at once per process; another waits in the event loop (no thread, connection or
 # lock held) at most ETHER_ADMISSION_WAIT_MS, then is refused 503 `overloaded` with

@@ -1,0 +1,254 @@
+"""A step in a handful of precompiled statements: the write behind the step fast lane.
+
+Why (issue 18, docs/performance.md §8): a step is the harness's most frequent write, and
+through the ORM its guard, events and row cost more CPU to *build* (query compilation,
+model instances, DRF) than the database spends running them; one process topped out far
+below a bare server doing the same insert. This is ``step_record`` for the common case
+only, as SQL written once:
+
+- the task's row lock, then the run's, in that order (the order every writer takes), each
+  statement carrying the guard's conditions: the task in progress, the run this app's
+  live run with an unexpired lease (and the epoch, when sent), the app's key unrevoked;
+- the step's two events through ``events.record_many_direct`` (the same seqs, webhooks
+  and publishing as every event);
+- the step row, and the ``Idempotency-Key`` record with its final answer, in the same
+  transaction.
+
+Anything else returns ``None`` with nothing written (the transaction rolls back), and
+the caller takes the full path, ``step_record`` behind the DRF view, which answers it:
+every refusal (lease lost, wrong app, revoked key, closed or unknown task), a replayed
+``client_step_id`` or ``Idempotency-Key``, a paused or cancelled task. So there is one
+place that decides what a refusal says, and this module only ever says yes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from api import metrics
+from api.idempotency import done_record_insert
+from api.ids import new_step_id
+from tasks import events
+from tasks.models import HarnessApp, Run, RunStatus, Step, Task, TaskStatus
+
+
+@dataclass(frozen=True)
+class StepWrite:
+    """A step as the harness sent it, already checked to be exactly what ``StepIn``
+    would accept unchanged (tasks.fastlane)."""
+
+    task_public_id: str
+    run_id: str
+    lease_epoch: int | None
+    phase: str
+    user_message: str
+    internal_label: str
+    client_step_id: str | None
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    scope: str
+    key: str
+    fingerprint: str
+
+
+class _Refused(Exception):
+    """Not the common case: roll back and let the full path answer."""
+
+
+def _for_update() -> str:
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
+def step_record_direct(
+    *, app: HarnessApp, write: StepWrite, idempotency: Idempotency | None
+) -> dict[str, Any] | None:
+    """Stores the step and returns the answer's body (``StepOut``), or ``None`` having
+    written nothing when the full path must answer (see the module)."""
+    try:
+        with transaction.atomic():
+            return _write(app=app, write=write, idempotency=idempotency)
+    except (_Refused, IntegrityError):
+        # IntegrityError: the Idempotency-Key is taken (a retry, or the same key on another
+        # body), or a client_step_id raced its twin; the full path answers both.
+        return None
+
+
+def _write(*, app: HarnessApp, write: StepWrite, idempotency: Idempotency | None) -> dict[str, Any]:
+    task_table, run_table, app_table = (
+        Task._meta.db_table,
+        Run._meta.db_table,
+        HarnessApp._meta.db_table,
+    )
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {task_table} WHERE org_id = %s AND public_id = %s AND status = %s"
+            + _for_update(),
+            [app.org_id, write.task_public_id, TaskStatus.IN_PROGRESS],
+        )
+        task_row = cursor.fetchone()
+        if task_row is None:
+            raise _Refused
+        task_pk = int(task_row[0])
+        now = timezone.now()  # after the lock wait, as guard_write
+        epoch_clause = " AND r.lease_epoch = %s" if write.lease_epoch is not None else ""
+        lock = " FOR UPDATE OF r" if connection.features.has_select_for_update_of else ""
+        cursor.execute(
+            f"SELECT r.id FROM {run_table} r JOIN {app_table} a ON a.id = r.app_id "
+            "WHERE r.task_id = %s AND r.public_id = %s AND r.app_id = %s AND r.status = %s "
+            "AND r.lease_expires_at > %s AND a.revoked_at IS NULL AND a.key_hash = %s"
+            + epoch_clause
+            + lock,
+            [
+                task_pk,
+                write.run_id,
+                app.pk,
+                RunStatus.LIVE,
+                ops.adapt_datetimefield_value(now),
+                app.key_hash,
+                *([write.lease_epoch] if write.lease_epoch is not None else []),
+            ],
+        )
+        run_row = cursor.fetchone()
+        if run_row is None:
+            raise _Refused
+        run_pk = int(run_row[0])
+        if write.client_step_id is not None:
+            cursor.execute(
+                f"SELECT 1 FROM {Step._meta.db_table} WHERE run_id = %s AND client_step_id = %s",
+                [run_pk, write.client_step_id],
+            )
+            if cursor.fetchone() is not None:
+                raise _Refused  # a replay: the full path answers the first step
+    step_id = new_step_id()
+    task = Task(pk=task_pk, public_id=write.task_public_id, org_id=app.org_id)
+    step_event, _entry = events.record_many_direct(
+        org_id=app.org_id,
+        topic=f"tasks/{write.task_public_id}",
+        task=task,
+        items=[
+            (
+                events.STEP,
+                {
+                    "phase": write.phase,
+                    "user_message": write.user_message,
+                    "internal_label": write.internal_label,
+                    "run_id": write.run_id,
+                    "step_id": step_id,
+                },
+            ),
+            (
+                events.TIMELINE,
+                events.timeline_payload(
+                    kind="step",
+                    actor=events.actor_app(app),
+                    summary=write.user_message,
+                    run_id=write.run_id,
+                    step_id=step_id,
+                    phase=write.phase,
+                ),
+            ),
+        ],
+    )
+    answer = {"step_id": step_id, "seq": step_event.seq}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Step._meta.db_table} (public_id, task_id, run_id, seq, phase, "
+            "user_message, internal_label, client_step_id, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                step_id,
+                task_pk,
+                run_pk,
+                step_event.seq,
+                write.phase,
+                write.user_message,
+                write.internal_label,
+                write.client_step_id,
+                ops.adapt_datetimefield_value(now),
+            ],
+        )
+        if idempotency is not None:
+            # Last, with the final answer: a retry of the same key that got this far (it
+            # waited for the task's lock while the first ran) fails here on the unique
+            # (scope, key) and rolls its step back; the full path then replays the first.
+            sql, params = done_record_insert(
+                scope=idempotency.scope,
+                key=idempotency.key,
+                fingerprint=idempotency.fingerprint,
+                status=201,
+                body=answer,
+                created_at=now,
+            )
+            cursor.execute(sql, params)
+    metrics.count_on_commit(metrics.STEPS.inc)
+    return answer
+
+
+def answer_bytes(answer: dict[str, Any]) -> bytes:
+    """The body as DRF's JSONRenderer writes it (compact, UTF-8)."""
+    return json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def enabled() -> bool:
+    return bool(settings.ETHER_STEP_FAST_LANE)
+
+
+# What StepIn accepts and keeps exactly as sent (tasks/serializers/inputs.py): the fast
+# lane takes only such bodies, so its step is the one the full path would have stored.
+# Anything else (a field to trim, a wrong type, an unknown field, a null or surrogate
+# character DRF refuses) goes to the full path, which answers it.
+_STEP_FIELDS = frozenset(
+    {"run_id", "lease_epoch", "phase", "user_message", "internal_label", "client_step_id"}
+)
+_RUN_ID = re.compile(r"run_[0-9a-f]{32}")
+_REFUSED_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+
+
+def _plain(value: Any, max_length: int, *, allow_blank: bool = False) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) <= max_length
+        and (allow_blank or value != "")
+        and value == value.strip()
+        and _REFUSED_CHARACTERS.search(value) is None
+    )
+
+
+def plain_step(task_public_id: str, data: Any) -> StepWrite | None:
+    """The step in ``data`` when StepIn would take it unchanged, else None."""
+    if not isinstance(data, dict) or not _STEP_FIELDS.issuperset(data):
+        return None
+    run_id = data.get("run_id")
+    # Optional fields may be absent but not null (StepIn refuses null).
+    epoch = data.get("lease_epoch", 1)
+    label, client_step_id = data.get("internal_label", ""), data.get("client_step_id", "-")
+    if not (isinstance(run_id, str) and _RUN_ID.fullmatch(run_id)):
+        return None
+    if type(epoch) is not int or not 1 <= epoch < 2**31:
+        return None
+    if not (
+        _plain(data.get("phase"), 64)
+        and _plain(data.get("user_message"), 4000)
+        and _plain(label, 200, allow_blank=True)
+        and _plain(client_step_id, 200)
+    ):
+        return None
+    return StepWrite(
+        task_public_id=task_public_id,
+        run_id=run_id,
+        lease_epoch=data.get("lease_epoch"),
+        phase=data["phase"],
+        user_message=data["user_message"],
+        internal_label=label,
+        client_step_id=data.get("client_step_id"),
+    )

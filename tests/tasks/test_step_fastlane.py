@@ -1,0 +1,342 @@
+"""The step fast lane answers a plain step exactly as the full path would, and hands
+everything else to it (ether_site/fastlane.py, tasks/services/steps_direct.py, issue 18).
+
+Requests go through the real ASGI stack: ``StepFastLane`` in front of Django's handler,
+the lane's write in its own thread on the test database. A recorder between the two
+shows which requests the lane left to Django; every case is also sent to Django alone
+(the full path), and the answers and stored rows are compared.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from django.test import override_settings
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.asgi import ProblemASGIHandler
+from api.models import IdempotencyRecord
+from ether_site.fastlane import StepFastLane
+from tasks.models import Event, Run, Step, Task
+from tasks.serializers.inputs import StepIn
+from tasks.services.steps_direct import plain_step
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Recorder:
+    """Django's handler, counting the requests that reach it."""
+
+    def __init__(self) -> None:
+        self.app = ProblemASGIHandler()
+        self.calls = 0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        self.calls += 1
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def stack() -> tuple[StepFastLane, Recorder]:
+    django = Recorder()
+    return StepFastLane(django), django
+
+
+async def _post(app: Any, path: str, body: bytes, headers: dict[str, str]) -> tuple:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8080),
+    }
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await communicator.receive_output(10)
+    content = b""
+    while True:
+        message = await communicator.receive_output(10)
+        content += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    found = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return start["status"], found, json.loads(content or b"null")
+
+
+def post(app: Any, task_id: str, key: str, data: Any, **headers: str) -> tuple:
+    body = data if isinstance(data, bytes) else json.dumps(data).encode()
+    sent = {
+        "Host": "127.0.0.1",
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        **headers,
+    }
+    return async_to_sync(_post)(app, f"/api/harness/tasks/{task_id}/steps", body, sent)
+
+
+def live_task(world: Any) -> tuple[Task, str]:
+    task = world.task()
+    response = world.harness().claim(task.public_id)
+    assert response.status_code == 200, response.content
+    return task, response.json()["run_id"]
+
+
+def both(world: Any, stack: tuple, case: Any) -> tuple[tuple, tuple, int]:
+    """``case(task, run_id) -> (key, body, headers)`` on two fresh live tasks: through the
+    lane and through Django alone. Returns both answers and how many of the lane's
+    requests reached Django."""
+    lane, django = stack
+    answers = []
+    before = django.calls
+    for app in (lane, ProblemASGIHandler()):
+        task, run_id = live_task(world)
+        key, body, headers = case(task, run_id)
+        answers.append(post(app, task.public_id, key, body, **headers))
+    return answers[0], answers[1], django.calls - before
+
+
+def plain(run_id: str, **more: Any) -> dict[str, Any]:
+    return {"run_id": run_id, "phase": "coding_agent", "user_message": "Ran the tests", **more}
+
+
+def stored(task: Task) -> tuple[list, list]:
+    """The task's steps, and the events of its topic from its first step on."""
+    steps = list(Step.objects.filter(task=task).values("phase", "user_message", "seq"))
+    first = min(step["seq"] for step in steps)
+    events = Event.objects.filter(topic=f"tasks/{task.public_id}", seq__gte=first)
+    return steps, list(events.order_by("seq").values("seq", "name", "payload"))
+
+
+def test_a_plain_step_is_answered_and_stored_as_the_full_path_does(world, stack):
+    lane, django = stack
+    results = []
+    for app in (lane, ProblemASGIHandler()):
+        task, run_id = live_task(world)
+        before = django.calls
+        answer = post(app, task.public_id, world.key, plain(run_id), **{"X-Request-ID": "r-1"})
+        results.append((task, run_id, answer, django.calls - before))
+    (lane_task, lane_run, fast, reached), (full_task, full_run, full, _) = results
+    assert reached == 0  # the lane answered it
+    assert fast[0] == full[0] == 201
+    assert fast[1].pop("content-length") and full[1].pop("content-length")
+    assert fast[1] == full[1]  # every header, the request id included
+    assert fast[1]["x-request-id"] == "r-1"
+    assert set(fast[2]) == set(full[2]) == {"step_id", "seq"}
+    fast_steps, fast_events = stored(lane_task)
+    full_steps, full_events = stored(full_task)
+    assert (
+        fast_steps
+        == full_steps
+        == [{"phase": "coding_agent", "user_message": "Ran the tests", "seq": fast[2]["seq"]}]
+    )
+    step = Step.objects.get(task=lane_task)
+    assert step.public_id == fast[2]["step_id"]
+    assert step.run == Run.objects.get(public_id=lane_run)
+
+    def same(events: list, task: Task, run_id: str, step_id: str) -> list:
+        text = json.dumps(events).replace(task.public_id, "T").replace(run_id, "R")
+        return json.loads(text.replace(step_id, "S"))
+
+    assert same(fast_events, lane_task, lane_run, fast[2]["step_id"]) == same(
+        full_events, full_task, full_run, full[2]["step_id"]
+    )
+    assert [e["name"] for e in fast_events] == ["os.harness.step", "task.timeline"]
+    assert [e["seq"] for e in fast_events] == [fast[2]["seq"], fast[2]["seq"] + 1]
+
+
+def test_an_idempotency_key_is_stored_and_replayed_as_the_full_path_does(world, stack):
+    lane, django = stack
+    task, run_id = live_task(world)
+    key = {"Idempotency-Key": "step-1"}
+    before = django.calls
+    first = post(lane, task.public_id, world.key, plain(run_id), **key)
+    assert (first[0], django.calls - before) == (201, 0)
+    record = IdempotencyRecord.objects.get(key="step-1")
+    assert (record.state, record.status_code, record.body) == ("done", 201, first[2])
+    again = post(lane, task.public_id, world.key, plain(run_id), **key)
+    assert again[0] == 201 and again[2] == first[2]
+    assert again[1]["idempotent-replayed"] == "true"  # Django replayed the stored answer
+    other = post(lane, task.public_id, world.key, plain(run_id, user_message="other"), **key)
+    assert other[0] == 422 and other[2]["code"] == "idempotency_key_reused"
+    assert Step.objects.filter(task=task).count() == 1
+
+
+def test_a_repeated_client_step_id_replays_the_first_step(world, stack):
+    lane, _django = stack
+    task, run_id = live_task(world)
+    body = plain(run_id, client_step_id="c-1")
+    first = post(lane, task.public_id, world.key, body)
+    again = post(lane, task.public_id, world.key, body)
+    assert first[0] == again[0] == 201
+    assert again[2] == first[2] and again[1]["idempotent-replayed"] == "true"
+    assert Step.objects.filter(task=task).count() == 1
+
+
+def _expire(task: Task) -> None:
+    Run.objects.filter(task=task).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+
+CASES = {
+    # name: case(world, task, run_id) -> (key, body, headers)
+    "stale epoch": lambda w, t, r: (w.key, plain(r, lease_epoch=7), {}),
+    "unknown run": lambda w, t, r: (w.key, plain("run_" + "0" * 32), {}),
+    "another app's run": lambda w, t, r: (w.rival_key, plain(r), {}),
+    "other org's key": lambda w, t, r: (w.outsider_key, plain(r), {}),
+    "unknown key": lambda w, t, r: ("eth_app_" + "x" * 40, plain(r), {}),
+    "no credential": lambda w, t, r: ("", plain(r), {"Authorization": ""}),
+    "personal token": lambda w, t, r: (w.token, plain(r), {}),
+    "expired lease": lambda w, t, r: (_expire(t), (w.key, plain(r), {}))[1],
+    "cancelled task": lambda w, t, r: (
+        Task.objects.filter(pk=t.pk).update(status="cancelled"),
+        (w.key, plain(r), {}),
+    )[1],
+    "trimmed message": lambda w, t, r: (w.key, plain(r, user_message="  padded  "), {}),
+    "unknown field": lambda w, t, r: (w.key, plain(r, colour="red"), {}),
+    "null epoch": lambda w, t, r: (w.key, plain(r, lease_epoch=None), {}),
+    "too long": lambda w, t, r: (w.key, plain(r, user_message="x" * 4001), {}),
+    "not json": lambda w, t, r: (w.key, b"{nope", {}),
+    "a list": lambda w, t, r: (w.key, [plain(r)], {}),
+    "text/plain": lambda w, t, r: (w.key, plain(r), {"Content-Type": "text/plain"}),
+    "foreign host": lambda w, t, r: (w.key, plain(r), {"Host": "evil.example"}),
+    "blank idempotency key": lambda w, t, r: (w.key, plain(r), {"Idempotency-Key": " "}),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_anything_but_a_plain_step_is_answered_by_the_full_path(world, stack, name):
+    case = CASES[name]
+    fast, full, reached = both(world, stack, lambda t, r: case(world, t, r))
+    assert reached == 1, "the lane must hand this request to Django"
+    assert fast[0] == full[0]
+    if isinstance(full[2], dict) and "code" in full[2]:
+        assert fast[2]["code"] == full[2]["code"]
+    if name == "trimmed message":
+        assert fast[0] == 201
+        assert Step.objects.get(public_id=fast[2]["step_id"]).user_message == "padded"
+    else:
+        assert fast[0] >= 400
+
+
+def test_a_paused_task_is_answered_by_the_full_path(world, stack):
+    lane, django = stack
+    task, run_id = live_task(world)
+    Task.objects.filter(pk=task.pk).update(status="paused")
+    before = django.calls
+    answer = post(lane, task.public_id, world.key, plain(run_id))
+    assert django.calls - before == 1
+    assert answer[0] == 201  # steps may narrate while a question waits
+    assert Step.objects.filter(task=task).count() == 1
+
+
+def test_a_throttled_harness_gets_the_full_paths_429(world, stack):
+    lane, _django = stack
+    task, run_id = live_task(world)
+    # The claim counted once: two steps fit in a limit of 3, the third is over it.
+    with override_settings(ETHER_RATE_LIMITS={"harness": (3, 60)}):
+        answers = [post(lane, task.public_id, world.key, plain(run_id))[0] for _ in range(3)]
+    assert answers == [201, 201, 429]
+    assert Step.objects.filter(task=task).count() == 2
+
+
+def test_the_lane_can_be_turned_off(world, stack):
+    lane, django = stack
+    task, run_id = live_task(world)
+    before = django.calls
+    with override_settings(ETHER_STEP_FAST_LANE=False):
+        assert post(lane, task.public_id, world.key, plain(run_id))[0] == 201
+    assert django.calls - before == 1
+
+
+def test_lane_and_full_path_writers_on_one_task_keep_seqs_gapless(world, stack):
+    """Real threads, each through the whole stack: plain steps take the lane, padded ones
+    the full path; both lock the task first, so every step is stored with its events and
+    the task's seqs have no gap and no repeat."""
+    lane, _django = stack
+    task, run_id = live_task(world)
+    start = threading.Barrier(12)
+    statuses: list[int] = []
+
+    def writer(i: int) -> None:
+        start.wait()
+        for j in range(5):
+            message = f"step {i}.{j}" if i % 2 else f" padded {i}.{j} "
+            statuses.append(
+                post(lane, task.public_id, world.key, plain(run_id, **{"user_message": message}))[0]
+            )
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert statuses == [201] * 60
+    topic = Event.objects.filter(topic=f"tasks/{task.public_id}")
+    seqs = list(topic.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    steps = Step.objects.filter(task=task)
+    assert steps.count() == 60
+    events = topic.filter(name="os.harness.step")
+    assert sorted(s.seq for s in steps) == sorted(e.seq for e in events)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 2**33) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=4,
+)
+edgy_text = st.sampled_from(["", " ", "ok", " ok", "ok\n", "a\x00b", "\ud800", "é", "x" * 65])
+step_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "run_id": st.sampled_from(["run_" + "a" * 32, "run_" + "A" * 32, "run_x", 5]),
+        "lease_epoch": st.sampled_from([None, 0, 1, 3, True, 2**40, "1", 1.0]),
+        "phase": edgy_text | json_values,
+        "user_message": edgy_text | json_values,
+        "internal_label": edgy_text | json_values,
+        "client_step_id": edgy_text | json_values,
+        "extra": json_values,
+    },
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(step_bodies)
+def test_the_lane_takes_only_bodies_step_in_takes_unchanged(data):
+    """Whatever the body, the lane's own check never says yes where StepIn says no or
+    would store something else: it may only decline more."""
+    write = plain_step("task_x", data)
+    serializer = StepIn(data=data)
+    valid = serializer.is_valid()
+    if write is None:
+        return
+    assert valid, serializer.errors
+    clean = serializer.validated_data
+    assert (write.run_id, write.phase, write.user_message) == (
+        clean["run_id"],
+        clean["phase"],
+        clean["user_message"],
+    )
+    assert write.lease_epoch == clean.get("lease_epoch")
+    assert write.internal_label == clean.get("internal_label", "")
+    assert write.client_step_id == clean.get("client_step_id")
+
+
+def test_the_lane_takes_an_ordinary_step():
+    body = plain("run_" + "a" * 32, lease_epoch=2, internal_label="", client_step_id="c")
+    assert plain_step("task_x", body) is not None
