@@ -26,6 +26,7 @@ not limited here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -99,7 +100,10 @@ def _limits() -> tuple[int, int, float, int]:
     )
 
 
-async def refuse(send: Send, *, writes: bool) -> None:
+@functools.cache
+def _refusal(writes: bool) -> bytes:
+    # Built once: past capacity, refusals come by the thousand a second, and rendering
+    # the document each time was a fifth of the process's CPU (profiled, issue 18).
     what = "writes" if writes else "requests"
     body = problem_body(
         503,
@@ -108,7 +112,11 @@ async def refuse(send: Send, *, writes: bool) -> None:
         f"This server is at its limit of concurrent {what}; nothing was done. Retry after "
         f"{RETRY_AFTER_SECONDS} s.",
     )
-    payload = json.dumps(body).encode()
+    return json.dumps(body).encode()
+
+
+async def refuse(send: Send, *, writes: bool) -> None:
+    payload = _refusal(writes)
     await send(
         {
             "type": "http.response.start",

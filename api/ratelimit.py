@@ -60,6 +60,10 @@ def view_scopes(view: Any, method: str) -> list[str]:
     return out
 
 
+# The ASGI scope key of {scope: wait or None} a request was already counted against.
+COUNTED = "ether.rate_counted"
+
+
 def caller_identity(request: Request) -> str | None:
     """Who is counted: a credential that names its own ``rate_identity`` (a harness app),
     else the signed-in person. Integer ids restart in every database, and several
@@ -84,8 +88,12 @@ class RateThrottle:
         identity = caller_identity(request)
         if identity is None:
             return True
+        # Scopes a layer in front of Django already counted this request against, with
+        # what the count said (the step fast lane, ether_site/fastlane.py, before it
+        # handed the request on): counted once, refused alike.
+        counted = getattr(request._request, "scope", {}).get(COUNTED, {})
         for scope in scopes_for(request, view):
-            wait = hit(scope, identity)
+            wait = counted[scope] if scope in counted else hit(scope, identity)
             if wait is not None:
                 self._wait = wait
                 return False

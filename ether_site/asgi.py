@@ -19,9 +19,9 @@ from tasks.events import PublisherASGI  # noqa: E402
 
 # Long polls wait in the event loop between looks, holding no thread or connection; each
 # look is admitted on its own (api.admission: past capacity, a fast 503). Plain steps take
-# the fast lane (ether_site.fastlane), inside admission control; the rest go to Django.
+# the fast lane (ether_site.fastlane, bounded on its own); the rest go to Django.
 django_asgi_app = PublisherASGI(
-    LongPollASGI(AdmissionASGI(StepFastLane(ProblemASGIHandler())), routes=["harness-claim-next"])
+    LongPollASGI(StepFastLane(AdmissionASGI(ProblemASGIHandler())), routes=["harness-claim-next"])
 )
 
 # Imported after Django is set up: consumers touch models.

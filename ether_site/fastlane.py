@@ -25,12 +25,16 @@ the lane never answers anything but ``201``. ``ETHER_STEP_FAST_LANE=0`` turns it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import queue
 import re
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -39,6 +43,7 @@ from django.http.request import split_domain_port, validate_host
 
 from accounts.credentials import HARNESS_KEY_PREFIX, hash_secret
 from api import ratelimit
+from api.admission import refuse
 from api.idempotency import MAX_KEY_LENGTH, fingerprint
 from ether_site.logformat import request_id
 from ether_site.observability import record_request, sane_request_id
@@ -52,29 +57,19 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+log = logging.getLogger(__name__)
+
 STEPS_PATH = re.compile(r"/api/harness/tasks/([^/]+)/steps")
 ROUTE = "harness-steps"
 
 
-class Fallback(Exception):
-    """Not for the lane: Django answers."""
-
-
 class StepFastLane:
-    """Wraps the HTTP application (inside admission control, so the lane's writes count
-    against the same limits); see the module."""
+    """Wraps the HTTP application, in front of admission control (api.admission), which
+    the steps it hands on pass as any request; its own steps are bounded by ``full``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._pool: ThreadPoolExecutor | None = None
-
-    def pool(self) -> ThreadPoolExecutor:
-        # A few threads, each keeping its connection (SQLite) or taking one from the pool
-        # per write (Postgres): admission control already bounds the writes in flight.
-        if self._pool is None:
-            workers = max(1, min(4, settings.ETHER_MAX_INFLIGHT_WRITES or 4))
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="step-lane")
-        return self._pool
+        self.writer = Writer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = STEPS_PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" else None
@@ -84,16 +79,15 @@ class StepFastLane:
         started = time.perf_counter()
         headers = _headers(scope)
         body, complete = await _read_body(receive, headers)
-        answer = None
         rid = sane_request_id(headers.get("x-request-id")) or uuid.uuid4().hex
+        answer = None
         if complete:
-            loop = asyncio.get_running_loop()
-            try:
-                answer = await loop.run_in_executor(
-                    self.pool(), _step, scope, headers, body, match.group(1), rid
-                )
-            except Fallback:
-                answer = None
+            if self.writer.full():
+                # Past capacity, as api.admission: a fast 503 that has done nothing,
+                # rather than a queue that grows by the second (issue 18).
+                await refuse(send, writes=True)
+                return
+            answer = await self.writer.submit(Job(scope, headers, body, match.group(1), rid))
         if answer is None:
             await self.app(scope, _replay(body, complete, receive), send)
             return
@@ -111,6 +105,102 @@ class StepFastLane:
             )
         finally:
             request_id.reset(context)
+
+
+@dataclass(frozen=True)
+class Job:
+    scope: Scope
+    headers: dict[str, str]
+    body: bytes
+    task_id: str
+    rid: str
+
+
+Answer = tuple[bytes, list[tuple[bytes, bytes]]] | None
+
+
+class Writer:
+    """The lane's threads: each takes the steps waiting for it, up to ``BATCH``, and
+    writes them together (one transaction on SQLite, ``steps_direct.step_record_batch``;
+    one each on Postgres), then hands the answers back to their event loops in one call.
+
+    Why a queue and not a thread per request: under load, the hop to a thread, the
+    ``BEGIN IMMEDIATE`` and the ``COMMIT`` were a large part of a step's cost, and on
+    SQLite every writer waits for the one write lock anyway; one writer taking what is
+    waiting pays them once per batch. With no load a batch is one step, written at once.
+    """
+
+    BATCH = 32
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[tuple[Job, asyncio.Future[Answer]]] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
+        self.pending = 0  # submitted and not yet answered; read and written on the loop
+
+    def full(self) -> bool:
+        """Whether a step now would wait past what admission control allows: as many
+        steps as ``ETHER_MAX_INFLIGHT_WRITES`` being written plus ``ETHER_MAX_QUEUED``
+        waiting (68 by default on SQLite: at ~600 steps/s, ~0.1 s of work)."""
+        if settings.ETHER_MAX_INFLIGHT_REQUESTS <= 0:
+            return False  # admission control is off
+        limit = max(1, settings.ETHER_MAX_INFLIGHT_WRITES) + max(0, settings.ETHER_MAX_QUEUED)
+        return self.pending >= limit
+
+    def submit(self, job: Job) -> asyncio.Future[Answer]:
+        self._start()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self.pending += 1
+        future.add_done_callback(self._done)
+        self.queue.put((job, future))
+        return future
+
+    def _done(self, _future: asyncio.Future[Answer]) -> None:
+        self.pending -= 1
+
+    def _start(self) -> None:
+        if self.threads:
+            return
+        with self.lock:
+            if self.threads:
+                return
+            # SQLite: one writer (its transactions are serialized anyway); Postgres: a few,
+            # each step in its own transaction, bounded as admission bounds the writes.
+            count = 1 if steps_direct.batches_allowed() else _postgres_writers()
+            for number in range(count):
+                thread = threading.Thread(target=self._run, name=f"step-lane-{number}", daemon=True)
+                thread.start()
+                self.threads.append(thread)
+
+    def _run(self) -> None:
+        while True:
+            taken = [self.queue.get()]
+            while len(taken) < self.BATCH:
+                try:
+                    taken.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                answers = _steps([job for job, _ in taken])
+            except Exception:
+                log.exception("the step lane failed; the full path answers these steps")
+                answers = [None] * len(taken)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Answer]]] = {}
+            for (_job, future), answer in zip(taken, answers, strict=True):
+                by_loop.setdefault(future.get_loop(), []).append((future, answer))
+            for loop, results in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is gone (a test's)
+                    loop.call_soon_threadsafe(_resolve, results)
+
+
+def _resolve(results: list[tuple[asyncio.Future[Answer], Answer]]) -> None:
+    for future, answer in results:
+        if not future.done():  # cancelled: the client left (its step is stored all the same)
+            future.set_result(answer)
+
+
+def _postgres_writers() -> int:
+    return max(1, min(4, settings.ETHER_MAX_INFLIGHT_WRITES or 4))
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -190,10 +280,41 @@ def _host_allowed(headers: dict[str, str]) -> bool:
     return bool(domain) and validate_host(domain, allowed)
 
 
-def _step(
-    scope: Scope, headers: dict[str, str], body: bytes, task_id: str, rid: str
-) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
-    """In a lane thread: the write, or None (Django answers)."""
+@dataclass(frozen=True)
+class Ready:
+    job: Job
+    pending: steps_direct.Pending
+    secure: bool
+
+
+def _steps(jobs: list[Job]) -> list[Answer]:
+    """In a lane thread: each job's answer, or None (Django answers it)."""
+    try:
+        ready = [_ready(job) for job in jobs]
+        taken = [r for r in ready if r is not None]
+        written = steps_direct.step_record_batch([r.pending for r in taken]) if taken else []
+    except DatabaseError:
+        connection.close_if_unusable_or_obsolete()
+        return [None] * len(jobs)  # the full path answers them (503, or it works)
+    finally:
+        if connection.settings_dict.get("OPTIONS", {}).get("pool"):
+            connection.close()  # back to the Postgres pool, for Django's own requests
+    answers = iter(written)
+    out: list[Answer] = []
+    for item in ready:
+        answer = next(answers) if item is not None else None
+        if item is None or answer is None:
+            out.append(None)
+            continue
+        payload = steps_direct.answer_bytes(answer)
+        out.append((payload, _response_headers(len(payload), item.job.rid, item.secure)))
+    return out
+
+
+def _ready(job: Job) -> Ready | None:
+    """The step of a request the lane may write: authenticated, within its rate, a body
+    StepIn takes unchanged; else None."""
+    headers, scope = job.headers, job.scope
     secure = _is_secure(scope, headers)
     if (settings.SECURE_SSL_REDIRECT and not secure) or not _host_allowed(headers):
         return None
@@ -203,10 +324,10 @@ def _step(
     if scheme.lower() != "bearer" or not key.startswith(HARNESS_KEY_PREFIX) or " " in key:
         return None
     try:
-        data = json.loads(body)
+        data = json.loads(job.body)
     except ValueError:
         return None
-    write = steps_direct.plain_step(task_id, data)
+    write = steps_direct.plain_step(job.task_id, data)
     if write is None:
         return None
     idempotency_key = headers.get("idempotency-key")
@@ -214,34 +335,24 @@ def _step(
         not idempotency_key.strip() or len(idempotency_key) > MAX_KEY_LENGTH
     ):
         return None
-    context = request_id.set(rid)
-    try:
-        app = app_for_key_hash(hash_secret(key))
-        if app is None or app.revoked_at is not None:
-            return None
-        for scope_name in ratelimit.view_scopes(StepsAPI, "POST"):
-            if ratelimit.hit(scope_name, app.rate_identity) is not None:
-                # Over the limit: the full path counts it again and answers the 429.
-                return None
-        idempotency = None
-        if idempotency_key is not None:
-            idempotency = steps_direct.Idempotency(
-                scope=app.idempotency_scope(),
-                key=idempotency_key,
-                fingerprint=fingerprint("POST", scope["path"], data),
-            )
-        answer = steps_direct.step_record_direct(app=app, write=write, idempotency=idempotency)
-    except DatabaseError:
-        connection.close_if_unusable_or_obsolete()
-        return None  # the full path answers it (503 database_unavailable, or it works)
-    finally:
-        request_id.reset(context)
-        if connection.settings_dict.get("OPTIONS", {}).get("pool"):
-            connection.close()  # back to the Postgres pool, for Django's own requests
-    if answer is None:
+    app = app_for_key_hash(hash_secret(key))
+    if app is None or app.revoked_at is not None:
         return None
-    payload = steps_direct.answer_bytes(answer)
-    return payload, _response_headers(len(payload), rid, secure)
+    counted = scope.setdefault(ratelimit.COUNTED, {})
+    for scope_name in ratelimit.view_scopes(StepsAPI, "POST"):
+        # Kept with the request: handed on, it is not counted twice (api.ratelimit).
+        counted[scope_name] = ratelimit.hit(scope_name, app.rate_identity)
+        if counted[scope_name] is not None:
+            return None  # over the limit: the full path answers the 429
+    idempotency = None
+    if idempotency_key is not None:
+        idempotency = steps_direct.Idempotency(
+            scope=app.idempotency_scope(),
+            key=idempotency_key,
+            fingerprint=fingerprint("POST", scope["path"], data),
+        )
+    pending = steps_direct.Pending(app=app, write=write, idempotency=idempotency)
+    return Ready(job=job, pending=pending, secure=secure)
 
 
 def _response_headers(length: int, rid: str, secure: bool) -> list[tuple[bytes, bytes]]:

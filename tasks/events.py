@@ -171,27 +171,39 @@ def _announce(events: list[Event]) -> None:
     for event in events:
         # Webhook deliveries the event calls for, in the same transaction (docs/webhooks.md).
         outbox.on_event(event)
-        transaction.on_commit(partial(publish, event))
+    transaction.on_commit(partial(publish_all, events))
 
 
 def publish(event: Event) -> None:
+    publish_all([event])
+
+
+def publish_all(events: list[Event]) -> None:
     """One ``group_send`` per event: one message per server process that has subscribers
     of the topic (tasks/realtime/fanout.py), whatever their number. In a server process
-    the send is handed to its event loop and the request does not wait for it; elsewhere
-    (a management command) it is sent before returning."""
-    message = {"type": "event.frame", "frame": frame(event)}
-    label = f"{event.topic}#{event.seq}"
+    the events of one change are handed to its event loop together (one wake-up) and the
+    request does not wait for them; elsewhere (a management command) each is sent before
+    returning."""
+    items = [
+        (group_name(e.topic), {"type": "event.frame", "frame": frame(e)}, f"{e.topic}#{e.seq}")
+        for e in events
+    ]
+    outbox = _outbox
     try:
-        outbox = _outbox
         if outbox is not None and outbox.usable():
-            outbox.put(group_name(event.topic), message, label)
+            outbox.put_many(items)
             return
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(group_name(event.topic), message)
     except Exception:
-        # The event is persisted; live subscribers recover it with ``since``.
-        log.exception("could not publish %s", label)
+        log.exception("could not publish %s", ", ".join(label for _, _, label in items))
+        return
+    for group, message, label in items:
+        try:
+            layer = get_channel_layer()
+            if layer is not None:
+                async_to_sync(layer.group_send)(group, message)
+        except Exception:
+            # The event is persisted; live subscribers recover it with ``since``.
+            log.exception("could not publish %s", label)
 
 
 class Outbox:
@@ -214,11 +226,11 @@ class Outbox:
         except RuntimeError:
             return True  # a worker thread: hand it over
 
-    def put(self, group: str, message: dict[str, Any], label: str) -> None:
-        self.loop.call_soon_threadsafe(self._append, group, message, label)
+    def put_many(self, items: list[tuple[str, dict[str, Any], str]]) -> None:
+        self.loop.call_soon_threadsafe(self._append, items)
 
-    def _append(self, group: str, message: dict[str, Any], label: str) -> None:
-        self.queue.append((group, message, label))
+    def _append(self, items: list[tuple[str, dict[str, Any], str]]) -> None:
+        self.queue.extend(items)
         if self.task is None or self.task.done():
             self.task = self.loop.create_task(self._send())
 

@@ -61,3 +61,14 @@ def test_tokens_and_tickets_never_reach_the_access_log(world, tmp_path):
     for secret in (ticket, world.token, world.key):
         assert secret not in output
     assert f"token={REDACTED}" in output
+
+
+def test_a_handshake_may_wait_30_s_for_its_accept_unless_told_otherwise():
+    """A reconnect storm of 1,000 sockets on one process took longer than daphne's 5 s to
+    accept (issue 18): the entry point of `make run` gives handshakes 30 s."""
+    from ether_site.serve import EtherCommandLine
+
+    parser = EtherCommandLine().parser
+    assert parser.parse_args(["ether_site.asgi:application"]).websocket_connect_timeout == 30
+    told = ["--websocket_connect_timeout", "7", "ether_site.asgi:application"]
+    assert parser.parse_args(told).websocket_connect_timeout == 7

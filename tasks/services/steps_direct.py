@@ -35,6 +35,7 @@ from django.utils import timezone
 from api import metrics
 from api.idempotency import done_record_insert
 from api.ids import new_step_id
+from api.models import IdempotencyRecord
 from tasks import events
 from tasks.models import HarnessApp, Run, RunStatus, Step, Task, TaskStatus
 
@@ -64,10 +65,6 @@ class _Refused(Exception):
     """Not the common case: roll back and let the full path answer."""
 
 
-def _for_update() -> str:
-    return " FOR UPDATE" if connection.features.has_select_for_update else ""
-
-
 def step_record_direct(
     *, app: HarnessApp, write: StepWrite, idempotency: Idempotency | None
 ) -> dict[str, Any] | None:
@@ -82,6 +79,47 @@ def step_record_direct(
         return None
 
 
+@dataclass(frozen=True)
+class Pending:
+    app: HarnessApp
+    write: StepWrite
+    idempotency: Idempotency | None
+
+
+def batches_allowed() -> bool:
+    """Several steps in one transaction only where writers are serialized anyway (SQLite:
+    one write transaction at a time), so a batch cannot deadlock with another writer.
+    On Postgres each step has its own transaction, and writers run side by side."""
+    return connection.vendor == "sqlite"
+
+
+def step_record_batch(pending: list[Pending]) -> list[dict[str, Any] | None]:
+    """Several steps in one transaction, each the answer ``step_record_direct`` would give.
+
+    Under load the lane's writer takes the steps waiting for it together (ether_site/
+    fastlane.py): one ``BEGIN IMMEDIATE`` and one ``COMMIT`` for all. Each step's checks
+    are reads made before its writes, and a refused step has written nothing when it is
+    refused, so the others commit without it. If anything fails (a database error), the
+    whole batch rolls back and every step goes to the full path: nothing half-written."""
+    if len(pending) == 1 or not batches_allowed():
+        return [
+            step_record_direct(app=p.app, write=p.write, idempotency=p.idempotency) for p in pending
+        ]
+    try:
+        with transaction.atomic():
+            answers: list[dict[str, Any] | None] = []
+            for item in pending:
+                try:
+                    answers.append(
+                        _write(app=item.app, write=item.write, idempotency=item.idempotency)
+                    )
+                except _Refused:
+                    answers.append(None)
+            return answers
+    except IntegrityError:
+        return [None] * len(pending)
+
+
 def _write(*, app: HarnessApp, write: StepWrite, idempotency: Idempotency | None) -> dict[str, Any]:
     task_table, run_table, app_table = (
         Task._meta.db_table,
@@ -89,39 +127,57 @@ def _write(*, app: HarnessApp, write: StepWrite, idempotency: Idempotency | None
         HarnessApp._meta.db_table,
     )
     ops = connection.ops
+    now = timezone.now()
+    # The guard's conditions (guard_write): the task in progress, the run this app's live
+    # run, its lease unexpired (and its epoch, when sent), the app's key unrevoked.
+    run_clause = (
+        "r.public_id = %s AND r.app_id = %s AND r.status = %s AND r.lease_expires_at > %s "
+        "AND a.revoked_at IS NULL AND a.key_hash = %s"
+        + (" AND r.lease_epoch = %s" if write.lease_epoch is not None else "")
+    )
+
+    def run_params() -> list[Any]:
+        epoch = [write.lease_epoch] if write.lease_epoch is not None else []
+        expiry = ops.adapt_datetimefield_value(now)
+        return [write.run_id, app.pk, RunStatus.LIVE, expiry, app.key_hash, *epoch]
+
+    task_params = [app.org_id, write.task_public_id, TaskStatus.IN_PROGRESS]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {task_table} WHERE org_id = %s AND public_id = %s AND status = %s"
-            + _for_update(),
-            [app.org_id, write.task_public_id, TaskStatus.IN_PROGRESS],
-        )
-        task_row = cursor.fetchone()
-        if task_row is None:
-            raise _Refused
-        task_pk = int(task_row[0])
-        now = timezone.now()  # after the lock wait, as guard_write
-        epoch_clause = " AND r.lease_epoch = %s" if write.lease_epoch is not None else ""
-        lock = " FOR UPDATE OF r" if connection.features.has_select_for_update_of else ""
-        cursor.execute(
-            f"SELECT r.id FROM {run_table} r JOIN {app_table} a ON a.id = r.app_id "
-            "WHERE r.task_id = %s AND r.public_id = %s AND r.app_id = %s AND r.status = %s "
-            "AND r.lease_expires_at > %s AND a.revoked_at IS NULL AND a.key_hash = %s"
-            + epoch_clause
-            + lock,
-            [
-                task_pk,
-                write.run_id,
-                app.pk,
-                RunStatus.LIVE,
-                ops.adapt_datetimefield_value(now),
-                app.key_hash,
-                *([write.lease_epoch] if write.lease_epoch is not None else []),
-            ],
-        )
-        run_row = cursor.fetchone()
-        if run_row is None:
-            raise _Refused
-        run_pk = int(run_row[0])
+        if not connection.features.has_select_for_update:
+            # SQLite: the transaction holds the one write lock from its BEGIN IMMEDIATE, so
+            # the guard is one read.
+            cursor.execute(
+                f"SELECT t.id, r.id FROM {task_table} t JOIN {run_table} r ON r.task_id = t.id "
+                f"JOIN {app_table} a ON a.id = r.app_id "
+                f"WHERE t.org_id = %s AND t.public_id = %s AND t.status = %s AND {run_clause}",
+                task_params + run_params(),
+            )
+            row = cursor.fetchone()
+            if row is None:
+                raise _Refused
+            task_pk, run_pk = int(row[0]), int(row[1])
+        else:
+            # Postgres: the task's row lock first, then the run's, the order every writer
+            # takes them in; the clock is read after the lock wait, as guard_write does.
+            cursor.execute(
+                f"SELECT id FROM {task_table} WHERE org_id = %s AND public_id = %s "
+                "AND status = %s FOR UPDATE",
+                task_params,
+            )
+            task_row = cursor.fetchone()
+            if task_row is None:
+                raise _Refused
+            task_pk = int(task_row[0])
+            now = timezone.now()
+            cursor.execute(
+                f"SELECT r.id FROM {run_table} r JOIN {app_table} a ON a.id = r.app_id "
+                f"WHERE r.task_id = %s AND {run_clause} FOR UPDATE OF r",
+                [task_pk, *run_params()],
+            )
+            run_row = cursor.fetchone()
+            if run_row is None:
+                raise _Refused
+            run_pk = int(run_row[0])
         if write.client_step_id is not None:
             cursor.execute(
                 f"SELECT 1 FROM {Step._meta.db_table} WHERE run_id = %s AND client_step_id = %s",
@@ -129,6 +185,15 @@ def _write(*, app: HarnessApp, write: StepWrite, idempotency: Idempotency | None
             )
             if cursor.fetchone() is not None:
                 raise _Refused  # a replay: the full path answers the first step
+        if idempotency is not None:
+            # Read before any write, so that a batch can leave this step out cleanly; the
+            # unique (scope, key) still decides a race between two processes (Postgres).
+            cursor.execute(
+                f"SELECT 1 FROM {IdempotencyRecord._meta.db_table} WHERE scope = %s AND key = %s",
+                [idempotency.scope, idempotency.key],
+            )
+            if cursor.fetchone() is not None:
+                raise _Refused  # a retry: the full path replays (or refuses) it
     step_id = new_step_id()
     task = Task(pk=task_pk, public_id=write.task_public_id, org_id=app.org_id)
     step_event, _entry = events.record_many_direct(
@@ -178,9 +243,9 @@ def _write(*, app: HarnessApp, write: StepWrite, idempotency: Idempotency | None
             ],
         )
         if idempotency is not None:
-            # Last, with the final answer: a retry of the same key that got this far (it
-            # waited for the task's lock while the first ran) fails here on the unique
-            # (scope, key) and rolls its step back; the full path then replays the first.
+            # Last, with the final answer: a retry of the same key that got past the read
+            # above (it waited for the task's lock while the first ran) fails here on the
+            # unique (scope, key) and rolls its step back; the full path replays the first.
             sql, params = done_record_insert(
                 scope=idempotency.scope,
                 key=idempotency.key,

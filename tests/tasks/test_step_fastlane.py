@@ -254,6 +254,18 @@ def test_a_throttled_harness_gets_the_full_paths_429(world, stack):
     assert Step.objects.filter(task=task).count() == 2
 
 
+def test_a_step_the_lane_hands_on_is_counted_once(world, stack):
+    """A refused step goes through the lane and then the full path: one count, not two."""
+    lane, _django = stack
+    task, run_id = live_task(world)
+    # The claim counted once; with a limit of 4, three refused steps (a stale epoch) fit.
+    with override_settings(ETHER_RATE_LIMITS={"harness": (4, 60)}):
+        answers = [
+            post(lane, task.public_id, world.key, plain(run_id, lease_epoch=9))[0] for _ in range(4)
+        ]
+    assert answers == [409, 409, 409, 429]
+
+
 def test_the_lane_can_be_turned_off(world, stack):
     lane, django = stack
     task, run_id = live_task(world)
@@ -340,3 +352,41 @@ def test_the_lane_takes_only_bodies_step_in_takes_unchanged(data):
 def test_the_lane_takes_an_ordinary_step():
     body = plain("run_" + "a" * 32, lease_epoch=2, internal_label="", client_step_id="c")
     assert plain_step("task_x", body) is not None
+
+
+def test_a_batch_stores_the_plain_steps_and_leaves_out_the_rest(world):
+    """Several steps written together (the lane's writer under load): each gets the
+    answer it would get alone, and a step left out has written nothing."""
+    from tasks.services.steps_direct import Idempotency, Pending, step_record_batch
+
+    first, first_run = live_task(world)
+    second, second_run = live_task(world)
+    app = world.app
+
+    def pending(task: Task, run_id: str, key: str | None = None, **more: Any) -> Pending:
+        write = plain_step(task.public_id, plain(run_id, **more))
+        assert write is not None
+        idem = Idempotency(scope=app.idempotency_scope(), key=key, fingerprint="f") if key else None
+        return Pending(app=app, write=write, idempotency=idem)
+
+    answers = step_record_batch(
+        [
+            pending(first, first_run, key="k1"),
+            pending(first, first_run, lease_epoch=5),  # stale epoch: refused
+            pending(second, second_run, key="k1"),  # the same key again: a retry
+            pending(second, second_run, client_step_id="c"),
+            pending(second, second_run, client_step_id="c"),  # a replay of the one before
+        ]
+    )
+    assert [a is not None for a in answers] == [True, False, False, True, False]
+    assert Step.objects.filter(task=first).count() == 1
+    assert Step.objects.filter(task=second).count() == 1
+    assert IdempotencyRecord.objects.filter(key="k1").count() == 1
+    for task, answer in ((first, answers[0]), (second, answers[3])):
+        step = Step.objects.get(task=task)
+        assert (step.public_id, step.seq) == (answer["step_id"], answer["seq"])
+        names = Event.objects.filter(topic=f"tasks/{task.public_id}", seq__gte=step.seq)
+        assert list(names.order_by("seq").values_list("name", flat=True)) == [
+            "os.harness.step",
+            "task.timeline",
+        ]
