@@ -10,9 +10,10 @@ same store, seconds apart. A rate is *sustained* when every step got a 2xx, at l
 of the offered rate was done, and p99 from due time stayed under 500 ms. The result is
 Ether's sustained rate over the baseline's (goal: at least 0.5).
 
-Then **past capacity**: Ether at twice its sustained rate (at least 60/s), where the admission limit
-(api.admission) refuses what it cannot take: how many were refused (503 with
-Retry-After), how fast the refusals came, and what the accepted steps' latency was.
+Then **past capacity**: Ether at 1.5 and 2 times its sustained rate (at least 45 and 60/s),
+where admission control (api.admission, and the step lane's own in ether_site/fastlane.py)
+refuses what it cannot take: how many were refused (503 with Retry-After), how fast the
+refusals came, and what the accepted steps' latency was.
 
 SQLite (the in-memory channel layer) and, when they run, Postgres + Redis.
 """
@@ -183,9 +184,15 @@ async def one_store(store_name: str, quick: bool, results: dict[str, Any], rows:
             ether_best, ether_rungs = await climb(
                 ether.port, ether_step(spread), rates, duration, f"ether {key}"
             )
-            # Twice what it sustained, and at least the issue's 60 steps/s (where one task
-            # once gave a median of 14.5 s).
+            # Half again and twice what it sustained, and at least the issue's 60 steps/s
+            # (where one task once gave a median of 14.5 s). Twice a fast server's rate
+            # can be past what one daphne process can even parse (the baseline's own
+            # limit): 1.5x shows the server's admission, 2x the process drowning.
             over_rate = max(ether_best * 2, rates[0] * 2 if quick else 60.0)
+            half_rate = max(ether_best * 1.5, rates[0] * 1.5 if quick else 45.0)
+            half_over = await open_loop(
+                ether.port, ether_step(spread), half_rate, duration, f"ether {key} x1.5"
+            )
             overload = await open_loop(
                 ether.port, ether_step(spread), over_rate, duration, f"ether {key} overload"
             )
@@ -202,9 +209,13 @@ async def one_store(store_name: str, quick: bool, results: dict[str, Any], rows:
             "baseline_rungs": base_rungs,
             "ether_rungs": ether_rungs,
             "overload": overload,
+            "overload_1_5": half_over,
         }
-        refused = overload["statuses"].get("503", 0) + overload["statuses"].get("429", 0)
-        failed = overload["offered"] - overload["ok"] - refused
+
+        def outcome(run_: dict[str, Any]) -> str:
+            refused = run_["statuses"].get("503", 0) + run_["statuses"].get("429", 0)
+            return f"{run_['ok']} / {refused} / {run_['offered'] - run_['ok'] - refused}"
+
         rows.append(
             [
                 f"{store_name} ({layer})",
@@ -215,12 +226,16 @@ async def one_store(store_name: str, quick: bool, results: dict[str, Any], rows:
                 "yes" if results[key]["goal_met"] else "no",
                 last_ok["accepted"]["p50_ms"],
                 last_ok["accepted"]["p99_ms"],
+                round(half_rate),
+                outcome(half_over),
+                half_over["accepted"]["p99_ms"],
+                half_over["refused"]["p99_ms"],
                 over_rate,
-                f"{overload['ok']} / {refused} / {failed}",
+                outcome(overload),
                 overload["accepted"]["p50_ms"],
                 overload["accepted"]["p99_ms"],
                 overload["refused"]["p99_ms"],
-                overload["retry_after_missing"],
+                overload["retry_after_missing"] + half_over["retry_after_missing"],
             ]
         )
 
@@ -241,8 +256,12 @@ async def run(quick: bool) -> dict[str, Any]:
         "≥ 0.5",
         "Ether p50 ms",
         "Ether p99 ms",
-        "overload offered/s",
-        "ok / refused / failed",
+        "x1.5 offered/s",
+        "x1.5 ok / refused / failed",
+        "x1.5 accepted p99 ms",
+        "x1.5 refusal p99 ms",
+        "x2 offered/s",
+        "x2 ok / refused / failed",
         "accepted p50 ms",
         "accepted p99 ms",
         "refusal p99 ms",

@@ -82,12 +82,13 @@ class StepFastLane:
         rid = sane_request_id(headers.get("x-request-id")) or uuid.uuid4().hex
         answer = None
         if complete:
-            if self.writer.full():
-                # Past capacity, as api.admission: a fast 503 that has done nothing,
-                # rather than a queue that grows by the second (issue 18).
-                await refuse(send, writes=True)
-                return
-            answer = await self.writer.submit(Job(scope, headers, body, match.group(1), rid))
+            job = Job(scope, headers, body, match.group(1), rid, time.monotonic())
+            answer = OVERLOADED if self.writer.full() else await self.writer.submit(job)
+        if answer is OVERLOADED:
+            # Past capacity, as api.admission: a fast 503 that has done nothing, rather
+            # than a queue that grows by the second (issue 18).
+            await refuse(send, writes=True)
+            return
         if answer is None:
             await self.app(scope, _replay(body, complete, receive), send)
             return
@@ -114,9 +115,12 @@ class Job:
     body: bytes
     task_id: str
     rid: str
+    queued_at: float
 
 
-Answer = tuple[bytes, list[tuple[bytes, bytes]]] | None
+# A job's answer: the 201's body and headers, None (Django answers), or OVERLOADED (503).
+OVERLOADED: Any = object()
+Answer = Any
 
 
 class Writer:
@@ -138,14 +142,28 @@ class Writer:
         self.lock = threading.Lock()
         self.pending = 0  # submitted and not yet answered; read and written on the loop
 
+    # Admission control as api.admission has it, for steps that hold no thread while they
+    # wait: a step waits for the writer at most ETHER_ADMISSION_WAIT_MS and is then
+    # refused, having done nothing (``_run``); and at most QUEUE_FACTOR times as many steps
+    # as admission lets into Django (writes in flight + queued: 1,088 by default) wait at
+    # all, past which a step is refused at once. The wait bounds the latency of the steps
+    # taken; the count bounds the memory of a flood.
+    QUEUE_FACTOR = 16
+
     def full(self) -> bool:
-        """Whether a step now would wait past what admission control allows: as many
-        steps as ``ETHER_MAX_INFLIGHT_WRITES`` being written plus ``ETHER_MAX_QUEUED``
-        waiting (68 by default on SQLite: at ~600 steps/s, ~0.1 s of work)."""
         if settings.ETHER_MAX_INFLIGHT_REQUESTS <= 0:
             return False  # admission control is off
         limit = max(1, settings.ETHER_MAX_INFLIGHT_WRITES) + max(0, settings.ETHER_MAX_QUEUED)
-        return self.pending >= limit
+        return self.pending >= limit * self.QUEUE_FACTOR
+
+    # However short ETHER_ADMISSION_WAIT_MS, a step may wait this long: about one batch.
+    MIN_WAIT = 0.02
+
+    def overdue(self, job: Job) -> bool:
+        if settings.ETHER_MAX_INFLIGHT_REQUESTS <= 0:
+            return False
+        limit = max(settings.ETHER_ADMISSION_WAIT_MS / 1000, self.MIN_WAIT)
+        return time.monotonic() - job.queued_at > limit
 
     def submit(self, job: Job) -> asyncio.Future[Answer]:
         self._start()
@@ -180,11 +198,15 @@ class Writer:
                     taken.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
+            late = [self.overdue(job) for job, _ in taken]
             try:
-                answers = _steps([job for job, _ in taken])
+                written = iter(
+                    _steps([job for (job, _), o in zip(taken, late, strict=True) if not o])
+                )
             except Exception:
                 log.exception("the step lane failed; the full path answers these steps")
-                answers = [None] * len(taken)
+                written = iter([None] * len(taken))
+            answers = [OVERLOADED if o else next(written) for o in late]
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Answer]]] = {}
             for (_job, future), answer in zip(taken, answers, strict=True):
                 by_loop.setdefault(future.get_loop(), []).append((future, answer))
