@@ -182,13 +182,12 @@ class Writer:
         with self.lock:
             if self.threads:
                 return
-            # SQLite: one writer (its transactions are serialized anyway); Postgres: a few,
-            # each step in its own transaction, bounded as admission bounds the writes.
-            count = 1 if steps_direct.batches_allowed() else _postgres_writers()
-            for number in range(count):
-                thread = threading.Thread(target=self._run, name=f"step-lane-{number}", daemon=True)
-                thread.start()
-                self.threads.append(thread)
+            # One writer: on SQLite transactions are serialized anyway, and on Postgres a
+            # batch in one transaction did more than several writers queueing on one
+            # task's row lock (measured, issue 18).
+            thread = threading.Thread(target=self._run, name="step-lane", daemon=True)
+            thread.start()
+            self.threads.append(thread)
 
     def _run(self) -> None:
         while True:
@@ -219,10 +218,6 @@ def _resolve(results: list[tuple[asyncio.Future[Answer], Answer]]) -> None:
     for future, answer in results:
         if not future.done():  # cancelled: the client left (its step is stored all the same)
             future.set_result(answer)
-
-
-def _postgres_writers() -> int:
-    return max(1, min(4, settings.ETHER_MAX_INFLIGHT_WRITES or 4))
 
 
 def _headers(scope: Scope) -> dict[str, str]:
