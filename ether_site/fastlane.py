@@ -7,19 +7,21 @@ validation and rendering, a thread handed a new request context, the ORM buildin
 statements — where the database's own work is well under a millisecond. One process
 sustained a small fraction of the rate of a bare ASGI server doing the same insert.
 
-Here the ASGI handler reads the body on the event loop, checks what is cheap to check
-(the route, the Host, the scheme, the body's size and shape, the key), and hands the write
-to a small pool of threads that keep their database connection: authentication (the
-same cached lookup as ``HarnessKeyAuthentication``), the ``harness`` rate limit, and
-``steps_direct.step_record_direct``, which says yes or writes nothing. Its answer is the
-full path's: the same status, body, headers, request id, metrics and log line
-(tests/tasks/test_step_fastlane.py compares them).
+Here the ASGI handler reads the body on the event loop and queues the step for one
+writer thread that keeps its database connection and takes the steps waiting for it
+together: for each, the checks Django would make (Host, scheme, body, key through the
+same cached lookup as ``HarnessKeyAuthentication``, the ``harness`` rate limit), then one
+transaction for the batch (``steps_direct.step_record_batch``), in which each step says
+yes or writes nothing. The answer of a step written is the full path's: the same status,
+body, headers, request id, metrics and log line (tests/tasks/test_step_fastlane.py
+compares them).
 
 Everything that is not a plain yes goes, untouched, to Django (the body replayed): a
 refusal of any kind, a replayed ``Idempotency-Key`` or ``client_step_id``, a body
 StepIn would trim or refuse, a paused task, an unknown or revoked key, a throttled
-caller, a database error. So every error document is still written in one place, and
-the lane never answers anything but ``201``. ``ETHER_STEP_FAST_LANE=0`` turns it off.
+caller, a database error. So every error document is still written in one place; the
+lane itself answers only ``201`` and, past capacity, admission control's ``503
+overloaded``. ``ETHER_STEP_FAST_LANE=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, reset_queries
 from django.http.request import split_domain_port, validate_host
 
 from accounts.credentials import HARNESS_KEY_PREFIX, hash_secret
@@ -124,14 +126,15 @@ Answer = Any
 
 
 class Writer:
-    """The lane's threads: each takes the steps waiting for it, up to ``BATCH``, and
-    writes them together (one transaction on SQLite, ``steps_direct.step_record_batch``;
-    one each on Postgres), then hands the answers back to their event loops in one call.
+    """The lane's writer: a thread that takes the steps waiting for it, up to ``BATCH``,
+    writes them in one transaction (``steps_direct.step_record_batch``) and hands the
+    answers back to their event loops in one call each.
 
-    Why a queue and not a thread per request: under load, the hop to a thread, the
-    ``BEGIN IMMEDIATE`` and the ``COMMIT`` were a large part of a step's cost, and on
-    SQLite every writer waits for the one write lock anyway; one writer taking what is
-    waiting pays them once per batch. With no load a batch is one step, written at once.
+    Why one thread and a queue, not a thread per request: the hop to a thread, the
+    ``BEGIN`` and the ``COMMIT`` were a large part of a step's cost; on SQLite every
+    writer waits for the one write lock anyway, and on Postgres several writers of one
+    task queue on its row lock. One writer taking what is waiting pays them once per
+    batch (measured, docs/performance.md §8). With no load a batch is one step.
     """
 
     BATCH = 32
@@ -314,6 +317,10 @@ def _steps(jobs: list[Job]) -> list[Answer]:
         connection.close_if_unusable_or_obsolete()
         return [None] * len(jobs)  # the full path answers them (503, or it works)
     finally:
+        # What Django does at the end of each request: with DEBUG on, every statement is
+        # kept in the connection's log until then (a step's body with it: ~14 MB over 240
+        # big steps in tests/tasks/test_realtime_server.py).
+        reset_queries()
         if connection.settings_dict.get("OPTIONS", {}).get("pool"):
             connection.close()  # back to the Postgres pool, for Django's own requests
     answers = iter(written)

@@ -6,9 +6,10 @@ model instances, DRF) than the database spends running them; one process topped 
 below a bare server doing the same insert. This is ``step_record`` for the common case
 only, as SQL written once:
 
-- the task's row lock, then the run's, in that order (the order every writer takes), each
-  statement carrying the guard's conditions: the task in progress, the run this app's
-  live run with an unexpired lease (and the epoch, when sent), the app's key unrevoked;
+- the guard's conditions in its reads: the task in progress, the run this app's live
+  run with an unexpired lease (and the epoch, when sent), the app's key unrevoked (one
+  read on SQLite, whose transaction holds the write lock; on Postgres the task's row
+  lock, then the run's, the order every writer takes them in);
 - the step's two events through ``events.record_many_direct`` (the same seqs, webhooks
   and publishing as every event);
 - the step row, and the ``Idempotency-Key`` record with its final answer, in the same

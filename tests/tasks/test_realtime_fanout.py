@@ -84,7 +84,12 @@ def test_resuming_under_concurrent_publishing_loses_and_repeats_nothing(world, t
     """Two harness threads post steps as fast as they can (their publishes race, so frames
     can arrive out of seq order) while clients keep dropping and resuming with ``since``."""
     topic = f"tasks/{task.public_id}"
-    with daphne(tmp_path) as server:
+    # As fast as they can is past the harness rate limit (100 steps/s) since steps take
+    # the fast lane, and a follower reading 7 frames a connection falls more than
+    # ETHER_REPLAY_MAX (1,000) events behind, past which a resume is `recovered: false`
+    # by design: this test is about resuming, so neither limit applies.
+    limits = {"ETHER_RATE_HARNESS": "off", "ETHER_REPLAY_MAX": "1000000"}
+    with daphne(tmp_path, **limits) as server:
         run_id = claim(server, world, task)
         stop = threading.Event()
         posted: list[int] = []
