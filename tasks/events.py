@@ -247,7 +247,18 @@ class Outbox:
             try:
                 await get_channel_layer().group_send(group, message)
             except Exception:
+                stopping()  # cancelled (the loop is closing): stop, do not send the rest
                 log.exception("could not publish %s", label)
+
+
+def stopping() -> None:
+    """Raises CancelledError when this task was cancelled but a library turned the
+    cancellation into another error (a Redis read cut short when the loop shuts down):
+    a loop that goes on after errors would otherwise never end, and the event loop's
+    shutdown would wait for it forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 _outbox: Outbox | None = None

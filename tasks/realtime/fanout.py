@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from autobahn.websocket.protocol import PreparedMessage
 from channels.layers import get_channel_layer
 
-from tasks.events import group_name, publish_from
+from tasks.events import group_name, publish_from, stopping
 from tasks.realtime import hub
 
 log = logging.getLogger(__name__)
@@ -342,16 +342,6 @@ class Hub:
                     except Exception:
                         stopping()
                         log.warning("could not refresh %s", topic, exc_info=True)
-
-
-def stopping() -> None:
-    """Raises CancelledError when this task was cancelled but a library turned the
-    cancellation into another error (a Redis read cut short when the loop shuts down):
-    a loop that retries on errors would otherwise never end, and the event loop's
-    shutdown would wait for it forever."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
