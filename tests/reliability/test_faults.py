@@ -247,8 +247,12 @@ def test_backend_killed_mid_write_is_a_clean_503_and_the_same_key_then_runs_once
     task = world.task()
     base = f"/api/harness/tasks/{task.public_id}"
     app_name = f"ether-flt-{uuid.uuid4().hex[:12]}"
-    # A lock timeout far beyond the test, so the kill (not the timeout) ends the wait.
-    with daphne(tmp_path, PGAPPNAME=app_name, ETHER_DB_LOCK_TIMEOUT="120") as server:
+    # A lock timeout far beyond the test, so the kill (not the timeout) ends the wait. The
+    # full path (DRF view) is the one that answers 503: the step fast lane hands a write
+    # its database failed to the full path (the next test).
+    with daphne(
+        tmp_path, PGAPPNAME=app_name, ETHER_DB_LOCK_TIMEOUT="120", ETHER_STEP_FAST_LANE="0"
+    ) as server:
         status, _, claim = send(server, "POST", f"{base}/claim", world.key, {"app_id": "builder"})
         assert status == 200, claim
         step = {"run_id": claim["run_id"], "phase": "coding_agent", "user_message": "killed"}
@@ -285,6 +289,42 @@ def test_backend_killed_mid_write_is_a_clean_503_and_the_same_key_then_runs_once
         assert (status, again) == (201, first)
         assert headers["Idempotent-Replayed"] == "true"
         assert "Traceback" not in server.output(), server.output()
+    assert list(Step.objects.filter(task=task).values_list("user_message", flat=True)) == ["killed"]
+    names = list(Event.objects.filter(task=task).values_list("name", flat=True))
+    assert names.count("os.harness.step") == 1
+    assert_gapless(task)
+
+
+@needs_postgres
+def test_backend_killed_under_the_step_lane_hands_the_step_to_the_full_path_once(world, tmp_path):
+    """The lane's write dies with its backend: it wrote nothing, the full path (a new
+    pooled connection) stores the step once, and the same key then replays it."""
+    task = world.task()
+    base = f"/api/harness/tasks/{task.public_id}"
+    app_name = f"ether-flt-{uuid.uuid4().hex[:12]}"
+    with daphne(tmp_path, PGAPPNAME=app_name, ETHER_DB_LOCK_TIMEOUT="120") as server:
+        status, _, claim = send(server, "POST", f"{base}/claim", world.key, {"app_id": "builder"})
+        assert status == 200, claim
+        step = {"run_id": claim["run_id"], "phase": "coding_agent", "user_message": "killed"}
+        holder = raw_connection()
+        try:
+            holder.execute(
+                f"SELECT id FROM {Task._meta.db_table} WHERE id = %s FOR UPDATE", [task.pk]
+            )
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                answer = pool.submit(send, server, "POST", f"{base}/steps", world.key, step, "s1")
+                pid, query = wait_for_blocked(app_name)
+                # The lane's locking read of the task row (ether_site/fastlane.py).
+                assert query.startswith(f"SELECT id FROM {Task._meta.db_table} "), query
+                terminate([pid])
+                holder.rollback()
+                status, headers, first = answer.result(timeout=60)
+        finally:
+            holder.close()
+        assert status == 201, first
+        status, headers, again = send(server, "POST", f"{base}/steps", world.key, step, "s1")
+        assert (status, again) == (201, first)
+        assert headers["Idempotent-Replayed"] == "true"
     assert list(Step.objects.filter(task=task).values_list("user_message", flat=True)) == ["killed"]
     names = list(Event.objects.filter(task=task).values_list("name", flat=True))
     assert names.count("os.harness.step") == 1
