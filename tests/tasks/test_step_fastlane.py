@@ -67,10 +67,10 @@ async def _post(app: Any, path: str, body: bytes, headers: dict[str, str]) -> tu
     }
     communicator = ApplicationCommunicator(app, scope)
     await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
-    start = await communicator.receive_output(10)
+    start = await communicator.receive_output(60)
     content = b""
     while True:
-        message = await communicator.receive_output(10)
+        message = await communicator.receive_output(60)
         content += message.get("body", b"")
         if not message.get("more_body"):
             break
@@ -293,10 +293,12 @@ def test_lane_and_full_path_writers_on_one_task_keep_seqs_gapless(world, stack):
             )
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    # A burst of a test on a loaded machine is not an overload to refuse (as tests/servers.py).
+    with override_settings(ETHER_ADMISSION_WAIT_MS=20000):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
     assert statuses == [201] * 60
     topic = Event.objects.filter(topic=f"tasks/{task.public_id}")
     seqs = list(topic.order_by("seq").values_list("seq", flat=True))
