@@ -392,3 +392,26 @@ def test_a_batch_stores_the_plain_steps_and_leaves_out_the_rest(world):
             "os.harness.step",
             "task.timeline",
         ]
+
+
+def test_a_lane_step_is_within_the_step_query_budget(world):
+    """Issue 18's budget for a step is 6 statements (tests/tasks/test_query_counts.py holds
+    the full path to it, at 5); the lane's is 4 on SQLite and 5 on Postgres."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.services.steps_direct import step_record_direct
+
+    task, run_id = live_task(world)
+    write = plain_step(task.public_id, plain(run_id))
+    with CaptureQueriesContext(connection) as captured:
+        assert step_record_direct(app=world.app, write=write, idempotency=None) is not None
+    # Counted as tests/tasks/test_query_counts.py counts: statements that read or write
+    # rows (not BEGIN, COMMIT or savepoints). SQLite: the guard, the seqs, the events,
+    # the step; Postgres reads the task's and the run's row locks apart.
+    control = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")
+    statements = [
+        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(control)
+    ]
+    assert len(statements) == (4 if connection.vendor == "sqlite" else 5), statements
+    assert Step.objects.filter(task=task).count() == 1
