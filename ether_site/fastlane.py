@@ -80,7 +80,10 @@ class StepFastLane:
             return
         started = time.perf_counter()
         headers = _headers(scope)
-        body, complete = await _read_body(receive, headers)
+        try:
+            body, complete = await _read_body(receive, headers)
+        except ClientGone:
+            return
         rid = sane_request_id(headers.get("x-request-id")) or uuid.uuid4().hex
         answer = None
         if complete:
@@ -118,6 +121,10 @@ class Job:
     task_id: str
     rid: str
     queued_at: float
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body was read."""
 
 
 # A job's answer: the 201's body and headers, None (Django answers), or OVERLOADED (503).
@@ -249,8 +256,7 @@ async def _read_body(receive: Receive, headers: dict[str, str]) -> tuple[bytes, 
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            # The client went away: Django sees the same disconnect.
-            return b"".join(chunks), False
+            raise ClientGone  # nobody to answer, and the disconnect is not sent twice
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
