@@ -174,10 +174,6 @@ def _announce(events: list[Event]) -> None:
     transaction.on_commit(partial(publish_all, events))
 
 
-def publish(event: Event) -> None:
-    publish_all([event])
-
-
 def publish_all(events: list[Event]) -> None:
     """One ``group_send`` per event: one message per server process that has subscribers
     of the topic (tasks/realtime/fanout.py), whatever their number. In a server process

@@ -6,8 +6,8 @@ channel layer once per subscriber (the in-memory layer deep-copies it per channe
 channels-redis writes it to Redis per channel), woke one consumer per subscriber through
 its channel, and was JSON-encoded once per socket. Now the process has one ``Hub`` per
 event loop with one channel of its own. The first local subscriber of a topic makes the
-hub join the topic's group; the last one leaving makes it leave. ``events.publish`` sends
-one message per topic (one per process in the group); the hub's reader encodes the frame
+hub join the topic's group; the last one leaving makes it leave. ``events.publish_all``
+sends one message per topic (one per process in the group); the hub's reader encodes the frame
 once (``Frame.text``, and its WebSocket framing, ``Frame.prepared``) and calls
 ``offer`` on each local subscriber, which writes it straight to its socket or queues it.
 
