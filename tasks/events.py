@@ -202,6 +202,9 @@ def publish_all(events: list[Event]) -> None:
             log.exception("could not publish %s", label)
 
 
+SEND_TIMEOUT = 10.0  # seconds for one layer send; a live frame later than that is late anyway
+
+
 class Outbox:
     """The server process's publisher: requests' threads hand it their committed events
     and return; one task on the event loop sends them, in the order they were handed
@@ -241,7 +244,10 @@ class Outbox:
                 message = {"type": "event.frames", "frames": frames}
                 label = f"{label}..{frames[-1]['seq']}"
             try:
-                await get_channel_layer().group_send(group, message)
+                # Bounded: a send the layer keeps retrying after its task was cancelled
+                # (the loop closing) must not hold the loop's shutdown forever.
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await get_channel_layer().group_send(group, message)
             except Exception:
                 stopping()  # cancelled (the loop is closing): stop, do not send the rest
                 log.exception("could not publish %s", label)
