@@ -242,6 +242,28 @@ def wait_for_blocked(app_name: str) -> tuple[int, str]:
     raise AssertionError("the server never waited on the row lock")
 
 
+def step_killed_while_blocked(
+    server: Server, app_name: str, task: Any, key: str, step: dict[str, Any], query: str
+) -> tuple[int, dict[str, str], Any]:
+    """Posts ``step`` (Idempotency-Key ``s1``) while the test holds the task's row lock,
+    checks the server's blocked statement starts with ``query``, kills that backend,
+    releases the lock, and returns the step's answer."""
+    holder = raw_connection()
+    try:
+        # The row lock every harness write takes first (leases.locked_task, the lane's guard).
+        holder.execute(f"SELECT id FROM {Task._meta.db_table} WHERE id = %s FOR UPDATE", [task.pk])
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            path = f"/api/harness/tasks/{task.public_id}/steps"
+            answer = pool.submit(send, server, "POST", path, key, step, "s1")
+            pid, blocked = wait_for_blocked(app_name)
+            assert blocked.startswith(query), blocked
+            terminate([pid])
+            holder.rollback()
+            return answer.result(timeout=60)
+    finally:
+        holder.close()
+
+
 @needs_postgres
 def test_backend_killed_mid_write_is_a_clean_503_and_the_same_key_then_runs_once(world, tmp_path):
     task = world.task()
@@ -257,22 +279,10 @@ def test_backend_killed_mid_write_is_a_clean_503_and_the_same_key_then_runs_once
         assert status == 200, claim
         step = {"run_id": claim["run_id"], "phase": "coding_agent", "user_message": "killed"}
         before = stored()
-        holder = raw_connection()
-        try:
-            # The row lock every harness write takes first (leases.locked_task).
-            holder.execute(
-                f"SELECT id FROM {Task._meta.db_table} WHERE id = %s FOR UPDATE", [task.pk]
-            )
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                answer = pool.submit(send, server, "POST", f"{base}/steps", world.key, step, "s1")
-                pid, query = wait_for_blocked(app_name)
-                # The locking read of the task row (its text is cut at 1 kB, before FOR UPDATE).
-                assert query.startswith(f'SELECT "{Task._meta.db_table}"."id"'), query
-                terminate([pid])
-                holder.rollback()
-                status, headers, body = answer.result(timeout=60)
-        finally:
-            holder.close()
+        # The locking read of the task row (its text is cut at 1 kB, before FOR UPDATE).
+        status, headers, body = step_killed_while_blocked(
+            server, app_name, task, world.key, step, f'SELECT "{Task._meta.db_table}"."id"'
+        )
         assert status == 503, body
         assert headers["Content-Type"].startswith("application/problem+json")
         assert body["code"] == "database_unavailable" and body["status"] == 503
@@ -306,21 +316,10 @@ def test_backend_killed_under_the_step_lane_hands_the_step_to_the_full_path_once
         status, _, claim = send(server, "POST", f"{base}/claim", world.key, {"app_id": "builder"})
         assert status == 200, claim
         step = {"run_id": claim["run_id"], "phase": "coding_agent", "user_message": "killed"}
-        holder = raw_connection()
-        try:
-            holder.execute(
-                f"SELECT id FROM {Task._meta.db_table} WHERE id = %s FOR UPDATE", [task.pk]
-            )
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                answer = pool.submit(send, server, "POST", f"{base}/steps", world.key, step, "s1")
-                pid, query = wait_for_blocked(app_name)
-                # The lane's locking read of the task row (ether_site/fastlane.py).
-                assert query.startswith(f"SELECT id FROM {Task._meta.db_table} "), query
-                terminate([pid])
-                holder.rollback()
-                status, headers, first = answer.result(timeout=60)
-        finally:
-            holder.close()
+        # The lane's locking read of the task row (ether_site/fastlane.py).
+        status, headers, first = step_killed_while_blocked(
+            server, app_name, task, world.key, step, f"SELECT id FROM {Task._meta.db_table} "
+        )
         assert status == 201, first
         status, headers, again = send(server, "POST", f"{base}/steps", world.key, step, "s1")
         assert (status, again) == (201, first)
