@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import time_machine
+from asgiref.testing import ApplicationCommunicator
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -225,3 +226,41 @@ async def closed_with(communicator: WebsocketCommunicator, timeout: float = 5) -
         output = await communicator.receive_output(timeout=timeout)
         if output["type"] == "websocket.close":
             return output.get("code", 1000)
+
+
+async def asgi_http(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    body: bytes = b"",
+    query: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    timeout: float = 10,
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """One HTTP request through an ASGI application (what daphne would hand it): the
+    status, the raw headers and the whole body."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": headers if headers is not None else [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8080),
+    }
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await communicator.receive_output(timeout)
+    content = b""
+    while True:
+        message = await communicator.receive_output(timeout)
+        content += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    return start["status"], start["headers"], content

@@ -7,15 +7,12 @@ DEBUG on (``make run``) and off, never Django's HTML page. Product pages keep HT
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from asgiref.testing import ApplicationCommunicator
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import include, path
 
-from tests.helpers import problem
+from tests.helpers import asgi_http, problem
 
 
 def boom(request: HttpRequest) -> HttpResponse:
@@ -97,30 +94,8 @@ async def asgi_get(path: str, query: bytes) -> tuple[int, dict[bytes, bytes], by
     """One GET through the ASGI application daphne serves, with raw query bytes."""
     from ether_site.asgi import application
 
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8080),
-    }
-    app = ApplicationCommunicator(application, scope)
-    await app.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await app.receive_output(5)
-    body = b""
-    while True:
-        message = await app.receive_output(5)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    return start["status"], dict(start["headers"]), body
+    status, headers, body = await asgi_http(application, "GET", path, query=query, timeout=5)
+    return status, dict(headers), body
 
 
 @DEBUG

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from asgiref.testing import ApplicationCommunicator
 from django.test import override_settings
 from django.utils import timezone
 
@@ -25,6 +24,7 @@ from api.models import IdempotencyRecord
 from ether_site.fastlane import StepFastLane
 from tasks.models import Event, Run, Step, Task
 from tasks.services.steps_direct import plain_step
+from tests.helpers import asgi_http
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,31 +48,10 @@ def stack() -> tuple[StepFastLane, Recorder]:
 
 
 async def _post(app: Any, path: str, body: bytes, headers: dict[str, str]) -> tuple:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8080),
-    }
-    communicator = ApplicationCommunicator(app, scope)
-    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
-    start = await communicator.receive_output(60)
-    content = b""
-    while True:
-        message = await communicator.receive_output(60)
-        content += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    found = {k.decode().lower(): v.decode() for k, v in start["headers"]}
-    return start["status"], found, json.loads(content or b"null")
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    status, found, content = await asgi_http(app, "POST", path, body=body, headers=raw, timeout=60)
+    named = {k.decode().lower(): v.decode() for k, v in found}
+    return status, named, json.loads(content or b"null")
 
 
 def post(app: Any, task_id: str, key: str, data: Any, **headers: str) -> tuple:
