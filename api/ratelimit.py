@@ -107,12 +107,7 @@ def hit(scope: str, identity: str) -> float | None:
     """Counts one request of ``identity`` against ``scope``'s limit, as the throttle does:
     None when allowed (or the scope has no limit), else the seconds to wait."""
     rate = settings.ETHER_RATE_LIMITS.get(scope)
-    return None if rate is None else _hit(scope, identity, *rate)
-
-
-def _hit(scope: str, identity: str, limit: int, seconds: int) -> float | None:
-    """Counts one request; None when allowed, else the seconds until the window ends."""
-    return _count(scope, identity, limit, seconds)[1]
+    return None if rate is None else _count(scope, identity, *rate)[1]
 
 
 def _count(scope: str, identity: str, limit: int, seconds: int) -> tuple[str, float | None]:

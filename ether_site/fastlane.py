@@ -148,7 +148,7 @@ class Writer:
 
     def __init__(self) -> None:
         self.queue: queue.SimpleQueue[tuple[Job, asyncio.Future[Answer]]] = queue.SimpleQueue()
-        self.threads: list[threading.Thread] = []
+        self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.pending = 0  # submitted and not yet answered; read and written on the loop
 
@@ -187,17 +187,15 @@ class Writer:
         self.pending -= 1
 
     def _start(self) -> None:
-        if self.threads:
+        if self.thread is not None:
             return
         with self.lock:
-            if self.threads:
-                return
-            # One writer: on SQLite transactions are serialized anyway, and on Postgres a
-            # batch in one transaction did more than several writers queueing on one
-            # task's row lock (measured, issue 18).
-            thread = threading.Thread(target=self._run, name="step-lane", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+            if self.thread is None:
+                # One writer: on SQLite transactions are serialized anyway, and on Postgres
+                # a batch in one transaction did more than several writers queueing on one
+                # task's row lock (measured, issue 18).
+                self.thread = threading.Thread(target=self._run, name="step-lane", daemon=True)
+                self.thread.start()
 
     def _run(self) -> None:
         while True:

@@ -57,7 +57,7 @@ def route_of(request: HttpRequest) -> str:
 
 def record_request(*, method: str, full_path: str, route: str, status: int, elapsed: float) -> None:
     """The request's count, duration and log line (also written by answers that do not
-    pass through Django: the step fast lane, tasks.fastlane)."""
+    pass through Django: the step fast lane, ether_site.fastlane)."""
     label = method if method in METHODS else "other"
     metrics.REQUESTS.labels(route, label, str(status)).inc()
     metrics.REQUEST_SECONDS.labels(route, label).observe(elapsed)
