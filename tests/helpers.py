@@ -6,6 +6,7 @@ Fixtures live in ``tests/conftest.py``; everything a test imports lives here.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -173,6 +174,15 @@ def stored() -> dict[str, Any]:
         "documents": list(Document.objects.order_by("pk").values_list("path", "version")),
         "versions": DocumentVersion.objects.count(),
     }
+
+
+def room_in_rate_window(seconds: int, need: float) -> None:
+    """Waits, when needed, until the rate limiter's current window (``seconds`` long) has
+    ``need`` seconds left. The windows are fixed on the clock (api/ratelimit.py), so a test
+    that counts requests against a limit and crosses a boundary finds its counts gone."""
+    left = seconds - time.time() % seconds
+    if left < need:
+        time.sleep(left + 0.1)
 
 
 def past_expiry(run_id: str) -> Any:

@@ -14,7 +14,7 @@ from django.test import Client
 
 from accounts.models import AccessToken
 from tasks.models import Run, Task
-from tests.helpers import problem, stored
+from tests.helpers import problem, room_in_rate_window, stored
 from tests.servers import ROOT
 
 PRODUCTION_ENV = {
@@ -204,6 +204,7 @@ def test_bearer_token_writes_need_no_csrf_token(world, task):
 
 @pytest.fixture
 def low_limits(settings):
+    room_in_rate_window(60, need=10)
     settings.ETHER_RATE_LIMITS = {"harness": (5, 60), "claim": (2, 60), "ticket": (2, 60)}
 
 
@@ -242,6 +243,7 @@ def test_each_app_has_its_own_count(world, task, low_limits):
 
 
 def test_throttled_idempotent_retry_runs_once_the_window_allows(world, task, harness, settings):
+    room_in_rate_window(60, need=10)
     settings.ETHER_RATE_LIMITS = {"harness": None, "claim": (1, 60), "ticket": None}
     other = world.task()
     assert harness.claim(other.public_id).status_code == 200

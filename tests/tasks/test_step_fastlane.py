@@ -24,7 +24,7 @@ from api.models import IdempotencyRecord
 from ether_site.fastlane import StepFastLane
 from tasks.models import Event, Run, Step, Task
 from tasks.services.steps_direct import plain_step
-from tests.helpers import asgi_http
+from tests.helpers import asgi_http, room_in_rate_window
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -222,6 +222,7 @@ def test_a_paused_task_is_answered_by_the_full_path(world, stack):
 
 def test_a_throttled_harness_gets_the_full_paths_429(world, stack):
     lane, _django = stack
+    room_in_rate_window(60, need=10)
     task, run_id = live_task(world)
     # The claim counted once: two steps fit in a limit of 3, the third is over it.
     with override_settings(ETHER_RATE_LIMITS={"harness": (3, 60)}):
@@ -233,6 +234,7 @@ def test_a_throttled_harness_gets_the_full_paths_429(world, stack):
 def test_a_step_the_lane_hands_on_is_counted_once(world, stack):
     """A refused step goes through the lane and then the full path: one count, not two."""
     lane, _django = stack
+    room_in_rate_window(60, need=10)
     task, run_id = live_task(world)
     # The claim counted once; with a limit of 4, three refused steps (a stale epoch) fit.
     with override_settings(ETHER_RATE_LIMITS={"harness": (4, 60)}):

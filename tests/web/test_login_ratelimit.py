@@ -10,7 +10,6 @@ its own.
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
 from typing import Any
 
@@ -19,7 +18,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from tests import factories
-from tests.helpers import World
+from tests.helpers import World, room_in_rate_window
 
 PASSWORD = "a long enough password"
 WINDOW = 3600  # seconds; see login_limit
@@ -87,9 +86,7 @@ def login_limit(settings: Any) -> tuple[int, int]:
     """Three failures an hour. The windows are fixed, so a test that crossed into the next
     one would find its counts gone (each sign-in hashes a password: seconds in all); an
     hour's window, entered at least a minute before its end, holds the whole test."""
-    left = WINDOW - time.time() % WINDOW
-    if left < 60:
-        time.sleep(left + 0.1)
+    room_in_rate_window(WINDOW, need=60)
     settings.ETHER_RATE_LIMITS = {**settings.ETHER_RATE_LIMITS, "login": (3, WINDOW)}
     return 3, WINDOW
 
