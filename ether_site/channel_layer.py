@@ -26,6 +26,8 @@ from channels_redis.core import RedisChannelLayer
 from channels_redis.utils import create_pool
 from redis import asyncio as aioredis
 
+from api.cancellation import stopping
+
 
 class EtherRedisChannelLayer(RedisChannelLayer):
     def create_pool(self, index: int) -> Any:
@@ -44,6 +46,18 @@ class EtherRedisChannelLayer(RedisChannelLayer):
         except asyncio.CancelledError:
             self.receive_buffer.pop(channel, None)
             raise
+
+    async def _brpop_with_clean(self, index: int, channel: str, timeout: int) -> Any:
+        # A cancelled receive must end (api.cancellation): channels-redis would block in
+        # BZPOPMIN again, every 5 s, forever, so a consumer that left never finished and
+        # an event loop's shutdown waited for it (cancelled receives stuck within 5 tries
+        # in a stress run; the Postgres+Redis suite hung twice in a test loop's teardown).
+        stopping()
+        member = await super()._brpop_with_clean(index, channel, timeout)
+        # A message popped now stays in the backup queue and goes back to the channel's
+        # queue at the next read (channels-redis's cleanup script): nothing is lost.
+        stopping()
+        return member
 
     async def ping(self) -> None:
         """Every Redis host answers PING (``/readyz``)."""

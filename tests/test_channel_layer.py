@@ -53,3 +53,24 @@ async def test_the_stock_layer_keeps_a_queue_per_closed_consumer():
         assert gone in layer.receive_buffer
     finally:
         await layer.flush()
+
+
+async def test_a_cancelled_receive_always_ends():
+    """A consumer that leaves has its receive cancelled; redis-py can lose that
+    cancellation inside a read, and channels-redis then blocked in BZPOPMIN again, every
+    5 s, forever: an event loop's shutdown waited for it (the suite hung there). Without
+    the fix, one of the first few of these stuck; each must now end within a BZPOPMIN
+    (a lost cancellation is found when the read it was lost in returns: up to 5 s)."""
+    layer = EtherRedisChannelLayer(hosts=[settings.REDIS_URL], prefix=f"t{uuid.uuid4().hex}")
+    delays = [0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05]  # the cancel lands at each stage
+    try:
+        for attempt in range(3 * len(delays)):
+            receive = asyncio.create_task(layer.receive(await layer.new_channel()))
+            await asyncio.sleep(delays[attempt % len(delays)])
+            receive.cancel()
+            done, _ = await asyncio.wait([receive], timeout=layer.brpop_timeout + 5)
+            assert done, f"receive {attempt} did not end after its cancellation"
+            assert receive.cancelled()
+        assert len(layer.receive_buffer) == 0
+    finally:
+        await layer.flush()

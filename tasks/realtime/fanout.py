@@ -32,7 +32,8 @@ from typing import Any, Protocol
 from autobahn.websocket.protocol import PreparedMessage
 from channels.layers import get_channel_layer
 
-from tasks.events import group_name, publish_from, stopping
+from api.cancellation import stopping
+from tasks.events import group_name, publish_from
 from tasks.realtime import hub
 
 log = logging.getLogger(__name__)
