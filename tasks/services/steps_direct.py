@@ -10,12 +10,15 @@ only, as SQL written once:
   run with an unexpired lease (and the epoch, when sent), the app's key unrevoked (one
   read on SQLite, whose transaction holds the write lock; on Postgres the task's row
   lock, then the run's, the order every writer takes them in);
-- the step's two events through ``events.record_many_direct`` (the same seqs, webhooks
-  and publishing as every event);
+- the step's two events through ``events.record_direct`` (the same seqs, webhooks and
+  publishing as every event);
 - the step row, and the ``Idempotency-Key`` record with its final answer, in the same
   transaction.
 
-Anything else returns ``None`` with nothing written (the transaction rolls back), and
+Steps waiting together are written together (``step_record_batch``), at a cost in
+statements per task rather than per step.
+
+Anything else returns ``None`` having written nothing (its checks are reads), and
 the caller takes the full path, ``step_record`` behind the DRF view, which answers it:
 every refusal (lease lost, wrong app, revoked key, closed or unknown task), a replayed
 ``client_step_id`` or ``Idempotency-Key``, a paused or cancelled task. So there is one
@@ -27,6 +30,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -62,22 +67,12 @@ class Idempotency:
     fingerprint: str
 
 
-class _Refused(Exception):
-    """Not the common case: roll back and let the full path answer."""
-
-
 def step_record_direct(
     *, app: HarnessApp, write: StepWrite, idempotency: Idempotency | None
 ) -> dict[str, Any] | None:
     """Stores the step and returns the answer's body (``StepOut``), or ``None`` having
     written nothing when the full path must answer (see the module)."""
-    try:
-        with transaction.atomic():
-            return _write(app=app, write=write, idempotency=idempotency)
-    except (_Refused, IntegrityError):
-        # IntegrityError: the Idempotency-Key is taken (a retry, or the same key on another
-        # body), or a client_step_id raced its twin; the full path answers both.
-        return None
+    return step_record_batch([Pending(app=app, write=write, idempotency=idempotency)])[0]
 
 
 @dataclass(frozen=True)
@@ -91,170 +86,245 @@ def step_record_batch(pending: list[Pending]) -> list[dict[str, Any] | None]:
     """Several steps in one transaction, each the answer ``step_record_direct`` would give.
 
     Under load the lane's writer takes the steps waiting for it together (ether_site/
-    fastlane.py): one ``BEGIN`` and one ``COMMIT`` for all, and on Postgres one round trip
-    each instead of one per step. Each step's checks are reads made before its writes, and
-    a refused step has written nothing when it is refused, so the others commit without
-    it. Steps are written in the order of their tasks' ids, so two batches (of two
+    fastlane.py), and the batch costs statements per task rather than per step: one
+    ``BEGIN`` and ``COMMIT``; one guard for the steps of one run (the transaction holds
+    SQLite's write lock, or the task's and run's row locks on Postgres, so its answer
+    holds for the batch); one seq allocation per task; one ``INSERT`` for every event and
+    one for every step. All checks are reads made before any write, so a refused step is
+    simply left out and the others commit without it. Steps are written in the order of
+    their tasks' ids (and, within a task, in the order they came), so two batches (of two
     processes) take their row locks in the same order and cannot deadlock each other. If
     anything fails (a database error, a lost race on an ``Idempotency-Key``), the whole
     batch rolls back and every step goes to the full path: nothing half-written."""
-    if len(pending) == 1:
-        item = pending[0]
-        return [step_record_direct(app=item.app, write=item.write, idempotency=item.idempotency)]
     order = sorted(range(len(pending)), key=lambda i: pending[i].write.task_public_id)
     answers: list[dict[str, Any] | None] = [None] * len(pending)
     try:
         with transaction.atomic():
-            for i in order:
-                item = pending[i]
-                try:
-                    answers[i] = _write(
-                        app=item.app, write=item.write, idempotency=item.idempotency
-                    )
-                except _Refused:
-                    answers[i] = None
+            accepted = _checked([(i, pending[i]) for i in order])
+            if accepted:
+                for i, answer in _written(accepted):
+                    answers[i] = answer
     except IntegrityError:
+        # The Idempotency-Key is taken (a retry, or the same key on another body), or a
+        # client_step_id raced its twin: the full path answers each step.
         return [None] * len(pending)
     return answers
 
 
-def _write(*, app: HarnessApp, write: StepWrite, idempotency: Idempotency | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Accepted:
+    index: int
+    item: Pending
+    task_pk: int
+    run_pk: int
+    now: datetime
+
+
+def _checked(items: list[tuple[int, Pending]]) -> list[_Accepted]:
+    """The steps that are a plain yes, with their task's and run's keys; reads only. A
+    step that repeats one before it in the batch (its ``client_step_id`` on the same run,
+    or its ``Idempotency-Key``) is left out: the full path, after the batch commits,
+    answers it as the replay it is."""
+    guards: dict[tuple[Any, ...], tuple[int, int, datetime] | None] = {}
+    client_ids: set[tuple[int, str]] = set()
+    keys: set[tuple[str, str]] = set()
+    accepted = []
+    with connection.cursor() as cursor:
+        for index, item in items:
+            write, app = item.write, item.app
+            guard_key = (
+                app.pk,
+                app.key_hash,
+                write.task_public_id,
+                write.run_id,
+                write.lease_epoch,
+            )
+            if guard_key not in guards:
+                guards[guard_key] = _guard(cursor, app, write)
+            guard = guards[guard_key]
+            if guard is None:
+                continue
+            task_pk, run_pk, now = guard
+            if write.client_step_id is not None:
+                client_id = (run_pk, write.client_step_id)
+                if client_id in client_ids or _exists(
+                    cursor, Step, "run_id = %s AND client_step_id = %s", client_id
+                ):
+                    continue  # a replay: the full path answers the first step
+                client_ids.add(client_id)
+            idem = item.idempotency
+            if idem is not None:
+                key = (idem.scope, idem.key)
+                # The unique (scope, key) still decides a race between two processes.
+                if key in keys or _exists(
+                    cursor, IdempotencyRecord, "scope = %s AND key = %s", key
+                ):
+                    continue  # a retry: the full path replays (or refuses) it
+                keys.add(key)
+            accepted.append(_Accepted(index, item, task_pk, run_pk, now))
+    return accepted
+
+
+def _exists(cursor: Any, model: Any, where: str, params: tuple[Any, ...]) -> bool:
+    cursor.execute(f"SELECT 1 FROM {model._meta.db_table} WHERE {where}", list(params))
+    return cursor.fetchone() is not None
+
+
+def _guard(cursor: Any, app: HarnessApp, write: StepWrite) -> tuple[int, int, datetime] | None:
+    """guard_write's conditions for a plain yes: the task in progress, the run this app's
+    live run, its lease unexpired (and its epoch, when sent), the app's key unrevoked.
+    The task's and run's keys and the time of the check, or None."""
     task_table, run_table, app_table = (
         Task._meta.db_table,
         Run._meta.db_table,
         HarnessApp._meta.db_table,
     )
-    ops = connection.ops
-    now = timezone.now()
-    # The guard's conditions (guard_write): the task in progress, the run this app's live
-    # run, its lease unexpired (and its epoch, when sent), the app's key unrevoked.
     run_clause = (
         "r.public_id = %s AND r.app_id = %s AND r.status = %s AND r.lease_expires_at > %s "
         "AND a.revoked_at IS NULL AND a.key_hash = %s"
         + (" AND r.lease_epoch = %s" if write.lease_epoch is not None else "")
     )
 
-    def run_params() -> list[Any]:
+    def run_params(now: datetime) -> list[Any]:
         epoch = [write.lease_epoch] if write.lease_epoch is not None else []
-        expiry = ops.adapt_datetimefield_value(now)
+        expiry = connection.ops.adapt_datetimefield_value(now)
         return [write.run_id, app.pk, RunStatus.LIVE, expiry, app.key_hash, *epoch]
 
     task_params = [app.org_id, write.task_public_id, TaskStatus.IN_PROGRESS]
-    with connection.cursor() as cursor:
-        if not connection.features.has_select_for_update:
-            # SQLite: the transaction holds the one write lock from its BEGIN IMMEDIATE, so
-            # the guard is one read.
-            cursor.execute(
-                f"SELECT t.id, r.id FROM {task_table} t JOIN {run_table} r ON r.task_id = t.id "
-                f"JOIN {app_table} a ON a.id = r.app_id "
-                f"WHERE t.org_id = %s AND t.public_id = %s AND t.status = %s AND {run_clause}",
-                task_params + run_params(),
-            )
-            row = cursor.fetchone()
-            if row is None:
-                raise _Refused
-            task_pk, run_pk = int(row[0]), int(row[1])
-        else:
-            # Postgres: the task's row lock first, then the run's, the order every writer
-            # takes them in; the clock is read after the lock wait, as guard_write does.
-            cursor.execute(
-                f"SELECT id FROM {task_table} WHERE org_id = %s AND public_id = %s "
-                "AND status = %s FOR UPDATE",
-                task_params,
-            )
-            task_row = cursor.fetchone()
-            if task_row is None:
-                raise _Refused
-            task_pk = int(task_row[0])
-            now = timezone.now()
-            cursor.execute(
-                f"SELECT r.id FROM {run_table} r JOIN {app_table} a ON a.id = r.app_id "
-                f"WHERE r.task_id = %s AND {run_clause} FOR UPDATE OF r",
-                [task_pk, *run_params()],
-            )
-            run_row = cursor.fetchone()
-            if run_row is None:
-                raise _Refused
-            run_pk = int(run_row[0])
-        if write.client_step_id is not None:
-            cursor.execute(
-                f"SELECT 1 FROM {Step._meta.db_table} WHERE run_id = %s AND client_step_id = %s",
-                [run_pk, write.client_step_id],
-            )
-            if cursor.fetchone() is not None:
-                raise _Refused  # a replay: the full path answers the first step
-        if idempotency is not None:
-            # Read before any write, so that a batch can leave this step out cleanly; the
-            # unique (scope, key) still decides a race between two processes (Postgres).
-            cursor.execute(
-                f"SELECT 1 FROM {IdempotencyRecord._meta.db_table} WHERE scope = %s AND key = %s",
-                [idempotency.scope, idempotency.key],
-            )
-            if cursor.fetchone() is not None:
-                raise _Refused  # a retry: the full path replays (or refuses) it
-    step_id = new_step_id()
-    task = Task(pk=task_pk, public_id=write.task_public_id, org_id=app.org_id)
-    step_event, _entry = events.record_many_direct(
-        org_id=app.org_id,
-        topic=f"tasks/{write.task_public_id}",
-        task=task,
-        items=[
-            (
-                events.STEP,
-                {
-                    "phase": write.phase,
-                    "user_message": write.user_message,
-                    "internal_label": write.internal_label,
-                    "run_id": write.run_id,
-                    "step_id": step_id,
-                },
-            ),
-            (
-                events.TIMELINE,
-                events.timeline_payload(
-                    kind="step",
-                    actor=events.actor_app(app),
-                    summary=write.user_message,
-                    run_id=write.run_id,
-                    step_id=step_id,
-                    phase=write.phase,
-                ),
-            ),
-        ],
+    if not connection.features.has_select_for_update:
+        # SQLite: the transaction holds the one write lock from its BEGIN IMMEDIATE, so
+        # the guard is one read.
+        now = timezone.now()
+        cursor.execute(
+            f"SELECT t.id, r.id FROM {task_table} t JOIN {run_table} r ON r.task_id = t.id "
+            f"JOIN {app_table} a ON a.id = r.app_id "
+            f"WHERE t.org_id = %s AND t.public_id = %s AND t.status = %s AND {run_clause}",
+            task_params + run_params(now),
+        )
+        row = cursor.fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), now)
+    # Postgres: the task's row lock first, then the run's, the order every writer takes
+    # them in; the clock is read after the lock wait, as guard_write does.
+    cursor.execute(
+        f"SELECT id FROM {task_table} WHERE org_id = %s AND public_id = %s "
+        "AND status = %s FOR UPDATE",
+        task_params,
     )
-    answer = {"step_id": step_id, "seq": step_event.seq}
+    task_row = cursor.fetchone()
+    if task_row is None:
+        return None
+    now = timezone.now()
+    cursor.execute(
+        f"SELECT r.id FROM {run_table} r JOIN {app_table} a ON a.id = r.app_id "
+        f"WHERE r.task_id = %s AND {run_clause} FOR UPDATE OF r",
+        [task_row[0], *run_params(now)],
+    )
+    run_row = cursor.fetchone()
+    return None if run_row is None else (int(task_row[0]), int(run_row[0]), now)
+
+
+def _written(accepted: list[_Accepted]) -> list[tuple[int, dict[str, Any]]]:
+    """Writes the accepted steps: their events (numbered per task, in one ``INSERT``),
+    their rows (one ``INSERT``), their ``Idempotency-Key`` records with the answers."""
+    step_ids = [new_step_id() for _ in accepted]
+    groups: dict[str, list[int]] = {}  # task public id -> positions in accepted, in order
+    for position, one in enumerate(accepted):
+        groups.setdefault(one.item.write.task_public_id, []).append(position)
+    batches = []
+    for task_public_id, positions in groups.items():
+        first = accepted[positions[0]]
+        items = []
+        for position in positions:
+            write, app, step_id = (
+                accepted[position].item.write,
+                accepted[position].item.app,
+                step_ids[position],
+            )
+            items += _step_events(write, app, step_id)
+        task = Task(pk=first.task_pk, public_id=task_public_id, org_id=first.item.app.org_id)
+        batches.append(
+            events.DirectEvents(
+                org_id=first.item.app.org_id,
+                topic=f"tasks/{task_public_id}",
+                task=task,
+                items=items,
+            )
+        )
+    seqs: list[int] = [0] * len(accepted)
+    for positions, recorded in zip(groups.values(), events.record_direct(batches), strict=True):
+        for position, step_event in zip(positions, recorded[::2], strict=True):
+            seqs[position] = step_event.seq
+    ops = connection.ops
+    rows, params = [], []
+    for one, step_id, seq in zip(accepted, step_ids, seqs, strict=True):
+        write = one.item.write
+        rows.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+        params += [
+            step_id,
+            one.task_pk,
+            one.run_pk,
+            seq,
+            write.phase,
+            write.user_message,
+            write.internal_label,
+            write.client_step_id,
+            ops.adapt_datetimefield_value(one.now),
+        ]
+    answers = []
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Step._meta.db_table} (public_id, task_id, run_id, seq, phase, "
-            "user_message, internal_label, client_step_id, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                step_id,
-                task_pk,
-                run_pk,
-                step_event.seq,
-                write.phase,
-                write.user_message,
-                write.internal_label,
-                write.client_step_id,
-                ops.adapt_datetimefield_value(now),
-            ],
+            f"user_message, internal_label, client_step_id, created_at) VALUES {', '.join(rows)}",
+            params,
         )
-        if idempotency is not None:
-            # Last, with the final answer: a retry of the same key that got past the read
-            # above (it waited for the task's lock while the first ran) fails here on the
-            # unique (scope, key) and rolls its step back; the full path replays the first.
-            sql, params = done_record_insert(
-                scope=idempotency.scope,
-                key=idempotency.key,
-                fingerprint=idempotency.fingerprint,
-                status=201,
-                body=answer,
-                created_at=now,
-            )
-            cursor.execute(sql, params)
-    metrics.count_on_commit(metrics.STEPS.inc)
-    return answer
+        for one, step_id, seq in zip(accepted, step_ids, seqs, strict=True):
+            answer = {"step_id": step_id, "seq": seq}
+            answers.append((one.index, answer))
+            idem = one.item.idempotency
+            if idem is not None:
+                # Last, with the final answer: a retry of the same key that got past the
+                # read (it waited for the task's lock while the first ran) fails here on
+                # the unique (scope, key) and rolls its batch back; the full path replays.
+                sql, record = done_record_insert(
+                    scope=idem.scope,
+                    key=idem.key,
+                    fingerprint=idem.fingerprint,
+                    status=201,
+                    body=answer,
+                    created_at=one.now,
+                )
+                cursor.execute(sql, record)
+    metrics.count_on_commit(partial(metrics.STEPS.inc, len(accepted)))
+    return answers
+
+
+def _step_events(
+    write: StepWrite, app: HarnessApp, step_id: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """A step's narration and its timeline entry, as ``step_record`` records them."""
+    return [
+        (
+            events.STEP,
+            {
+                "phase": write.phase,
+                "user_message": write.user_message,
+                "internal_label": write.internal_label,
+                "run_id": write.run_id,
+                "step_id": step_id,
+            },
+        ),
+        (
+            events.TIMELINE,
+            events.timeline_payload(
+                kind="step",
+                actor=events.actor_app(app),
+                summary=write.user_message,
+                run_id=write.run_id,
+                step_id=step_id,
+                phase=write.phase,
+            ),
+        ),
+    ]
 
 
 def answer_bytes(answer: dict[str, Any]) -> bytes:

@@ -346,3 +346,94 @@ def test_a_lane_step_is_within_the_step_query_budget(world):
     ]
     assert len(statements) == (4 if connection.vendor == "sqlite" else 5), statements
     assert Step.objects.filter(task=task).count() == 1
+
+
+def test_a_batch_costs_statements_per_task_not_per_step(world):
+    """Ten steps on one task and two on another, written together: the guard, the seqs
+    and the inserts are paid per task (and the inserts once), and every step still gets
+    its own consecutive pair of events, in the order the steps came."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.services.steps_direct import Pending, step_record_batch
+
+    busy, busy_run = live_task(world)
+    quiet, quiet_run = live_task(world)
+    batch = [(busy, busy_run, f"step {n}") for n in range(10)]
+    batch.insert(3, (quiet, quiet_run, "quiet one"))
+    batch.append((quiet, quiet_run, "quiet two"))
+    pending = []
+    for task, run_id, message in batch:
+        write = plain_step(task.public_id, plain(run_id, user_message=message))
+        assert write is not None
+        pending.append(Pending(app=world.app, write=write, idempotency=None))
+    with CaptureQueriesContext(connection) as captured:
+        answers = step_record_batch(pending)
+    control = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")
+    statements = [
+        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(control)
+    ]
+    # Per task: its guard (SQLite one read, Postgres two row locks) and its seqs; then one
+    # INSERT of all the events and one of all the steps.
+    guard = 1 if connection.vendor == "sqlite" else 2
+    assert len(statements) == 2 * (guard + 1) + 2, statements
+    assert all(answer is not None for answer in answers)
+    for task in (busy, quiet):
+        sent = [m for t, _, m in batch if t == task]
+        steps = Step.objects.filter(task=task).order_by("seq")
+        assert [s.user_message for s in steps] == sent
+        events = Event.objects.filter(topic=f"tasks/{task.public_id}", seq__gte=steps[0].seq)
+        names = list(events.order_by("seq").values_list("seq", "name", "payload"))
+        assert [seq for seq, _, _ in names] == list(
+            range(steps[0].seq, steps[0].seq + 2 * len(sent))
+        )
+        assert [name for _, name, _ in names] == ["os.harness.step", "task.timeline"] * len(sent)
+        for step, (seq, _, payload) in zip(steps, names[::2], strict=True):
+            assert (step.seq, payload["step_id"]) == (seq, step.public_id)
+        by_id = {a["step_id"]: a["seq"] for a in answers}
+        assert {s.public_id: s.seq for s in steps}.items() <= by_id.items()
+
+
+SECURE = {
+    "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
+    "SECURE_SSL_REDIRECT": True,
+    "SECURE_HSTS_SECONDS": 3600,
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+    "SECURE_HSTS_PRELOAD": True,
+}
+
+
+def test_behind_a_tls_proxy_the_lane_answers_as_django_does(world):
+    """Production's settings (DEBUG off): a step the proxy says came over HTTPS is taken by
+    the lane with Django's headers, HSTS included; one over plain HTTP, or for a host not
+    allowed, is Django's to answer (a redirect, a 400)."""
+    lane_task, full_task, third = (live_task(world) for _ in range(3))
+    with override_settings(DEBUG=False, **SECURE):
+        django = Recorder()  # SecurityMiddleware reads the settings when it is built
+        lane = StepFastLane(django)
+        https = {"X-Forwarded-Proto": "https", "X-Request-ID": "r-2"}
+        answers = []
+        for app, (task, run_id) in ((lane, lane_task), (ProblemASGIHandler(), full_task)):
+            before = django.calls
+            answers.append((post(app, task.public_id, world.key, plain(run_id), **https), before))
+        (fast, before), (full, _) = answers
+        assert django.calls == before  # the lane took it
+        assert fast[0] == full[0] == 201
+        assert fast[1].pop("content-length") and full[1].pop("content-length")
+        assert fast[1] == full[1]
+        assert fast[1]["strict-transport-security"] == "max-age=3600; includeSubDomains; preload"
+
+        task, run_id = third
+        before = django.calls
+        redirected = post(lane, task.public_id, world.key, plain(run_id))  # plain HTTP
+        stranger = post(
+            lane, task.public_id, world.key, plain(run_id), Host="evil.example", **https
+        )
+        assert django.calls - before == 2
+        assert redirected[0] == 301
+        assert (
+            redirected[1]["location"]
+            == f"https://127.0.0.1/api/harness/tasks/{task.public_id}/steps"
+        )
+        assert stranger[0] == 400
+        assert not Step.objects.filter(task=task).exists()
