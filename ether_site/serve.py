@@ -12,6 +12,7 @@ option is daphne's own (``python -m ether_site.serve --help``).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,15 @@ from daphne.server import Server
 
 from ether_site.redaction import REDACTED, redact
 
-__all__ = ["REDACTED", "EtherCommandLine", "RedactingServer", "main", "redact", "websocket_log"]
+__all__ = [
+    "REDACTED",
+    "EtherCommandLine",
+    "RedactingServer",
+    "main",
+    "redact",
+    "websocket_log",
+    "with_backlog",
+]
 
 ActionLogger = Callable[[str, str, dict[str, Any]], None]
 
@@ -56,13 +65,45 @@ def websocket_log(protocol: str, action: str, details: dict[str, Any]) -> None:
     )
 
 
+# How many connections the kernel holds for daphne before it accepts them. Twisted's
+# default is 50: when more arrive at once (a burst of harness requests each on a new
+# connection, a reconnect storm of browsers) the kernel drops the extra SYNs and each
+# client waits for its retransmit, 1 s and then 3 s. The steps benchmark measured
+# 53,537 such drops and p99s of 1.0-1.4 s that were that wait, on the bare baseline as
+# much as on Ether (issue 18). The kernel caps it at net.core.somaxconn (4096 here).
+LISTEN_BACKLOG = 1024
+
+
+def listen_backlog() -> int:
+    value = os.environ.get("ETHER_LISTEN_BACKLOG", "").strip()
+    if not value:
+        return LISTEN_BACKLOG
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"ETHER_LISTEN_BACKLOG={value!r} is not a positive whole number")
+    return int(value)
+
+
+def with_backlog(endpoint: str, backlog: int) -> str:
+    """A TCP endpoint description (daphne's ``-b``/``-p`` or an ``-e tcp:…``) with a listen
+    backlog, unless it names its own; other endpoints (unix, fd) unchanged."""
+    if not endpoint.startswith("tcp:") or ":backlog=" in endpoint:
+        return endpoint
+    return f"{endpoint}:backlog={backlog}"
+
+
 class RedactingServer(Server):
     def __init__(
-        self, *args: Any, action_logger: ActionLogger | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        action_logger: ActionLogger | None = None,
+        endpoints: list[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         # Daphne passes its access-log writer when verbosity >= 1 or --access-log is set.
         wrapped = websocket_log if action_logger is not None else None
-        super().__init__(*args, action_logger=wrapped, **kwargs)
+        backlog = listen_backlog()
+        endpoints = [with_backlog(e, backlog) for e in endpoints or []]
+        super().__init__(*args, action_logger=wrapped, endpoints=endpoints, **kwargs)
 
 
 # Daphne refuses a WebSocket (403) whose application has not accepted it within 5 s. In
