@@ -21,6 +21,9 @@ from ether_client.client import EtherClient, EtherError
 
 log = logging.getLogger("ether_client")
 
+# Seconds between beats while an answer is awaited (``Run.wait_for_answer``).
+ANSWER_POLL = 1.0
+
 
 class Cancelled(Exception):
     """The task was cancelled: the run has ended; stop working."""
@@ -154,7 +157,10 @@ class Run:
         return self._post(self.callbacks["interrupt_url"], body, key)["interrupt_id"]
 
     def wait_for_answer(self, interrupt_id: str, timeout: float | None = None) -> str:
-        """Blocks until the question is answered (the heartbeat brings the answer)."""
+        """Blocks until the question is answered. Heartbeats bring answers; while one is
+        awaited a beat goes every ``ANSWER_POLL`` seconds, so the answer comes about a
+        second after the person gives it rather than at the background heartbeat's next
+        beat (up to 30 s later), and the lease is kept with or without that thread."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._changed:
@@ -165,12 +171,11 @@ class Run:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"No answer to {interrupt_id} within {timeout:g} s.")
-                if self._thread is not None and self._thread.is_alive():
-                    self._changed.wait(timeout=left if left is not None else 5.0)
+                # The background heartbeat's beat may bring it first.
+                self._changed.wait(timeout=ANSWER_POLL if left is None else min(ANSWER_POLL, left))
+                if interrupt_id in self._answers:
                     continue
-            # No background heartbeat: beat here, which also keeps the lease.
             self.heartbeat()
-            time.sleep(min(1.0, left) if left is not None else 1.0)
 
     def ask(
         self,
