@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from ether_site.serve import with_backlog
+from ether_site.serve import LISTEN_BACKLOG, listen_backlog, with_backlog
 from tests.servers import daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,6 +31,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 )
 def test_a_tcp_endpoint_gets_the_backlog_unless_it_names_one(endpoint, expected):
     assert with_backlog(endpoint, 1024) == expected
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5", "1.5"])
+def test_a_backlog_that_is_not_a_positive_whole_number_stops_the_server(monkeypatch, value):
+    monkeypatch.setenv("ETHER_LISTEN_BACKLOG", value)
+    with pytest.raises(SystemExit, match="ETHER_LISTEN_BACKLOG"):
+        listen_backlog()
+
+
+def test_without_the_setting_the_backlog_is_1024(monkeypatch):
+    monkeypatch.delenv("ETHER_LISTEN_BACKLOG", raising=False)
+    assert listen_backlog() == LISTEN_BACKLOG == 1024
 
 
 def connected_while_stopped(port: int, process: subprocess.Popen[bytes], count: int) -> int:
