@@ -175,7 +175,17 @@ class Run:
                 self._changed.wait(timeout=ANSWER_POLL if left is None else min(ANSWER_POLL, left))
                 if interrupt_id in self._answers:
                     continue
-            self.heartbeat()
+                beating = self._thread is not None and self._thread.is_alive()
+            try:
+                self.heartbeat()
+            except (Cancelled, LeaseLost):
+                raise
+            except Exception as error:
+                if not beating:
+                    raise
+                # The background heartbeat still keeps the lease: a failed extra beat
+                # only means the answer comes with a later one.
+                log.warning("heartbeat of %s failed: %s", self.run_id, error)
 
     def ask(
         self,
