@@ -146,7 +146,7 @@ def record_direct(changes: list[DirectEvents]) -> list[list[Event]]:
             params += [change.org_id, change.topic, event.seq, event.name]
             params += [change.task.pk, payload, created_at]
         recorded.append(events)
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * (len(params) // 7))
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * sum(map(len, recorded)))
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Event._meta.db_table} "
@@ -253,8 +253,9 @@ class Outbox:
                 message = {"type": "event.frames", "frames": frames}
                 label = f"{label}..{frames[-1]['seq']}"
             try:
-                # Bounded: a send the layer keeps retrying after its task was cancelled
-                # (the loop closing) must not hold the loop's shutdown forever.
+                # Bounded: a layer send that never returns must not hold the publisher,
+                # or the loop's shutdown, forever. (The suite's hang in a loop's shutdown
+                # was a cancelled receive, ether_site/channel_layer.py; this bound stays.)
                 async with asyncio.timeout(SEND_TIMEOUT):
                     await get_channel_layer().group_send(group, message)
             except Exception:

@@ -176,6 +176,16 @@ def stored() -> dict[str, Any]:
     }
 
 
+# Transaction control, which Django logs on SQLite and not always on Postgres: not counted
+# where a test counts the statements that read or write rows.
+CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+
+
+def row_statements(captured: Any) -> list[str]:
+    """The SQL a ``CaptureQueriesContext`` saw, without transaction control."""
+    return [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(CONTROL)]
+
+
 def room_in_rate_window(seconds: int, need: float) -> None:
     """Waits, when needed, until the rate limiter's current window (``seconds`` long) has
     ``need`` seconds left. The windows are fixed on the clock (api/ratelimit.py), so a test

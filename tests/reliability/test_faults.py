@@ -316,7 +316,7 @@ def test_backend_killed_under_the_step_lane_hands_the_step_to_the_full_path_once
         status, _, claim = send(server, "POST", f"{base}/claim", world.key, {"app_id": "builder"})
         assert status == 200, claim
         step = {"run_id": claim["run_id"], "phase": "coding_agent", "user_message": "killed"}
-        # The lane's locking read of the task row (ether_site/fastlane.py).
+        # The lane's locking read of the task row (tasks/services/steps_direct.py, _guard).
         status, headers, first = step_killed_while_blocked(
             server, app_name, task, world.key, step, f"SELECT id FROM {Task._meta.db_table} "
         )

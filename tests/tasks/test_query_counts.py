@@ -14,6 +14,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from tests.helpers import row_statements
+
 pytestmark = pytest.mark.django_db
 
 
@@ -114,18 +116,18 @@ def test_list_queries_do_not_grow_with_the_number_of_rows(world):
 # request in its own transaction (no test transaction around it, so no SAVEPOINTs), with
 # the real authentication path (the key's first use looks the app up; later uses of the
 # same key in this process find it in the auth cache, as a harness sending steps does).
-# Counted: every statement that reads or writes rows. Not counted: transaction control
-# (BEGIN, COMMIT, SAVEPOINT), which Django logs on SQLite and not always on Postgres; each
-# of these requests is one transaction, so that is two more on SQLite (docs/performance.md).
+# Counted: every statement that reads or writes rows (tests.helpers.row_statements). Not
+# counted: transaction control (BEGIN, COMMIT, SAVEPOINT), which Django logs on SQLite and
+# not always on Postgres; each of these requests is one transaction, so that is two more
+# on SQLite (docs/performance.md).
 BUDGETS = {"step": 6, "heartbeat": 4, "claim": 12, "context_doc": 3}
-CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 
 
 def statements(call: Callable[[], Any]) -> tuple[int, list[str]]:
     with CaptureQueriesContext(connection) as captured:
         response = call()
     assert response.status_code < 300, response.content
-    sql = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(CONTROL)]
+    sql = row_statements(captured)
     return len(sql), [text[:120] for text in sql]
 
 

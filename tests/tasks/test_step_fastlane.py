@@ -24,7 +24,7 @@ from api.models import IdempotencyRecord
 from ether_site.fastlane import StepFastLane
 from tasks.models import Event, Run, Step, Task
 from tasks.services.steps_direct import plain_step
-from tests.helpers import asgi_http, room_in_rate_window
+from tests.helpers import asgi_http, room_in_rate_window, row_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -340,10 +340,7 @@ def test_a_lane_step_is_within_the_step_query_budget(world):
     # Counted as tests/tasks/test_query_counts.py counts: statements that read or write
     # rows (not BEGIN, COMMIT or savepoints). SQLite: the guard, the seqs, the events,
     # the step; Postgres reads the task's and the run's row locks apart.
-    control = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")
-    statements = [
-        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(control)
-    ]
+    statements = row_statements(captured)
     assert len(statements) == (4 if connection.vendor == "sqlite" else 5), statements
     assert Step.objects.filter(task=task).count() == 1
 
@@ -369,10 +366,7 @@ def test_a_batch_costs_statements_per_task_not_per_step(world):
         pending.append(Pending(app=world.app, write=write, idempotency=None))
     with CaptureQueriesContext(connection) as captured:
         answers = step_record_batch(pending)
-    control = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")
-    statements = [
-        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(control)
-    ]
+    statements = row_statements(captured)
     # Per task: its guard (SQLite one read, Postgres two row locks) and its seqs; then one
     # INSERT of all the events and one of all the steps.
     guard = 1 if connection.vendor == "sqlite" else 2
