@@ -11,6 +11,7 @@ option is daphne's own (``python -m ether_site.serve --help``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -31,6 +32,7 @@ __all__ = [
     "EtherHTTPFactory",
     "EtherWebRequest",
     "RedactingServer",
+    "freeze_startup_objects",
     "main",
     "redact",
     "websocket_log",
@@ -96,6 +98,21 @@ def with_backlog(endpoint: str, backlog: int) -> str:
     return f"{endpoint}:backlog={backlog}"
 
 
+def freeze_startup_objects() -> None:
+    """Moves every object alive now (the application loaded: Django, its settings, models,
+    URLs, every imported module) out of the garbage collector's sight, for good.
+
+    A full collection walks every tracked object, and a served Django process holds some
+    hundreds of thousands that live as long as it does. Under load the requests in flight
+    promote enough objects for a full collection about once a second, and each stopped the
+    process for ~100 ms: measured serving steps at 1,700/s, that pause was the p95 and p99
+    (175 / 200 ms against a p50 of 17 ms; issue 18). Frozen, those objects are never
+    walked again; what a request allocates is collected as before. Garbage is collected
+    first, so nothing dead is kept."""
+    gc.collect()
+    gc.freeze()
+
+
 class EtherWebRequest(WebRequest):
     """daphne's request, without Twisted parsing the body of a form POST.
 
@@ -135,6 +152,10 @@ class RedactingServer(Server):
         backlog = listen_backlog()
         endpoints = [with_backlog(e, backlog) for e in endpoints or []]
         super().__init__(*args, action_logger=wrapped, endpoints=endpoints, **kwargs)
+
+    def run(self) -> None:
+        freeze_startup_objects()
+        super().run()
 
     # daphne's Server.run() builds its HTTPFactory and listens with it in one method;
     # taking the factory as it is assigned puts ours in without copying run().
