@@ -363,7 +363,7 @@ def _ready(job: Job) -> Ready | None:
         not idempotency_key.strip() or len(idempotency_key) > MAX_KEY_LENGTH
     ):
         return None
-    app = app_for_key_hash(hash_secret(key))
+    app = app_for_key_hash(hash_secret(key), read_only=True)
     if app is None or app.revoked_at is not None:
         return None
     counted = scope.setdefault(ratelimit.COUNTED, {})

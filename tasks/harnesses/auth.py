@@ -45,14 +45,17 @@ def _forget_on_save(**_kwargs: Any) -> None:
 post_save.connect(_forget_on_save, sender=HarnessApp, dispatch_uid="harness-auth-cache")
 
 
-def app_for_key_hash(key_hash: str) -> HarnessApp | None:
+def app_for_key_hash(key_hash: str, *, read_only: bool = False) -> HarnessApp | None:
+    """The app of a key, from the cache when it is fresh. A request gets its own copy to
+    change; ``read_only`` callers (the step lane, which only reads it) get the cached
+    instance itself and must not change it."""
     ttl = settings.ETHER_AUTH_CACHE_SECONDS
     now = time.monotonic()
     if ttl > 0:
         with _cache_lock:
             hit = _cache.get(key_hash)
         if hit is not None and now - hit[1] < ttl:
-            return copy.copy(hit[0])  # a request may change its copy, never the cached one
+            return hit[0] if read_only else copy.copy(hit[0])
     app = HarnessApp.objects.select_related("org").filter(key_hash=key_hash).first()
     if app is not None and app.revoked_at is None and ttl > 0:
         with _cache_lock:
