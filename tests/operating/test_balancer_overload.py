@@ -1,0 +1,118 @@
+"""haproxy in front of processes that are all busy (``make run WORKERS=N``'s config,
+deploy/haproxy/ether.cfg.in): a process is given at most 64 requests at once, and a
+request beyond that waits in haproxy at most 250 ms, then is refused with Ether's own
+``503 overloaded`` problem document and ``Retry-After`` (issue 18, goal 3).
+
+The backend here accepts connections and never answers, as a process too busy to read
+its requests; so this runs without Postgres or Redis, wherever haproxy is installed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pytest
+
+from ether_site.cluster import haproxy_binary, render_config
+from tests.servers import free_port
+
+HAPROXY = haproxy_binary()
+pytestmark = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
+
+PER_PROCESS = 64  # backend ether's maxconn
+
+
+@contextmanager
+def never_answers() -> Iterator[int]:
+    """A port that takes connections and reads nothing: every request on it waits."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with suppress(TimeoutError, OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in [*held, listener]:
+            conn.close()
+
+
+@contextmanager
+def haproxy(tmp_path: Path, backend: int) -> Iterator[int]:
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        render_config(
+            host="127.0.0.1", port=port, backends=[backend], stats_socket=tmp_path / "stats"
+        )
+    )
+    assert HAPROXY is not None
+    process = subprocess.Popen(
+        [HAPROXY, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert time.monotonic() < deadline, "haproxy did not listen"
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def request(port: int, path: str, timeout: float) -> tuple[int, dict[str, str], bytes, float]:
+    started = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("POST", path, body=b"{}", headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, headers, response.read(), time.monotonic() - started
+    finally:
+        connection.close()
+
+
+def test_past_what_the_processes_take_haproxy_refuses_fast_with_our_problem(tmp_path):
+    with never_answers() as backend, haproxy(tmp_path, backend) as port:
+        # The process's 64 slots, taken by requests it never answers.
+        waiting = []
+        for _ in range(PER_PROCESS):
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            client.sendall(b"GET /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            waiting.append(client)
+        try:
+            time.sleep(0.5)  # all 64 forwarded
+            status, headers, body, elapsed = request(port, "/api/harness/tasks/t/steps", 10)
+        finally:
+            for client in waiting:
+                client.close()
+    assert status == 503
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["retry-after"] == "1"
+    assert headers["cache-control"] == "no-store"
+    problem = json.loads(body)
+    assert (problem["status"], problem["code"]) == (503, "overloaded")
+    assert problem["type"] == "https://ether.dev/problems/overloaded"
+    # The queue's 250 ms, not the server timeout's 60 s.
+    assert 0.2 <= elapsed < 2.0
