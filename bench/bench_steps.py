@@ -14,7 +14,11 @@ Ether's sustained rate over the baseline's (goal: at least 0.5).
 Then **past capacity**: Ether at 1.5 and 2 times its sustained rate (at least 45 and 60/s),
 where admission control (api.admission, and the step lane's own in ether_site/fastlane.py)
 refuses what it cannot take: how many were refused (503 with Retry-After), how fast the
-refusals came, and what the accepted steps' latency was.
+refusals came, and what the accepted steps' latency was. The same two rates again with
+the process behind haproxy as ``make run WORKERS=N`` configures it (deploy/haproxy/
+ether.cfg.in: 64 requests at once per process, 250 ms in haproxy's queue at most), which
+refuses what a process that cannot even read its requests any faster would leave in its
+socket (when haproxy is installed).
 
 SQLite (the in-memory channel layer) and, when they run, Postgres + Redis.
 """
@@ -26,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import client, report, servers
+from bench import balancer, client, report, servers
 from bench import common as c
 
 Request = tuple[str, str, dict[str, str], Any]
@@ -154,13 +158,31 @@ def ladder(quick: bool) -> list[float]:
     if quick:
         return [10.0]
     rates, rate = [], 5.0  # from 5/s: on a loaded shared machine, 20/s was already too many
-    while rate < 5000:  # past what one process of either server has held here
+    while rate < 10_000:  # past what one process of either server has held here (~5,000)
         rates.append(round(rate))
         rate *= GROWTH
     return rates
 
 
-async def one_store(store_name: str, quick: bool, results: dict[str, Any], rows: list) -> None:
+async def behind_haproxy(
+    port: int, make: Callable[[int], Request], rates: list[float], duration: float, key: str
+) -> list[dict[str, Any]]:
+    """The overload rates again, through haproxy in front of the same process; [] when
+    haproxy is not installed."""
+    if not balancer.available():
+        return []
+    out = []
+    with balancer.balanced([port], "steps-haproxy") as front:
+        for rate in rates:
+            await asyncio.sleep(1.0)  # the last overload drained
+            balancer.settle(front)
+            out.append(await open_loop(front, make, rate, duration, f"haproxy {key} @{rate:.0f}/s"))
+    return out
+
+
+async def one_store(
+    store_name: str, quick: bool, results: dict[str, Any], rows: list, balanced_rows: list
+) -> None:
     store = c.sqlite_store("steps") if store_name == "sqlite" else c.postgres_store()
     redis_url = ""
     if store_name == "postgres" and c.redis_available():
@@ -194,7 +216,13 @@ async def one_store(store_name: str, quick: bool, results: dict[str, Any], rows:
 
         return make
 
-    ether_env = {**store.env, "ETHER_LEASE_SECONDS": "3600", "REDIS_URL": redis_url}
+    # No background workers run: /readyz (haproxy's check) must not wait for them.
+    ether_env = {
+        **store.env,
+        "ETHER_LEASE_SECONDS": "3600",
+        "REDIS_URL": redis_url,
+        "ETHER_READY_WORKERS": "",
+    }
     base_env = {"BASELINE_DB": store.path, "BASELINE_REDIS_URL": redis_url}
     layer = "redis" if redis_url else "memory"
     loads = [("one task", 1)] if quick else [("one task", 1), ("50 tasks", 50)]
@@ -225,7 +253,15 @@ async def one_store(store_name: str, quick: bool, results: dict[str, Any], rows:
             overload = await open_loop(
                 ether.port, ether_step(spread), over_rate, duration, f"ether {key} overload"
             )
+            balanced = await behind_haproxy(
+                ether.port, ether_step(spread), [half_rate, over_rate], duration, key
+            )
         ratio = round(ether_best / base_best, 2) if base_best else None
+
+        def outcome(run_: dict[str, Any]) -> str:
+            refused = run_["statuses"].get("503", 0) + run_["statuses"].get("429", 0)
+            return f"{run_['ok']} / {refused} / {run_['offered'] - run_['ok'] - refused}"
+
         last_ok = next((r for r in reversed(ether_rungs) if sustained(r)), ether_rungs[0])
         results[key] = {
             "store": store_name,
@@ -239,7 +275,22 @@ async def one_store(store_name: str, quick: bool, results: dict[str, Any], rows:
             "ether_rungs": ether_rungs,
             "overload": overload,
             "overload_1_5": half_over,
+            "behind_haproxy": balanced,
         }
+        for run_ in balanced:
+            balanced_rows.append(
+                [
+                    f"{store_name} ({layer})",
+                    load,
+                    ether_best,
+                    round(run_["offered_rps"]),
+                    outcome(run_),
+                    run_["accepted"]["p50_ms"],
+                    run_["accepted"]["p99_ms"],
+                    run_["refused"]["p99_ms"],
+                    run_["retry_after_missing"],
+                ]
+            )
 
         def outcome(run_: dict[str, Any]) -> str:
             refused = run_["statuses"].get("503", 0) + run_["statuses"].get("429", 0)
@@ -274,8 +325,9 @@ async def run(quick: bool) -> dict[str, Any]:
     stores = ["sqlite"] + (["postgres"] if c.postgres_available() else [])
     results: dict[str, Any] = {}
     rows: list[list[Any]] = []
+    balanced_rows: list[list[Any]] = []
     for store_name in stores:
-        await one_store(store_name, quick, results, rows)
+        await one_store(store_name, quick, results, rows, balanced_rows)
     headers = [
         "store",
         "load",
@@ -296,4 +348,19 @@ async def run(quick: bool) -> dict[str, Any]:
         "refusal p99 ms",
         "refusals without Retry-After",
     ]
-    return {"results": results, "table": report.table(headers, rows)}
+    balanced_headers = [
+        "store",
+        "load",
+        "Ether steps/s (direct)",
+        "offered/s through haproxy",
+        "ok / refused / failed",
+        "accepted p50 ms",
+        "accepted p99 ms",
+        "refusal p99 ms",
+        "refusals without Retry-After",
+    ]
+    table = report.table(headers, rows)
+    if balanced_rows:
+        table += "\n\nPast capacity behind haproxy (make run WORKERS=N's config):\n\n"
+        table += report.table(balanced_headers, balanced_rows)
+    return {"results": results, "table": table}
