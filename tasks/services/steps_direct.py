@@ -16,7 +16,8 @@ only, as SQL written once:
   transaction.
 
 Steps waiting together are written together (``step_record_batch``), at a cost in
-statements per task rather than per step.
+statements per task rather than per step on Postgres, and of four statements whatever
+the tasks on SQLite.
 
 Anything else returns ``None`` having written nothing (its checks are reads), and
 the caller takes the full path, ``step_record`` behind the DRF view, which answers it:
@@ -90,10 +91,12 @@ def step_record_batch(pending: list[Pending]) -> list[dict[str, Any] | None]:
     ``BEGIN`` and ``COMMIT``; one guard for the steps of one run (the transaction holds
     SQLite's write lock, or the task's and run's row locks on Postgres, so its answer
     holds for the batch); one seq allocation per task; one ``INSERT`` for every event and
-    one for every step. All checks are reads made before any write, so a refused step is
-    simply left out and the others commit without it. Steps are written in the order of
-    their tasks' ids (and, within a task, in the order they came), so two batches (of two
-    processes) take their row locks in the same order and cannot deadlock each other. If
+    one for every step. On SQLite, whose one write lock leaves no lock order to keep,
+    every guard is one read and every seq allocation one update. All checks are reads
+    made before any write, so a refused step is simply left out and the others commit
+    without it. Steps are written in the order of their tasks' ids (and, within a task,
+    in the order they came), so two batches (of two processes) take their row locks in
+    the same order and cannot deadlock each other. If
     anything fails (a database error, a lost race on an ``Idempotency-Key``), the whole
     batch rolls back and every step goes to the full path: nothing half-written."""
     order = sorted(range(len(pending)), key=lambda i: pending[i].write.task_public_id)
@@ -125,23 +128,14 @@ def _checked(items: list[tuple[int, Pending]]) -> list[_Accepted]:
     step that repeats one before it in the batch (its ``client_step_id`` on the same run,
     or its ``Idempotency-Key``) is left out: the full path, after the batch commits,
     answers it as the replay it is."""
-    guards: dict[tuple[Any, ...], tuple[int, int, datetime] | None] = {}
     client_ids: set[tuple[int, str]] = set()
     keys: set[tuple[str, str]] = set()
     accepted = []
     with connection.cursor() as cursor:
+        guards = _guards(cursor, [item for _, item in items])
         for index, item in items:
-            write, app = item.write, item.app
-            guard_key = (
-                app.pk,
-                app.key_hash,
-                write.task_public_id,
-                write.run_id,
-                write.lease_epoch,
-            )
-            if guard_key not in guards:
-                guards[guard_key] = _guard(cursor, app, write)
-            guard = guards[guard_key]
+            write = item.write
+            guard = guards[_guard_key(item)]
             if guard is None:
                 continue
             task_pk, run_pk, now = guard
@@ -170,45 +164,78 @@ def _exists(cursor: Any, model: Any, where: str, params: tuple[Any, ...]) -> boo
     return cursor.fetchone() is not None
 
 
-def _guard(cursor: Any, app: HarnessApp, write: StepWrite) -> tuple[int, int, datetime] | None:
-    """guard_write's conditions for a plain yes: the task in progress, the run this app's
-    live run, its lease unexpired (and its epoch, when sent), the app's key unrevoked.
-    The task's and run's keys and the time of the check, or None."""
-    task_table, run_table, app_table = (
-        Task._meta.db_table,
-        Run._meta.db_table,
-        HarnessApp._meta.db_table,
-    )
-    run_clause = (
+GuardKey = tuple[Any, ...]
+Guard = tuple[int, int, datetime] | None
+
+
+def _guard_key(item: Pending) -> GuardKey:
+    """What a guard's answer depends on: steps with the same key share one guard."""
+    write, app = item.write, item.app
+    return (app.pk, app.key_hash, write.task_public_id, write.run_id, write.lease_epoch)
+
+
+def _guards(cursor: Any, items: list[Pending]) -> dict[GuardKey, Guard]:
+    """The guard of every distinct key of the batch, in the batch's order (task-id order:
+    on Postgres the order the row locks are taken in)."""
+    distinct: dict[GuardKey, Pending] = {}
+    for item in items:
+        distinct.setdefault(_guard_key(item), item)
+    if connection.features.has_select_for_update:
+        return {key: _guard(cursor, item.app, item.write) for key, item in distinct.items()}
+    # SQLite: the transaction holds the one write lock from its BEGIN IMMEDIATE, so every
+    # guard of the batch is one read, and all of them one statement (a batch across 50
+    # tasks paid a statement per task here; issue 18).
+    now = timezone.now()
+    branches, params = [], []
+    for position, item in enumerate(distinct.values()):
+        sql, branch_params = _guard_read(item.app, item.write, now)
+        branches.append(sql.replace("SELECT ", f"SELECT {position}, ", 1))
+        params += branch_params
+    cursor.execute(" UNION ALL ".join(branches), params)
+    found = {int(row[0]): (int(row[1]), int(row[2]), now) for row in cursor.fetchall()}
+    return {key: found.get(position) for position, key in enumerate(distinct)}
+
+
+_TABLES = (Task._meta.db_table, Run._meta.db_table, HarnessApp._meta.db_table)
+
+
+def _run_clause(write: StepWrite) -> str:
+    return (
         "r.public_id = %s AND r.app_id = %s AND r.status = %s AND r.lease_expires_at > %s "
         "AND a.revoked_at IS NULL AND a.key_hash = %s"
         + (" AND r.lease_epoch = %s" if write.lease_epoch is not None else "")
     )
 
-    def run_params(now: datetime) -> list[Any]:
-        epoch = [write.lease_epoch] if write.lease_epoch is not None else []
-        expiry = connection.ops.adapt_datetimefield_value(now)
-        return [write.run_id, app.pk, RunStatus.LIVE, expiry, app.key_hash, *epoch]
 
-    task_params = [app.org_id, write.task_public_id, TaskStatus.IN_PROGRESS]
-    if not connection.features.has_select_for_update:
-        # SQLite: the transaction holds the one write lock from its BEGIN IMMEDIATE, so
-        # the guard is one read.
-        now = timezone.now()
-        cursor.execute(
-            f"SELECT t.id, r.id FROM {task_table} t JOIN {run_table} r ON r.task_id = t.id "
-            f"JOIN {app_table} a ON a.id = r.app_id "
-            f"WHERE t.org_id = %s AND t.public_id = %s AND t.status = %s AND {run_clause}",
-            task_params + run_params(now),
-        )
-        row = cursor.fetchone()
-        return None if row is None else (int(row[0]), int(row[1]), now)
-    # Postgres: the task's row lock first, then the run's, the order every writer takes
-    # them in; the clock is read after the lock wait, as guard_write does.
+def _run_params(app: HarnessApp, write: StepWrite, now: datetime) -> list[Any]:
+    epoch = [write.lease_epoch] if write.lease_epoch is not None else []
+    expiry = connection.ops.adapt_datetimefield_value(now)
+    return [write.run_id, app.pk, RunStatus.LIVE, expiry, app.key_hash, *epoch]
+
+
+def _guard_read(app: HarnessApp, write: StepWrite, now: datetime) -> tuple[str, list[Any]]:
+    """guard_write's conditions for a plain yes as one read (SQLite): the task in
+    progress, the run this app's live run, its lease unexpired (and its epoch, when
+    sent), the app's key unrevoked. Selects the task's and the run's keys."""
+    task_table, run_table, app_table = _TABLES
+    sql = (
+        f"SELECT t.id, r.id FROM {task_table} t JOIN {run_table} r ON r.task_id = t.id "
+        f"JOIN {app_table} a ON a.id = r.app_id "
+        f"WHERE t.org_id = %s AND t.public_id = %s AND t.status = %s AND {_run_clause(write)}"
+    )
+    params = [app.org_id, write.task_public_id, TaskStatus.IN_PROGRESS]
+    return sql, params + _run_params(app, write, now)
+
+
+def _guard(cursor: Any, app: HarnessApp, write: StepWrite) -> Guard:
+    """The guard on Postgres: the task's row lock first, then the run's, the order every
+    writer takes them in; the clock is read after the lock wait, as guard_write does.
+    The task's and run's keys and the time of the check, or None."""
+    task_table, run_table, app_table = _TABLES
     cursor.execute(
         f"SELECT id FROM {task_table} WHERE org_id = %s AND public_id = %s "
         "AND status = %s FOR UPDATE",
-        task_params,
+        [app.org_id, write.task_public_id, TaskStatus.IN_PROGRESS],
     )
     task_row = cursor.fetchone()
     if task_row is None:
@@ -216,8 +243,8 @@ def _guard(cursor: Any, app: HarnessApp, write: StepWrite) -> tuple[int, int, da
     now = timezone.now()
     cursor.execute(
         f"SELECT r.id FROM {run_table} r JOIN {app_table} a ON a.id = r.app_id "
-        f"WHERE r.task_id = %s AND {run_clause} FOR UPDATE OF r",
-        [task_row[0], *run_params(now)],
+        f"WHERE r.task_id = %s AND {_run_clause(write)} FOR UPDATE OF r",
+        [task_row[0], *_run_params(app, write, now)],
     )
     run_row = cursor.fetchone()
     return None if run_row is None else (int(task_row[0]), int(run_row[0]), now)

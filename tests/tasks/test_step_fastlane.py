@@ -346,19 +346,22 @@ def test_a_lane_step_is_within_the_step_query_budget(world):
 
 
 def test_a_batch_costs_statements_per_task_not_per_step(world):
-    """Ten steps on one task and two on another, written together: the guard, the seqs
-    and the inserts are paid per task (and the inserts once), and every step still gets
-    its own consecutive pair of events, in the order the steps came."""
+    """Ten steps on one task and one or two on each of four others, written together: on
+    SQLite the batch is four statements whatever the number of tasks (every guard in one
+    read, every seq in one update, the events, the steps); on Postgres the guard and the
+    seqs are paid per task (row locks in task order) and the inserts once. Every step
+    still gets its own consecutive pair of events, in the order the steps came."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from tasks.services.steps_direct import Pending, step_record_batch
 
     busy, busy_run = live_task(world)
-    quiet, quiet_run = live_task(world)
+    others = [live_task(world) for _ in range(4)]
     batch = [(busy, busy_run, f"step {n}") for n in range(10)]
-    batch.insert(3, (quiet, quiet_run, "quiet one"))
-    batch.append((quiet, quiet_run, "quiet two"))
+    for n, (task, run_id) in enumerate(others):
+        batch.insert(2 * n + 1, (task, run_id, f"quiet {n}"))
+    batch.append((*others[0], "quiet again"))
     pending = []
     for task, run_id, message in batch:
         write = plain_step(task.public_id, plain(run_id, user_message=message))
@@ -367,12 +370,11 @@ def test_a_batch_costs_statements_per_task_not_per_step(world):
     with CaptureQueriesContext(connection) as captured:
         answers = step_record_batch(pending)
     statements = row_statements(captured)
-    # Per task: its guard (SQLite one read, Postgres two row locks) and its seqs; then one
-    # INSERT of all the events and one of all the steps.
-    guard = 1 if connection.vendor == "sqlite" else 2
-    assert len(statements) == 2 * (guard + 1) + 2, statements
+    tasks = 1 + len(others)
+    expected = 4 if connection.vendor == "sqlite" else tasks * (2 + 1) + 2
+    assert len(statements) == expected, statements
     assert all(answer is not None for answer in answers)
-    for task in (busy, quiet):
+    for task in (busy, *(task for task, _ in others)):
         sent = [m for t, _, m in batch if t == task]
         steps = Step.objects.filter(task=task).order_by("seq")
         assert [s.user_message for s in steps] == sent
