@@ -20,7 +20,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from accounts.models import Org
@@ -149,14 +149,21 @@ def record_many(
     return events
 
 
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """A task as the lane's events read it: its key and public id, no model instance."""
+
+    pk: int
+    public_id: str
+
+
 @dataclass(frozen=True)
 class DirectEvents:
-    """The events of one change on one topic, for ``record_direct``. ``task`` may be a
-    bare ``Task(pk=…, public_id=…)``: an event reads only those."""
+    """The events of one change on one topic, for ``record_direct``."""
 
     org_id: int
     topic: str
-    task: Task
+    task: TaskRef
     items: list[tuple[str, Mapping[str, Any]]]
 
 
@@ -170,7 +177,7 @@ class LaneEvent:
     topic: str
     seq: int
     name: str
-    task: Task
+    task: TaskRef
     payload: dict[str, Any]
     created_at: datetime
 
@@ -180,10 +187,11 @@ def record_direct(changes: list[DirectEvents]) -> list[list[LaneEvent]]:
     changes at once: the same events, seqs, webhooks and publishing, each topic's seqs
     taken in one statement and every event written with one precompiled ``INSERT``
     instead of the ORM's."""
-    if not connection.in_atomic_block:
+    db = connections[DEFAULT_DB_ALIAS]  # one lookup, not one per use of the proxy
+    if not db.in_atomic_block:
         raise RuntimeError("events.record must run inside the transaction of its change")
-    ops = connection.ops
-    payload_field = Event._meta.get_field("payload")
+    ops = db.ops
+    encoder = Event._meta.get_field("payload").encoder
     now = timezone.now()
     created_at = ops.adapt_datetimefield_value(now)
     recorded: list[list[LaneEvent]] = []
@@ -195,11 +203,11 @@ def record_direct(changes: list[DirectEvents]) -> list[list[LaneEvent]]:
         for seq, (name, payload) in zip(taken, change.items, strict=True):
             body = {**payload, "task_id": task.public_id}
             events.append(LaneEvent(change.org_id, change.topic, seq, name, task, body, now))
-            stored = payload_field.get_db_prep_value(body, connection, prepared=False)
+            stored = ops.adapt_json_value(body, encoder)  # what JSONField stores
             params += [change.org_id, change.topic, seq, name, task.pk, stored, created_at]
         recorded.append(events)
     rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * sum(map(len, recorded)))
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Event._meta.db_table} "
             f"(org_id, topic, seq, name, task_id, payload, created_at) VALUES {rows}",

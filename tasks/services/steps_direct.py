@@ -268,7 +268,7 @@ def _written(accepted: list[_Accepted]) -> list[tuple[int, dict[str, Any]]]:
                 step_ids[position],
             )
             items += _step_events(write, app, step_id)
-        task = Task(pk=first.task_pk, public_id=task_public_id, org_id=first.item.app.org_id)
+        task = events.TaskRef(pk=first.task_pk, public_id=task_public_id)
         batches.append(
             events.DirectEvents(
                 org_id=first.item.app.org_id,
