@@ -204,7 +204,9 @@ async def one_setup(
         spread = lambda i: step(i, topics[i % len(topics)])  # noqa: E731
         fan_topic = "tasks/bench-fanout"
         one_task = lambda i: step(i, fan_topic)  # noqa: E731
-        ws_path = "/ws"
+        # Any path is the baseline's WebSocket; Ether's path sends it through haproxy's
+        # stream backend as Ether's are (the request backend allows 64 at once).
+        ws_path = "/api/realtime"
     out: dict[str, Any] = {"steps": [], "fanout": {}}
     label = f"workers-{name}-{processes}"
     with (

@@ -93,20 +93,28 @@ def request(port: int, path: str, timeout: float) -> tuple[int, dict[str, str], 
         connection.close()
 
 
+def opened(port: int, path: str) -> socket.socket:
+    """A GET of ``path`` sent and left waiting for its answer."""
+    client = socket.create_connection(("127.0.0.1", port), timeout=10)
+    client.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return client
+
+
+@contextmanager
+def slots_taken(port: int) -> Iterator[None]:
+    """The process's 64 request slots, taken by requests it never answers."""
+    waiting = [opened(port, "/api/tasks") for _ in range(PER_PROCESS)]
+    try:
+        time.sleep(0.5)  # all 64 forwarded
+        yield
+    finally:
+        for client in waiting:
+            client.close()
+
+
 def test_past_what_the_processes_take_haproxy_refuses_fast_with_our_problem(tmp_path):
-    with never_answers() as backend, haproxy(tmp_path, backend) as port:
-        # The process's 64 slots, taken by requests it never answers.
-        waiting = []
-        for _ in range(PER_PROCESS):
-            client = socket.create_connection(("127.0.0.1", port), timeout=10)
-            client.sendall(b"GET /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            waiting.append(client)
-        try:
-            time.sleep(0.5)  # all 64 forwarded
-            status, headers, body, elapsed = request(port, "/api/harness/tasks/t/steps", 10)
-        finally:
-            for client in waiting:
-                client.close()
+    with never_answers() as backend, haproxy(tmp_path, backend) as port, slots_taken(port):
+        status, headers, body, elapsed = request(port, "/api/harness/tasks/t/steps", 10)
     assert status == 503
     assert headers["content-type"] == "application/problem+json"
     assert headers["retry-after"] == "1"
@@ -116,3 +124,22 @@ def test_past_what_the_processes_take_haproxy_refuses_fast_with_our_problem(tmp_
     assert problem["type"] == "https://ether.dev/problems/overloaded"
     # The queue's 250 ms, not the server timeout's 60 s.
     assert 0.2 <= elapsed < 2.0
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/tasks/t/events", "/api/activity/events", "/api/realtime", "/api/harness/claim-next"],
+)
+def test_streams_do_not_count_against_the_limit(tmp_path, path):
+    """Server-sent events, the realtime WebSocket and the claim-next long poll stay open
+    for minutes to hours: they have their own backend, so 64 of them cannot take a
+    process's request slots, and with the slots full they are still forwarded (here to a
+    server that never answers: no answer at all, rather than haproxy's 503)."""
+    with never_answers() as backend, haproxy(tmp_path, backend) as port, slots_taken(port):
+        stream = opened(port, path)
+        stream.settimeout(1.5)
+        try:
+            with pytest.raises(TimeoutError):
+                stream.recv(1024)  # forwarded, and waiting on the process
+        finally:
+            stream.close()
