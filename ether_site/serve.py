@@ -121,7 +121,7 @@ class EtherWebRequest(WebRequest):
     before daphne sees the request. daphne never reads ``args``: it hands the raw body to
     the application, which parses it (Django, within ``ETHER_MAX_BODY_BYTES``). The header
     parse alone was 18% of the event loop's time serving steps at 1,400/s (issue 18); a
-    hostile 1 MB multipart body of 20,000 parts held the loop, and every connection of the
+    hostile 1.1 MB multipart body of 20,000 parts held the loop, and every connection of the
     process, for 0.26 s, before any size limit of ours; and a malformed one got Twisted's
     bare HTML 400 instead of our problem document.
     """
@@ -132,6 +132,8 @@ class EtherWebRequest(WebRequest):
 
 
 class EtherHTTPFactory(HTTPFactory):
+    """daphne's HTTP factory, its connections building ``EtherWebRequest``s."""
+
     def buildProtocol(self, addr: IAddress) -> Protocol | None:
         protocol = super().buildProtocol(addr)
         if protocol is not None:
