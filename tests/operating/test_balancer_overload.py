@@ -32,16 +32,27 @@ PER_PROCESS = 64  # backend ether's maxconn
 
 @contextmanager
 def never_answers() -> Iterator[int]:
-    """A port that takes connections and reads nothing: every request on it waits."""
+    """A port that answers haproxy's health check (so the process stays in rotation, and
+    its backup line, which has 64 slots of its own, is never used) and leaves every
+    other request waiting, as a process too busy to get to them."""
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     held: list[socket.socket] = []
     stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with suppress(OSError):
+            conn.settimeout(10)
+            if conn.recv(4096).startswith(b"GET /readyz "):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                conn.close()
 
     def accept() -> None:
         listener.settimeout(0.2)
         while not stop.is_set():
             with suppress(TimeoutError, OSError):
-                held.append(listener.accept()[0])
+                conn = listener.accept()[0]
+                held.append(conn)
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -64,15 +75,17 @@ def haproxy(tmp_path: Path, backend: int) -> Iterator[int]:
         )
     )
     assert HAPROXY is not None
-    process = subprocess.Popen(
-        [HAPROXY, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # Its warnings to a file: a pipe nobody reads fills up and stops haproxy.
+    with (tmp_path / "haproxy.log").open("wb") as log:
+        process = subprocess.Popen(
+            [HAPROXY, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=log
+        )
     try:
         deadline = time.monotonic() + 15
         while True:
             with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 break
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert process.poll() is None, (tmp_path / "haproxy.log").read_text()
             assert time.monotonic() < deadline, "haproxy did not listen"
             time.sleep(0.05)
         yield port
@@ -112,9 +125,28 @@ def slots_taken(port: int) -> Iterator[None]:
             client.close()
 
 
+def server_status(stats: Path, backend: str, server: str) -> str:
+    """haproxy's view of one server line (its stats socket): UP, DOWN, …"""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(stats))
+        sock.sendall(b"show stat\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    header, *rows = raw.decode().strip().splitlines()
+    names = header.lstrip("# ").split(",")
+    for row in rows:
+        values = dict(zip(names, row.split(","), strict=False))
+        if (values["pxname"], values["svname"]) == (backend, server):
+            return values["status"]
+    raise AssertionError(f"no {backend}/{server} in haproxy's stats")
+
+
 def test_past_what_the_processes_take_haproxy_refuses_fast_with_our_problem(tmp_path):
     with never_answers() as backend, haproxy(tmp_path, backend) as port, slots_taken(port):
         status, headers, body, elapsed = request(port, "/api/harness/tasks/t/steps", 10)
+        # The process was in rotation: the refusal is the limit's, not a failed check's.
+        assert server_status(tmp_path / "stats", "ether", "ether1").startswith("UP")
     assert status == 503
     assert headers["content-type"] == "application/problem+json"
     assert headers["retry-after"] == "1"
