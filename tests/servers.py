@@ -145,16 +145,20 @@ class Cluster:
     state: dict[str, Any]
 
     def haproxy_stats(self) -> list[dict[str, str]]:
-        """haproxy's ``show stat`` (its stats socket), one dict per frontend/server row."""
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(self.state["stats_socket"])
-            sock.sendall(b"show stat\n")
-            raw = b""
-            while chunk := sock.recv(65536):
-                raw += chunk
-        header, *rows = raw.decode().strip().splitlines()
-        names = header.lstrip("# ").split(",")
-        return [dict(zip(names, row.split(","), strict=False)) for row in rows]
+        return haproxy_stats(self.state["stats_socket"])
+
+
+def haproxy_stats(stats_socket: str | Path) -> list[dict[str, str]]:
+    """haproxy's ``show stat`` (its stats socket), one dict per frontend/server row."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(stats_socket))
+        sock.sendall(b"show stat\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    header, *rows = raw.decode().strip().splitlines()
+    names = header.lstrip("# ").split(",")
+    return [dict(zip(names, row.split(","), strict=False)) for row in rows]
 
 
 def cluster_unavailable() -> str | None:

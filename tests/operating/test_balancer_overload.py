@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ether_site.cluster import haproxy_binary, render_config
-from tests.servers import free_port
+from tests.servers import free_port, haproxy_stats
 
 HAPROXY = haproxy_binary()
 pytestmark = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
@@ -126,19 +126,10 @@ def slots_taken(port: int) -> Iterator[None]:
 
 
 def server_status(stats: Path, backend: str, server: str) -> str:
-    """haproxy's view of one server line (its stats socket): UP, DOWN, …"""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(str(stats))
-        sock.sendall(b"show stat\n")
-        raw = b""
-        while chunk := sock.recv(65536):
-            raw += chunk
-    header, *rows = raw.decode().strip().splitlines()
-    names = header.lstrip("# ").split(",")
-    for row in rows:
-        values = dict(zip(names, row.split(","), strict=False))
-        if (values["pxname"], values["svname"]) == (backend, server):
-            return values["status"]
+    """haproxy's view of one server line: UP, DOWN, …"""
+    for row in haproxy_stats(stats):
+        if (row["pxname"], row["svname"]) == (backend, server):
+            return row["status"]
     raise AssertionError(f"no {backend}/{server} in haproxy's stats")
 
 
