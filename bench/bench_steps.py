@@ -97,6 +97,12 @@ async def open_loop(
     }
 
 
+def outcome(out: dict[str, Any]) -> str:
+    """``ok / refused / failed`` of one open-loop run."""
+    refused = out["statuses"].get("503", 0) + out["statuses"].get("429", 0)
+    return f"{out['ok']} / {refused} / {out['offered'] - out['ok'] - refused}"
+
+
 def sustained(out: dict[str, Any]) -> bool:
     return (
         out["ok"] == out["offered"]
@@ -258,10 +264,6 @@ async def one_store(
             )
         ratio = round(ether_best / base_best, 2) if base_best else None
 
-        def outcome(run_: dict[str, Any]) -> str:
-            refused = run_["statuses"].get("503", 0) + run_["statuses"].get("429", 0)
-            return f"{run_['ok']} / {refused} / {run_['offered'] - run_['ok'] - refused}"
-
         last_ok = next((r for r in reversed(ether_rungs) if sustained(r)), ether_rungs[0])
         results[key] = {
             "store": store_name,
@@ -291,10 +293,6 @@ async def one_store(
                     run_["retry_after_missing"],
                 ]
             )
-
-        def outcome(run_: dict[str, Any]) -> str:
-            refused = run_["statuses"].get("503", 0) + run_["statuses"].get("429", 0)
-            return f"{run_['ok']} / {refused} / {run_['offered'] - run_['ok'] - refused}"
 
         rows.append(
             [
