@@ -218,7 +218,7 @@ def record_direct(changes: list[DirectEvents]) -> list[list[LaneEvent]]:
 
 
 def _numbered(
-    *, org: Org | None, topic: str, task: Task | None, items: list[tuple[str, Mapping[str, Any]]]
+    *, org: Org, topic: str, task: Task | None, items: list[tuple[str, Mapping[str, Any]]]
 ) -> list[Event]:
     """The events of one change, with their seqs taken (the topic's counter row is locked
     from here to the end of the transaction)."""
@@ -229,10 +229,9 @@ def _numbered(
     for seq, (name, payload) in zip(_next_seqs(topic, len(items)), items, strict=True):
         body = dict(payload)
         body["task_id"] = task.public_id if task is not None else None
-        event = Event(topic=topic, seq=seq, name=name, task=task, payload=body, created_at=now)
-        if org is not None:
-            event.org = org
-        events.append(event)
+        events.append(
+            Event(org=org, topic=topic, seq=seq, name=name, task=task, payload=body, created_at=now)
+        )
     return events
 
 
