@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from tests.servers import ROOT, daphne, free_port
+from tests.servers import ROOT, daphne, free_ports
 
 DEPLOY = ROOT / "deploy"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -75,7 +75,8 @@ def site_config(directory: Path, *, http: int, https: int, upstreams: list[int])
 
 @needs_nginx
 def test_nginx_accepts_the_shipped_config(tmp_path):
-    main = site_config(tmp_path, http=free_port(), https=free_port(), upstreams=[8001, 8002])
+    http, https = free_ports(2)
+    main = site_config(tmp_path, http=http, https=https, upstreams=[8001, 8002])
     checked = subprocess.run(
         [NGINX, "-t", "-p", str(tmp_path), "-c", str(main)], capture_output=True, text=True
     )
@@ -98,8 +99,9 @@ def wait_listening(port: int, process: subprocess.Popen, log: Path) -> None:
 @needs_nginx
 @pytest.mark.django_db(transaction=True)
 def test_https_websocket_and_sse_through_nginx_to_two_servers(world, tmp_path):
-    http, https = free_port(), free_port()
     with daphne(tmp_path) as one, daphne(tmp_path) as two:
+        # Chosen once both servers listen, so neither can be handed one of their ports.
+        http, https = free_ports(2)
         main = site_config(tmp_path, http=http, https=https, upstreams=[one.port, two.port])
         nginx = subprocess.Popen(
             [NGINX, "-p", str(tmp_path), "-c", str(main)],
