@@ -199,10 +199,21 @@ def _guards(cursor: Any, items: list[Pending]) -> dict[GuardKey, Guard]:
 _TABLES = (Task._meta.db_table, Run._meta.db_table, HarnessApp._meta.db_table)
 
 
+def _literal(value: str) -> str:
+    """A status as an SQL literal. Bound as a parameter, ``status = ?`` on tasks_run made
+    SQLite compile the statement again at every execution: the partial unique index
+    ``one_live_run_per_task`` (``WHERE status = 'live'``) is usable or not depending on
+    the value, so SQLite marks the parameter and re-prepares whenever it is bound. The
+    guard of a 32-task batch took 3.2 ms so and 0.2 ms with the literal (issue 18). Only
+    the code's own constants come here."""
+    assert value.isidentifier(), value
+    return f"'{value}'"
+
+
 def _run_clause(write: StepWrite) -> str:
     return (
-        "r.public_id = %s AND r.app_id = %s AND r.status = %s AND r.lease_expires_at > %s "
-        "AND a.revoked_at IS NULL AND a.key_hash = %s"
+        f"r.public_id = %s AND r.app_id = %s AND r.status = {_literal(RunStatus.LIVE)} "
+        "AND r.lease_expires_at > %s AND a.revoked_at IS NULL AND a.key_hash = %s"
         + (" AND r.lease_epoch = %s" if write.lease_epoch is not None else "")
     )
 
@@ -210,7 +221,7 @@ def _run_clause(write: StepWrite) -> str:
 def _run_params(app: HarnessApp, write: StepWrite, now: datetime) -> list[Any]:
     epoch = [write.lease_epoch] if write.lease_epoch is not None else []
     expiry = connection.ops.adapt_datetimefield_value(now)
-    return [write.run_id, app.pk, RunStatus.LIVE, expiry, app.key_hash, *epoch]
+    return [write.run_id, app.pk, expiry, app.key_hash, *epoch]
 
 
 def _guard_read(app: HarnessApp, write: StepWrite, now: datetime) -> tuple[str, list[Any]]:
@@ -221,9 +232,10 @@ def _guard_read(app: HarnessApp, write: StepWrite, now: datetime) -> tuple[str, 
     sql = (
         f"SELECT t.id, r.id FROM {task_table} t JOIN {run_table} r ON r.task_id = t.id "
         f"JOIN {app_table} a ON a.id = r.app_id "
-        f"WHERE t.org_id = %s AND t.public_id = %s AND t.status = %s AND {_run_clause(write)}"
+        f"WHERE t.org_id = %s AND t.public_id = %s "
+        f"AND t.status = {_literal(TaskStatus.IN_PROGRESS)} AND {_run_clause(write)}"
     )
-    params = [app.org_id, write.task_public_id, TaskStatus.IN_PROGRESS]
+    params = [app.org_id, write.task_public_id]
     return sql, params + _run_params(app, write, now)
 
 
