@@ -34,6 +34,7 @@ from typing import Any
 
 from django.conf import settings
 
+from api import metrics
 from api.problems import is_api_path, problem_body
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def _limits() -> tuple[int, int, float, int]:
 
 
 @functools.cache
-def _refusal(writes: bool) -> bytes:
+def refusal(writes: bool) -> bytes:
     # Built once: past capacity, refusals come by the thousand a second, and rendering
     # the document each time was a fifth of the process's CPU (profiled, issue 18).
     what = "writes" if writes else "requests"
@@ -115,18 +116,23 @@ def _refusal(writes: bool) -> bytes:
     return json.dumps(body).encode()
 
 
-async def refuse(send: Send, *, writes: bool) -> None:
-    payload = _refusal(writes)
+def refusal_headers(length: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(length).encode()),
+        (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+
+
+async def refuse(send: Send, *, writes: bool, where: str = "admission") -> None:
+    metrics.OVERLOAD_REFUSALS.labels(where).inc()
+    payload = refusal(writes)
     await send(
         {
             "type": "http.response.start",
             "status": 503,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-                (b"cache-control", b"no-store"),
-            ],
+            "headers": refusal_headers(len(payload)),
         }
     )
     await send({"type": "http.response.body", "body": payload})

@@ -48,6 +48,14 @@ REQUEST_SECONDS = Histogram(
     ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+# Requests refused past capacity with 503 overloaded, by where: admission (api.admission),
+# step_lane (ether_site.fastlane) or event_loop (ether_site.loadshed, before the
+# application saw them). None reached a view, so ether_http_requests_total has none.
+OVERLOAD_REFUSALS = Counter(
+    "ether_overload_refusals_total",
+    "Requests refused 503 overloaded, by where: admission, step_lane, event_loop.",
+    ["where"],
+)
 
 # --- The harness loop (tasks, delivery) ---------------------------------------------------
 CLAIMS = Counter("ether_claims_total", "Leases granted by a claim.")

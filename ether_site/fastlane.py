@@ -92,7 +92,7 @@ class StepFastLane:
         if answer is OVERLOADED:
             # Past capacity, as api.admission: a fast 503 that has done nothing, rather
             # than a queue that grows by the second (issue 18).
-            await refuse(send, writes=True)
+            await refuse(send, writes=True, where="step_lane")
             return
         if answer is None:
             await self.app(scope, _replay(body, complete, receive), send)

@@ -98,6 +98,11 @@ def with_backlog(endpoint: str, backlog: int) -> str:
     return f"{endpoint}:backlog={backlog}"
 
 
+# Set when serving starts (ether_site.loadshed needs Django set up, and is not imported
+# before): answers a request 503 when the event loop is behind, or says no.
+_shed: Callable[[WebRequest], bool] | None = None
+
+
 def freeze_startup_objects() -> None:
     """Moves every object alive now (the application loaded: Django, its settings, models,
     URLs, every imported module) out of the garbage collector's sight, for good.
@@ -129,6 +134,13 @@ class EtherWebRequest(WebRequest):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._parsePOSTFormSubmission = False
+
+    def process(self) -> Any:
+        # Past what the event loop can read, an API request is refused here, before
+        # daphne builds an application for it (ether_site.loadshed).
+        if _shed is not None and _shed(self):
+            return None
+        return super().process()
 
 
 class EtherHTTPFactory(HTTPFactory):
@@ -163,6 +175,13 @@ class RedactingServer(Server):
 
     def run(self) -> None:
         freeze_startup_objects()
+        global _shed
+        from twisted.internet import reactor
+
+        from ether_site import loadshed
+
+        _shed = loadshed.shed
+        reactor.callWhenRunning(loadshed.start)  # type: ignore[attr-defined]
         super().run()
 
     # daphne's Server.run() builds its HTTPFactory and listens with it in one method;

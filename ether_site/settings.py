@@ -406,3 +406,7 @@ ETHER_MAX_INFLIGHT_REQUESTS = env_int(
 )
 ETHER_ADMISSION_WAIT_MS = env_int("ETHER_ADMISSION_WAIT_MS", 250)
 ETHER_MAX_QUEUED = env_int("ETHER_MAX_QUEUED", 64)
+# Past what the event loop can even read (ether_site/loadshed.py): while it runs this many
+# ms behind, twice in a row, API requests other than streams are refused 503 as they are
+# read, before the application sees them. 0 turns it off.
+ETHER_SHED_LAG_MS = env_int("ETHER_SHED_LAG_MS", 50, minimum=0)

@@ -1,0 +1,135 @@
+"""Past what the event loop itself can read, refuse API requests as they are read.
+
+Why (issue 18, docs/performance.md §8): admission control (api.admission) and the step
+lane (ether_site.fastlane) refuse what they cannot take within ``ETHER_ADMISSION_WAIT_MS``
+of the application seeing a request. But a request reaches the application only when the
+one event loop of the process gets to it. Offered more than the loop can read, a
+process fell behind by seconds before any of that code ran, and refusals took as long
+as steps: at 1.8x the rate one process sustained across 50 tasks, p99 3 s for both, and at
+2.5x, 5.5 s.
+
+So the loop keeps a timer due every ``INTERVAL`` and notes how late it runs: the lag is
+how long anything that became ready now waits before the loop turns to it. While the
+loop is behind by more than ``ETHER_SHED_LAG_MS`` on two ticks in a row (one late tick is
+a single slow callback, not a queue), ``EtherWebRequest`` answers each API request it
+reads with the ``503 overloaded`` problem and ``Retry-After`` before daphne builds an
+application for it: no scope, no Django, no database. A refusal then costs a fraction
+of a request, and the loop catches up. Streams (WebSocket upgrades, SSE, the claim-next
+long poll) are never refused here, as haproxy's stream backend never counts them
+(deploy/haproxy/ether.cfg.in): a reconnect storm must be let in, and a watcher costs
+nothing once connected. Neither are pages, health checks or metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+from django.conf import settings
+
+from api import metrics
+from api.admission import READ_METHODS, refusal, refusal_headers
+from api.problems import is_api_path
+
+log = logging.getLogger(__name__)
+
+# The paths of long-lived requests; the same set as haproxy's `stream` ACL.
+STREAM_PATH = re.compile(
+    r"/api/(tasks/[^/]+|activity)/events|/api/realtime|/api/harness/claim-next"
+)
+
+
+def sheddable(path: str) -> bool:
+    """Whether a request for ``path`` may be refused while the loop is behind."""
+    return is_api_path(path) and STREAM_PATH.fullmatch(path) is None
+
+
+class LoopLag:
+    """How late the event loop runs a timer due every ``INTERVAL``; ``behind`` while it
+    has run more than ``limit`` late twice in a row. ``limit`` 0 never says behind."""
+
+    INTERVAL = 0.01
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.lag = 0.0  # of the last tick, in seconds
+        self.behind = False
+        self.refused = 0  # since the last log line
+        self._logged_at = float("-inf")
+        self._late_before = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due = 0.0
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.limit <= 0 or self._loop is not None:
+            return
+        self._loop = loop
+        self._due = loop.time() + self.INTERVAL
+        loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        self.lag = now - self._due
+        late = self.lag > self.limit
+        behind = late and self._late_before
+        self._late_before = late
+        if behind != self.behind:
+            self._changed(behind)
+        self._due = now + self.INTERVAL
+        self._loop.call_at(self._due, self._tick)
+
+    # Under overload the state can flip several times a second: one line per this many
+    # seconds at most, with what was refused since the last.
+    LOG_EVERY = 10.0
+
+    def _changed(self, behind: bool) -> None:
+        self.behind = behind
+        assert self._loop is not None
+        now = self._loop.time()
+        if behind and now - self._logged_at >= self.LOG_EVERY:
+            self._logged_at = now
+            log.warning(
+                "the event loop is %.0f ms behind: refusing API requests (503 overloaded) "
+                "while it is; %d refused since the last such line",
+                self.lag * 1000,
+                self.refused,
+                extra={"lag_ms": round(self.lag * 1000, 1), "refused": self.refused},
+            )
+            self.refused = 0
+
+    def refuse(self, path: str) -> bool:
+        """Whether to refuse a request for ``path`` now (and count it if so)."""
+        if not self.behind or not sheddable(path):
+            return False
+        self.refused += 1
+        metrics.OVERLOAD_REFUSALS.labels("event_loop").inc()
+        return True
+
+
+# The process's one monitor, started with the server (ether_site.serve).
+MONITOR = LoopLag(0)
+
+
+def start() -> None:
+    """Starts the monitor on the running event loop, with ETHER_SHED_LAG_MS."""
+    MONITOR.limit = max(0, settings.ETHER_SHED_LAG_MS) / 1000
+    # Called as the reactor starts, before its asyncio loop runs: the loop daphne set.
+    MONITOR.start(asyncio.get_event_loop())
+
+
+def shed(request: Any) -> bool:
+    """Answers daphne's ``request`` with the 503 overloaded problem, through daphne's own
+    reply path, when the loop is behind and its path may be refused; else False."""
+    if not MONITOR.refuse(request.path.decode("latin-1")):
+        return False
+    request.request_start = time.time()  # what daphne's duration() reads
+    payload = refusal(writes=request.method.decode("latin-1") not in READ_METHODS)
+    request.handle_reply(
+        {"type": "http.response.start", "status": 503, "headers": refusal_headers(len(payload))}
+    )
+    request.handle_reply({"type": "http.response.body", "body": payload})
+    return True
