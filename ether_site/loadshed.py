@@ -124,7 +124,8 @@ def start() -> None:
 def shed(request: Any) -> bool:
     """Answers daphne's ``request`` with the 503 overloaded problem, through daphne's own
     reply path, when the loop is behind and its path may be refused; else False."""
-    if not MONITOR.refuse(request.path.decode("latin-1")):
+    # Every request of the process comes here: nothing is decoded while the loop keeps up.
+    if not MONITOR.behind or not MONITOR.refuse(request.path.decode("latin-1")):
         return False
     request.request_start = time.time()  # what daphne's duration() reads
     payload = refusal(writes=request.method.decode("latin-1") not in READ_METHODS)

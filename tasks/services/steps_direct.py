@@ -210,9 +210,13 @@ def _literal(value: str) -> str:
     return f"'{value}'"
 
 
+# Built once: the guard's SQL is put together per step of every batch.
+_LIVE, _IN_PROGRESS = _literal(RunStatus.LIVE), _literal(TaskStatus.IN_PROGRESS)
+
+
 def _run_clause(write: StepWrite) -> str:
     return (
-        f"r.public_id = %s AND r.app_id = %s AND r.status = {_literal(RunStatus.LIVE)} "
+        f"r.public_id = %s AND r.app_id = %s AND r.status = {_LIVE} "
         "AND r.lease_expires_at > %s AND a.revoked_at IS NULL AND a.key_hash = %s"
         + (" AND r.lease_epoch = %s" if write.lease_epoch is not None else "")
     )
@@ -233,7 +237,7 @@ def _guard_read(app: HarnessApp, write: StepWrite, now: datetime) -> tuple[str, 
         f"SELECT t.id, r.id FROM {task_table} t JOIN {run_table} r ON r.task_id = t.id "
         f"JOIN {app_table} a ON a.id = r.app_id "
         f"WHERE t.org_id = %s AND t.public_id = %s "
-        f"AND t.status = {_literal(TaskStatus.IN_PROGRESS)} AND {_run_clause(write)}"
+        f"AND t.status = {_IN_PROGRESS} AND {_run_clause(write)}"
     )
     params = [app.org_id, write.task_public_id]
     return sql, params + _run_params(app, write, now)
