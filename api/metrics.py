@@ -56,6 +56,13 @@ OVERLOAD_REFUSALS = Counter(
     "Requests refused 503 overloaded, by where: admission, step_lane, event_loop.",
     ["where"],
 )
+# API requests (not streams) a served process has read and not yet answered: the crowd
+# that ether_site.loadshed refuses past. livesum: the sum over live processes.
+API_INFLIGHT = Gauge(
+    "ether_api_requests_in_flight",
+    "API requests (not SSE, WebSocket or claim-next) read and not yet answered.",
+    multiprocess_mode="livesum",
+)
 
 # --- The harness loop (tasks, delivery) ---------------------------------------------------
 CLAIMS = Counter("ether_claims_total", "Leases granted by a claim.")

@@ -11,10 +11,18 @@ as steps: at 1.8x the rate one process sustained across 50 tasks, p99 3 s for bo
 So the loop keeps a timer due every ``INTERVAL`` and notes how late it runs: the lag is
 how long anything that became ready now waits before the loop turns to it. While the
 loop is behind by more than ``ETHER_SHED_LAG_MS`` on two ticks in a row (one late tick is
-a single slow callback, not a queue), ``EtherWebRequest`` answers each API request it
-reads with the ``503 overloaded`` problem and ``Retry-After`` before daphne builds an
-application for it: no scope, no Django, no database. A refusal then costs a fraction
-of a request, and the loop catches up. Streams (WebSocket upgrades, SSE, the claim-next
+a single slow callback, not a queue) and at least ``ETHER_SHED_MIN_INFLIGHT`` API requests
+are in flight in the process, ``EtherWebRequest`` answers each API request it reads with
+the ``503 overloaded`` problem and ``Retry-After`` before daphne builds an application for
+it: no scope, no Django, no database. A refusal then costs a fraction of a request, and
+the loop catches up.
+
+Why both: a loop can be behind with no queue of requests at all. Sending each step's
+frame to 1,000 WebSockets kept one process's loop over 50 ms late on a slow machine
+while steps came at 20 a second, and the lag alone refused 31 of 200 steps that the
+process had time for (docs/performance.md §8, run F). Refusing helps only when requests
+are what the loop is behind on; at a few in flight it would refuse the very requests the
+watchers are waiting to see. Streams (WebSocket upgrades, SSE, the claim-next
 long poll) are never refused here, as haproxy's stream backend never counts them
 (deploy/haproxy/ether.cfg.in): a reconnect storm must be let in, and a watcher costs
 nothing once connected. Neither are pages, health checks or metrics.
@@ -49,12 +57,18 @@ def sheddable(path: str) -> bool:
 
 class LoopLag:
     """How late the event loop runs a timer due every ``INTERVAL``; ``behind`` while it
-    has run more than ``limit`` late twice in a row. ``limit`` 0 never says behind."""
+    has run more than ``limit`` late twice in a row. ``limit`` 0 never says behind. And
+    how many sheddable requests are in flight: ``refuse`` says yes only while behind with
+    at least ``crowd`` of them."""
 
     INTERVAL = 0.01
 
-    def __init__(self, limit: float) -> None:
+    def __init__(self, limit: float, crowd: int = 0) -> None:
         self.limit = limit
+        # Refuse only while at least this many sheddable requests are in flight.
+        self.crowd = crowd
+        # Sheddable requests handed to the application and not yet answered or gone.
+        self.inflight = 0
         self.lag = 0.0  # of the last tick, in seconds
         self.behind = False
         self.refused = 0  # since the last log line
@@ -94,16 +108,23 @@ class LoopLag:
             self._logged_at = now
             log.warning(
                 "the event loop is %.0f ms behind: refusing API requests (503 overloaded) "
-                "while it is; %d refused since the last such line",
+                "while it is and %d or more are in flight (%d now); %d refused since the "
+                "last such line",
                 self.lag * 1000,
+                self.crowd,
+                self.inflight,
                 self.refused,
-                extra={"lag_ms": round(self.lag * 1000, 1), "refused": self.refused},
+                extra={
+                    "lag_ms": round(self.lag * 1000, 1),
+                    "inflight": self.inflight,
+                    "refused": self.refused,
+                },
             )
             self.refused = 0
 
-    def refuse(self, path: str) -> bool:
-        """Whether to refuse a request for ``path`` now (and count it if so)."""
-        if not self.behind or not sheddable(path):
+    def refuse(self) -> bool:
+        """Whether to refuse a sheddable request now (and count it if so)."""
+        if not self.behind or self.inflight < self.crowd:
             return False
         self.refused += 1
         metrics.OVERLOAD_REFUSALS.labels("event_loop").inc()
@@ -117,15 +138,21 @@ MONITOR = LoopLag(0)
 def start() -> None:
     """Starts the monitor on the running event loop, with ETHER_SHED_LAG_MS."""
     MONITOR.limit = max(0, settings.ETHER_SHED_LAG_MS) / 1000
+    MONITOR.crowd = max(0, settings.ETHER_SHED_MIN_INFLIGHT)
     # Called as the reactor starts, before its asyncio loop runs: the loop daphne set.
     MONITOR.start(asyncio.get_event_loop())
 
 
 def shed(request: Any) -> bool:
     """Answers daphne's ``request`` with the 503 overloaded problem, through daphne's own
-    reply path, when the loop is behind and its path may be refused; else False."""
-    # Every request of the process comes here: nothing is decoded while the loop keeps up.
-    if not MONITOR.behind or not MONITOR.refuse(request.path.decode("latin-1")):
+    reply path, when the loop is behind in a crowd and its path may be refused; else
+    False, and a sheddable request is counted in flight until ``done(request)``."""
+    if not sheddable(request.path.decode("latin-1")):
+        return False
+    if not MONITOR.refuse():
+        MONITOR.inflight += 1
+        metrics.API_INFLIGHT.inc()
+        request.ether_inflight = True
         return False
     request.request_start = time.time()  # what daphne's duration() reads
     payload = refusal(writes=request.method.decode("latin-1") not in READ_METHODS)
@@ -134,3 +161,11 @@ def shed(request: Any) -> bool:
     )
     request.handle_reply({"type": "http.response.body", "body": payload})
     return True
+
+
+def done(request: Any) -> None:
+    """``request`` was answered, or its client went away: no longer in flight."""
+    if getattr(request, "ether_inflight", False):
+        request.ether_inflight = False
+        MONITOR.inflight -= 1
+        metrics.API_INFLIGHT.dec()

@@ -99,8 +99,10 @@ def with_backlog(endpoint: str, backlog: int) -> str:
 
 
 # Set when serving starts (ether_site.loadshed needs Django set up, and is not imported
-# before): answers a request 503 when the event loop is behind, or says no.
+# before): answers a request 503 when the event loop is behind, or says no and counts it
+# in flight; and notes that a request is no longer in flight.
 _shed: Callable[[WebRequest], bool] | None = None
+_done: Callable[[WebRequest], None] | None = None
 
 
 def freeze_startup_objects() -> None:
@@ -142,6 +144,16 @@ class EtherWebRequest(WebRequest):
             return None
         return super().process()
 
+    def finish(self) -> Any:
+        if _done is not None:
+            _done(self)
+        return super().finish()
+
+    def connectionLost(self, reason: Any) -> None:
+        if _done is not None:
+            _done(self)
+        super().connectionLost(reason)
+
 
 class EtherHTTPFactory(HTTPFactory):
     """daphne's HTTP factory, its connections building ``EtherWebRequest``s."""
@@ -175,12 +187,12 @@ class RedactingServer(Server):
 
     def run(self) -> None:
         freeze_startup_objects()
-        global _shed
+        global _shed, _done
         from twisted.internet import reactor
 
         from ether_site import loadshed
 
-        _shed = loadshed.shed
+        _shed, _done = loadshed.shed, loadshed.done
         reactor.callWhenRunning(loadshed.start)  # type: ignore[attr-defined]
         super().run()
 
