@@ -18,6 +18,15 @@ requests already wait) it is answered ``503 overloaded`` with ``Retry-After``, a
 document, having changed nothing. The requests admitted keep their latency, because the
 queue in front of the database stays as short as the limits.
 
+A queue that stays is overload, not a burst: a request that joins a queue that has not
+been empty for ``STANDING_SECONDS`` waits at most ``ETHER_ADMISSION_STANDING_WAIT_MS``
+(25), a tenth of the usual wait. This is CoDel's rule as Facebook's servers apply it to
+their request queues ("Fail at Scale", ACM Queue, 2015). With the whole wait for every
+request, the ones taken past capacity had each waited most of it: heartbeats offered at
+twice what one process serves took 265 ms at the median against 6 ms below capacity
+(issue 18, docs/performance.md §8, "Fifth pass"). A burst after a quiet spell still gets
+the whole wait, and the queue empties, so the first request after it does too.
+
 Long-poll waits (``api.longpoll``) sit outside this: each of their looks is admitted on
 its own, and nothing is held between looks. WebSockets and pages other than the API are
 not limited here.
@@ -29,6 +38,7 @@ import asyncio
 import functools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,6 +59,27 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_AFTER_SECONDS = 1
 
 
+# A wait queue not empty for this long is standing (see the module).
+STANDING_SECONDS = 0.1
+
+
+class Standing:
+    """When a queue was last seen empty, and so how long one more request may wait."""
+
+    def __init__(self) -> None:
+        self.empty_at = time.monotonic()
+
+    def empty(self) -> None:
+        self.empty_at = time.monotonic()
+
+    def wait(self, burst: float, standing: float) -> float:
+        """``burst`` while the queue has been empty within ``STANDING_SECONDS``, else the
+        shorter of ``standing`` and ``burst``."""
+        if time.monotonic() - self.empty_at <= STANDING_SECONDS:
+            return burst
+        return min(burst, standing)
+
+
 class Gate:
     """A counting gate with a bounded, time-limited queue, for one event loop."""
 
@@ -56,11 +87,20 @@ class Gate:
         self.limit = limit
         self.inflight = 0
         self.waiters: list[asyncio.Future[None]] = []
+        self.queue = Standing()
 
-    async def enter(self, wait_seconds: float, max_queued: int) -> bool:
-        if self.inflight < self.limit and not self.waiters:
-            self.inflight += 1
-            return True
+    async def enter(
+        self, wait_seconds: float, max_queued: int, standing_wait: float | None = None
+    ) -> bool:
+        """Takes a slot, waiting for one at most ``wait_seconds`` (``standing_wait``
+        when the queue is standing); False if none came."""
+        if not self.waiters:
+            self.queue.empty()
+            if self.inflight < self.limit:
+                self.inflight += 1
+                return True
+        if standing_wait is not None:
+            wait_seconds = self.queue.wait(wait_seconds, standing_wait)
         if len(self.waiters) >= max_queued or wait_seconds <= 0:
             return False
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -82,13 +122,18 @@ class Gate:
     def _drop(self, waiter: asyncio.Future[None]) -> None:
         if waiter in self.waiters:
             self.waiters.remove(waiter)
+            if not self.waiters:
+                self.queue.empty()
 
     def leave(self) -> None:
         while self.waiters:
             waiter = self.waiters.pop(0)
             if not waiter.done():
                 waiter.set_result(None)  # hand the slot over: inflight stays the same
+                if not self.waiters:
+                    self.queue.empty()
                 return
+        self.queue.empty()
         self.inflight -= 1
 
 
@@ -99,6 +144,11 @@ def _limits() -> tuple[int, int, float, int]:
         settings.ETHER_ADMISSION_WAIT_MS / 1000,
         settings.ETHER_MAX_QUEUED,
     )
+
+
+def standing_wait() -> float:
+    """How long a request may wait in a standing queue, in seconds."""
+    return settings.ETHER_ADMISSION_STANDING_WAIT_MS / 1000
 
 
 @functools.cache
@@ -166,10 +216,13 @@ class AdmissionASGI:
         is_write = scope.get("method", "GET") not in READ_METHODS and max_writes > 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        if not await request_gate.enter(wait, max_queued):
+        standing = standing_wait()
+        if not await request_gate.enter(wait, max_queued, standing):
             await refuse(send, writes=False)
             return
-        if is_write and not await write_gate.enter(max(0.0, deadline - loop.time()), max_queued):
+        if is_write and not await write_gate.enter(
+            max(0.0, deadline - loop.time()), max_queued, standing
+        ):
             request_gate.leave()
             await refuse(send, writes=True)
             return

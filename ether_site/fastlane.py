@@ -45,7 +45,7 @@ from django.http.request import split_domain_port, validate_host
 
 from accounts.credentials import HARNESS_KEY_PREFIX, hash_secret
 from api import ratelimit
-from api.admission import refuse
+from api.admission import Standing, refuse, standing_wait
 from api.idempotency import MAX_KEY_LENGTH, fingerprint
 from ether_site.logformat import request_id
 from ether_site.observability import record_request, sane_request_id
@@ -87,7 +87,8 @@ class StepFastLane:
         rid = sane_request_id(headers.get("x-request-id")) or uuid.uuid4().hex
         answer = None
         if complete:
-            job = Job(scope, headers, body, match.group(1), rid, time.monotonic())
+            wait = self.writer.allowed_wait()
+            job = Job(scope, headers, body, match.group(1), rid, time.monotonic(), wait)
             answer = OVERLOADED if self.writer.full() else await self.writer.submit(job)
         if answer is OVERLOADED:
             # Past capacity, as api.admission: a fast 503 that has done nothing, rather
@@ -121,6 +122,7 @@ class Job:
     task_id: str
     rid: str
     queued_at: float
+    wait: float  # how long it may wait for the writer (Writer.allowed_wait)
 
 
 class ClientGone(Exception):
@@ -151,10 +153,12 @@ class Writer:
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.pending = 0  # submitted and not yet answered; read and written on the loop
+        self.backlog = Standing()  # when the writer last found its queue empty
 
     # Admission control as api.admission has it, for steps that hold no thread while they
-    # wait: a step waits for the writer at most ETHER_ADMISSION_WAIT_MS and is then
-    # refused, having done nothing (``_run``); and at most QUEUE_FACTOR times as many steps
+    # wait: a step waits for the writer at most ETHER_ADMISSION_WAIT_MS (or, when the
+    # writer has not emptied its queue for 100 ms, ETHER_ADMISSION_STANDING_WAIT_MS) and is
+    # then refused, having done nothing (``_run``); and at most QUEUE_FACTOR times as many steps
     # as admission lets into Django (writes in flight + queued: 1,088 by default) wait at
     # all, past which a step is refused at once. The wait bounds the latency of the steps
     # taken; the count bounds the memory of a flood.
@@ -169,11 +173,18 @@ class Writer:
     # However short ETHER_ADMISSION_WAIT_MS, a step may wait this long: about one batch.
     MIN_WAIT = 0.02
 
+    def allowed_wait(self) -> float:
+        """How long a step submitted now may wait for the writer (on the loop): decided
+        as it joins the queue, as api.admission does."""
+        if self.pending == 0:
+            self.backlog.empty()  # nothing waits: however long the writer has idled
+        wait = self.backlog.wait(settings.ETHER_ADMISSION_WAIT_MS / 1000, standing_wait())
+        return max(wait, self.MIN_WAIT)
+
     def overdue(self, job: Job) -> bool:
         if settings.ETHER_MAX_INFLIGHT_REQUESTS <= 0:
             return False
-        limit = max(settings.ETHER_ADMISSION_WAIT_MS / 1000, self.MIN_WAIT)
-        return time.monotonic() - job.queued_at > limit
+        return time.monotonic() - job.queued_at > job.wait
 
     def submit(self, job: Job) -> asyncio.Future[Answer]:
         self._start()
@@ -204,6 +215,9 @@ class Writer:
                 try:
                     taken.append(self.queue.get_nowait())
                 except queue.Empty:
+                    # This batch takes every step waiting: a step queued from now on joins
+                    # a queue that was just empty.
+                    self.backlog.empty()
                     break
             late = [self.overdue(job) for job, _ in taken]
             try:

@@ -405,6 +405,9 @@ ETHER_MAX_INFLIGHT_REQUESTS = env_int(
     16 if _on_sqlite else env_int("ETHER_DB_POOL_SIZE", 10, minimum=1),
 )
 ETHER_ADMISSION_WAIT_MS = env_int("ETHER_ADMISSION_WAIT_MS", 250)
+# ...and at most this long in a queue that has not been empty for 100 ms (api/admission.py):
+# past capacity, the requests taken keep their latency.
+ETHER_ADMISSION_STANDING_WAIT_MS = env_int("ETHER_ADMISSION_STANDING_WAIT_MS", 25, minimum=0)
 ETHER_MAX_QUEUED = env_int("ETHER_MAX_QUEUED", 64)
 # Past what the event loop can even read (ether_site/loadshed.py): while it runs this many
 # ms behind, twice in a row, API requests other than streams are refused 503 as they are

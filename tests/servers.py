@@ -118,6 +118,7 @@ def daphne(tmp_path: Path, *, redis_url: str | None = None, **env: str) -> Itera
         # burst of a test on a loaded machine is not an overload to refuse. The overload
         # tests (tests/test_admission.py) set their own short limits.
         "ETHER_ADMISSION_WAIT_MS": "20000",
+        "ETHER_ADMISSION_STANDING_WAIT_MS": "20000",
         "ETHER_MAX_QUEUED": "1000",
         # Nor is an event loop a loaded machine keeps waiting (ether_site.loadshed;
         # tests/operating/test_loadshed.py sets its own).
@@ -205,8 +206,10 @@ def cluster(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[Cluster]:
         "ETHER_LOG_LEVEL": "INFO",
         "PROMETHEUS_MULTIPROC_DIR": str(var / "metrics"),
         # A loaded machine (a browser, the suite, two servers on two cores) keeps event
-        # loops waiting; that is not an overload to refuse (ether_site.loadshed).
+        # loops waiting; that is not an overload to refuse (ether_site.loadshed), nor is a
+        # queue it keeps for a while (api.admission: the whole default wait, 250 ms).
         "ETHER_SHED_LAG_MS": "0",
+        "ETHER_ADMISSION_STANDING_WAIT_MS": "250",
         **database_env(),
         **env,
     }

@@ -195,3 +195,35 @@ def test_the_gate_hands_slots_over_in_order_and_bounds_its_queue():
         return log
 
     assert asyncio.run(scenario()) == ["late:refused", "a:in", "b:in"]
+
+
+def test_a_standing_queue_gives_a_newcomer_the_short_wait_and_a_burst_the_whole_one():
+    """CoDel's rule: a request that joins a queue which has held someone for more than
+    STANDING_SECONDS may wait only the standing wait; once the queue has emptied, the
+    first to join it again gets the whole wait."""
+
+    async def scenario() -> tuple[float, bool, bool]:
+        loop = asyncio.get_running_loop()
+        gate = Gate(1)
+        assert await gate.enter(5, 10, 0.05)  # the one slot
+        first = asyncio.create_task(gate.enter(5, 10, 0.05))  # joins an empty queue: 5 s
+        await asyncio.sleep(0.3)  # the queue has held "first" for 300 ms: it stands
+        started = loop.time()
+        newcomer = await gate.enter(5, 10, 0.05)
+        waited = loop.time() - started
+        first_still_waits = not first.done()
+        gate.leave()  # the slot goes to "first"; the queue is empty
+        assert await first
+        burst = asyncio.create_task(gate.enter(5, 10, 0.05))  # joins an empty queue again
+        await asyncio.sleep(0.3)
+        burst_still_waits = not burst.done()
+        gate.leave()
+        assert await burst
+        gate.leave()
+        assert gate.inflight == 0 and not gate.waiters
+        return waited, newcomer or not first_still_waits, burst_still_waits
+
+    waited, newcomer_or_first_gone, burst_still_waits = asyncio.run(scenario())
+    assert not newcomer_or_first_gone  # refused, while the first went on waiting
+    assert 0.04 <= waited < 1, waited  # after the standing wait, not the whole 5 s
+    assert burst_still_waits  # 300 ms in, past the standing wait: it had the whole wait

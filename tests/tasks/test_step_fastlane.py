@@ -9,6 +9,7 @@ shows which requests the lane left to Django; every case is also sent to Django 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from datetime import timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -272,7 +274,7 @@ def test_lane_and_full_path_writers_on_one_task_keep_seqs_gapless(world, stack):
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(12)]
     # A burst of a test on a loaded machine is not an overload to refuse (as tests/servers.py).
-    with override_settings(ETHER_ADMISSION_WAIT_MS=20000):
+    with override_settings(ETHER_ADMISSION_WAIT_MS=20000, ETHER_ADMISSION_STANDING_WAIT_MS=100):
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -433,3 +435,61 @@ def test_behind_a_tls_proxy_the_lane_answers_as_django_does(world):
         )
         assert stranger[0] == 400
         assert not Step.objects.filter(task=task).exists()
+
+
+def test_steps_joining_a_standing_queue_wait_only_the_standing_wait(world, monkeypatch):
+    """The writer held up by another transaction on the task (SQLite's write lock, the
+    task's row lock on Postgres): a step joins the queue while it has just been emptied
+    and gets the whole wait; steps that join after it has stood longer than
+    STANDING_SECONDS get the standing wait, outlast it, and are refused 503 overloaded
+    having written nothing. When the writer is free again, the first ones are stored."""
+    from api import admission
+
+    monkeypatch.setattr(admission, "STANDING_SECONDS", 1.0)
+    lane = StepFastLane(ProblemASGIHandler())  # a writer of its own, its queue empty
+    task, run_id = live_task(world)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():  # SQLite: BEGIN IMMEDIATE takes the write lock
+                Task.objects.select_for_update().get(pk=task.pk)
+                Task.objects.filter(pk=task.pk).update(updated_at=timezone.now())
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(30)
+    headers = {
+        "Host": "127.0.0.1",
+        "Authorization": f"Bearer {world.key}",
+        "Content-Type": "application/json",
+    }
+
+    async def send(message: str) -> tuple:
+        body = json.dumps(plain(run_id, user_message=message)).encode()
+        sent = {**headers, "Content-Length": str(len(body))}
+        return await _post(lane, f"/api/harness/tasks/{task.public_id}/steps", body, sent)
+
+    async def scenario() -> tuple[list[tuple], list[tuple]]:
+        first = [asyncio.create_task(send("first"))]
+        await asyncio.sleep(0.05)  # the writer took "first" and waits for the lock
+        early = [asyncio.create_task(send(f"early {i}")) for i in range(5)]
+        await asyncio.sleep(1.3)  # the queue has stood 1.3 s: past STANDING_SECONDS
+        late = [asyncio.create_task(send(f"late {i}")) for i in range(5)]
+        await asyncio.sleep(0.3)  # past the late ones' standing wait
+        release.set()
+        return await asyncio.gather(*first, *early), await asyncio.gather(*late)
+
+    with override_settings(ETHER_ADMISSION_WAIT_MS=20000, ETHER_ADMISSION_STANDING_WAIT_MS=100):
+        taken, refused = async_to_sync(scenario)()
+    holder.join(30)
+    assert [status for status, _h, _b in taken] == [201] * 6
+    assert [(s, b["code"], h["retry-after"]) for s, h, b in refused] == [
+        (503, "overloaded", "1")
+    ] * 5
+    messages = set(Step.objects.filter(task=task).values_list("user_message", flat=True))
+    assert messages == {"first"} | {f"early {i}" for i in range(5)}
