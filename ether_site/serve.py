@@ -190,10 +190,11 @@ class RedactingServer(Server):
         global _shed, _done
         from twisted.internet import reactor
 
-        from ether_site import loadshed
+        from ether_site import loadshed, walcheckpoint
 
         _shed, _done = loadshed.shed, loadshed.done
         reactor.callWhenRunning(loadshed.start)  # type: ignore[attr-defined]
+        walcheckpoint.start()  # SQLite's checkpoints in a thread, not in a step's commit
         super().run()
 
     # daphne's Server.run() builds its HTTPFactory and listens with it in one method;
