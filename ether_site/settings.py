@@ -413,9 +413,9 @@ ETHER_MAX_QUEUED = env_int("ETHER_MAX_QUEUED", 64)
 # ms behind, twice in a row, API requests other than streams are refused 503 as they are
 # read, before the application sees them. 0 turns it off.
 ETHER_SHED_LAG_MS = env_int("ETHER_SHED_LAG_MS", 50, minimum=0)
-# A served SQLite database is checkpointed this often by a thread of its own, not in the
-# commit that fills the log (ether_site/walcheckpoint.py). 0: only by the commits.
-ETHER_SQLITE_CHECKPOINT_MS = env_int("ETHER_SQLITE_CHECKPOINT_MS", 500, minimum=0)
 # ...and only while at least this many API requests (not streams) are in flight in the
 # process: a loop behind on sending frames to watchers, with few requests, refuses none.
 ETHER_SHED_MIN_INFLIGHT = env_int("ETHER_SHED_MIN_INFLIGHT", 16, minimum=0)
+# A served SQLite database is checkpointed this often by a thread of its own, not in the
+# commit that fills the log (ether_site/walcheckpoint.py). 0: only by the commits.
+ETHER_SQLITE_CHECKPOINT_MS = env_int("ETHER_SQLITE_CHECKPOINT_MS", 500, minimum=0)
