@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common as c
-from bench import report
+from bench import goals, report
 
 NAMES = [
     "fanout",
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sections = [f"machine: `{json.dumps(info)}`", ""]
     failed = []
+    outs: dict[str, dict[str, Any]] = {}
     for name in names:
         module = importlib.import_module(f"bench.bench_{name}")
         started = time.perf_counter()
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         out["quick"] = args.quick
         out["seconds"] = round(elapsed, 1)
         out["load_after"] = os.getloadavg()
+        outs[name] = out
         path = report.write_json(name, out)
         text = f"\n## {name} ({elapsed:.0f} s, load {out['load_after'][0]:.2f}) → {path}\n\n"
         text += out["table"] + "\n"
@@ -119,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             text += "\n" + extra + "\n"
         print(text, flush=True)
         sections.append(text)
+    # Last, what the run says of issue 18's goals (bench/goals.py).
+    text = f"\n## issue 18 goals, this run\n\n{goals.table(outs)}\n"
+    print(text, flush=True)
+    sections.append(text)
     (c.OUT / "report.md").write_text("\n".join(sections) + "\n")
     return 1 if failed else 0
 

@@ -26,6 +26,7 @@ SQLite (the in-memory channel layer) and, when they run, Postgres + Redis.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -321,6 +322,9 @@ async def one_store(
 async def run(quick: bool) -> dict[str, Any]:
     c.raise_fd_limit()
     stores = ["sqlite"] + (["postgres"] if c.postgres_available() else [])
+    # ETHER_BENCH_STEPS=sqlite runs one store (while investigating).
+    only = os.environ.get("ETHER_BENCH_STEPS", "")
+    stores = [s for s in stores if not only or s == only]
     results: dict[str, Any] = {}
     rows: list[list[Any]] = []
     balanced_rows: list[list[Any]] = []

@@ -42,3 +42,8 @@ def test_every_benchmark_runs_in_quick_mode(tmp_path):
         assert f"## {name}" in done.stdout
     contention = json.loads((tmp_path / "contention.json").read_text())
     assert all(r["one_winner"] == r["rounds"] for r in contention["results"].values())
+    # The run ends with issue 18's goals judged on it (bench/goals.py), each with a verdict.
+    goals = done.stdout.split("## issue 18 goals, this run", 1)[1]
+    for goal in ("1. steps/s", "2. fan-out", "3. past capacity", "4. step POST", "5. 1 and 2"):
+        line = next(row for row in goals.splitlines() if goal in row)
+        assert line.rstrip(" |").endswith(("met", "NOT met", "not run")), line
