@@ -16,9 +16,9 @@ where admission control (api.admission, and the step lane's own in ether_site/fa
 refuses what it cannot take: how many were refused (503 with Retry-After), how fast the
 refusals came, and what the accepted steps' latency was. The same two rates again with
 the process behind haproxy as ``make run WORKERS=N`` configures it (deploy/haproxy/
-ether.cfg.in: 64 requests at once per process, 250 ms in haproxy's queue at most), which
-refuses what a process that cannot even read its requests any faster would leave in its
-socket (when haproxy is installed).
+ether.cfg.in: 64 requests at once per process, at most 64 more waiting in haproxy's
+queue, each at most 250 ms), which refuses what a process that cannot even read its
+requests any faster would leave in its socket (when haproxy is installed).
 
 SQLite (the in-memory channel layer) and, when they run, Postgres + Redis.
 """

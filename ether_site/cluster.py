@@ -82,6 +82,11 @@ def max_connections() -> int:
     return max(256, min(10_000, (limit - 200) // 2))
 
 
+# Requests a process works on at once, behind haproxy; as many again per process may wait
+# in haproxy's queue (deploy/haproxy/ether.cfg.in).
+PER_PROCESS = 64
+
+
 def render_config(
     *, host: str, port: int, backends: list[int], stats_socket: Path, template: Path = TEMPLATE
 ) -> str:
@@ -97,6 +102,8 @@ def render_config(
         fallback=fallback,
         bind=f"{host}:{port}",
         maxconn=max_connections(),
+        per_process=PER_PROCESS,
+        queued=PER_PROCESS * len(backends),
         stats_socket=str(stats_socket),
         servers=servers,
         tracked=tracked,

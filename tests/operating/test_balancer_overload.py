@@ -1,7 +1,8 @@
 """haproxy in front of processes that are all busy (``make run WORKERS=N``'s config,
 deploy/haproxy/ether.cfg.in): a process is given at most 64 requests at once, and a
 request beyond that waits in haproxy at most 250 ms, then is refused with Ether's own
-``503 overloaded`` problem document and ``Retry-After`` (issue 18, goal 3).
+``503 overloaded`` problem document and ``Retry-After`` (issue 18, goal 3); past 64
+such waiting requests a process, at once.
 
 The backend here accepts connections and never answers, as a process too busy to read
 its requests; so this runs without Postgres or Redis, wherever haproxy is installed.
@@ -147,6 +148,36 @@ def test_past_what_the_processes_take_haproxy_refuses_fast_with_our_problem(tmp_
     assert problem["type"] == "https://ether.dev/problems/overloaded"
     # The queue's 250 ms, not the server timeout's 60 s.
     assert 0.2 <= elapsed < 2.0
+
+
+def _stat(stats: Path, proxy: str, server: str, field: str) -> int:
+    for row in haproxy_stats(stats):
+        if (row["pxname"], row["svname"]) == (proxy, server):
+            return int(row[field] or 0)
+    raise AssertionError(f"no {proxy}/{server} in haproxy's stats")
+
+
+def test_past_the_queue_s_length_a_request_is_refused_as_it_arrives(tmp_path):
+    """64 requests already wait for the process: the next one is refused at once, not
+    after the queue's 250 ms (under a steady overload, waiting out the time limit is what
+    each request taken had done first)."""
+    with never_answers() as backend, haproxy(tmp_path, backend) as port, slots_taken(port):
+        queued = [opened(port, "/api/tasks") for _ in range(PER_PROCESS)]
+        try:
+            status, headers, body, elapsed = request(port, "/api/harness/tasks/t/steps", 10)
+            denied = _stat(tmp_path / "stats", "ether", "FRONTEND", "dreq")
+            # The 64 were queued, and leave the queue after its 250 ms with the 503.
+            answers = []
+            for client in queued:
+                client.settimeout(5)
+                answers.append(client.recv(4096).split(b"\r\n", 1)[0])
+        finally:
+            for client in queued:
+                client.close()
+    assert (status, headers["retry-after"], json.loads(body)["code"]) == (503, "1", "overloaded")
+    assert denied == 1  # by the length limit, not by the queue's time limit
+    assert elapsed < 0.2, elapsed
+    assert set(answers) == {b"HTTP/1.1 503 Service Unavailable"}
 
 
 @pytest.mark.parametrize(
