@@ -18,14 +18,15 @@ requests already wait) it is answered ``503 overloaded`` with ``Retry-After``, a
 document, having changed nothing. The requests admitted keep their latency, because the
 queue in front of the database stays as short as the limits.
 
-A queue that stays is overload, not a burst: a request that joins a queue that has not
-been empty for ``STANDING_SECONDS`` waits at most ``ETHER_ADMISSION_STANDING_WAIT_MS``
-(25), a tenth of the usual wait. This is CoDel's rule as Facebook's servers apply it to
-their request queues ("Fail at Scale", ACM Queue, 2015). With the whole wait for every
-request, the ones taken past capacity had each waited most of it: heartbeats offered at
-twice what one process serves took 265 ms at the median against 6 ms below capacity
-(issue 18, docs/performance.md §8, "Fifth pass"). A burst after a quiet spell still gets
-the whole wait, and the queue empties, so the first request after it does too.
+A queue that stays is overload, not a burst: a request that joins a queue that for
+``STANDING_SECONDS`` was never empty and had nobody leave it within
+``ETHER_ADMISSION_STANDING_WAIT_MS`` (25) waits at most that, a tenth of the usual wait.
+This is CoDel's rule as Facebook's servers apply it to their request queues ("Fail at
+Scale", ACM Queue, 2015). With the whole wait for every request, the ones taken past
+capacity had each waited most of it: heartbeats offered at twice what one process serves
+took 265 ms at the median against 6 ms below capacity (issue 18, docs/performance.md §8,
+"Fifth pass"). A burst after a quiet spell still gets the whole wait, and the queue
+empties, so the first request after it does too.
 
 Long-poll waits (``api.longpoll``) sit outside this: each of their looks is admitted on
 its own, and nothing is held between looks. WebSockets and pages other than the API are
@@ -38,6 +39,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -59,23 +61,39 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_AFTER_SECONDS = 1
 
 
-# A wait queue not empty for this long is standing (see the module).
+# A queue that for this long was never empty and had nobody leave it soon is standing
+# (see the module).
 STANDING_SECONDS = 0.1
 
 
 class Standing:
-    """When a queue was last seen empty, and so how long one more request may wait."""
+    """Whether a queue is standing, and so how long one more request may wait.
+
+    Standing: for ``STANDING_SECONDS`` the queue was never seen empty and nobody left it
+    within the standing wait. Leaving counts as CoDel measures a queue, by the time the
+    one who left had waited (its sojourn). A queue that is merely never empty is not
+    standing: the step lane's writer takes at most a batch at a time, so near capacity its
+    queue held some steps all the time while each waited a few milliseconds; counted as
+    standing, the short wait refused steps at a rate the process kept up with (issue 18,
+    docs/performance.md §8, "Sixth pass"). A queue nobody leaves at all (its server held
+    up) stands."""
 
     def __init__(self) -> None:
-        self.empty_at = time.monotonic()
+        self.moved_at = time.monotonic()  # last seen empty, or left soon by someone
 
     def empty(self) -> None:
-        self.empty_at = time.monotonic()
+        """The queue is empty: whatever comes next waits for nothing."""
+        self.moved_at = time.monotonic()
+
+    def left(self, sojourn: float, standing: float) -> None:
+        """Someone left the queue after waiting ``sojourn`` seconds (``math.inf`` for one
+        refused for its wait); ``standing`` is the standing wait."""
+        if sojourn <= standing:
+            self.moved_at = time.monotonic()
 
     def wait(self, burst: float, standing: float) -> float:
-        """``burst`` while the queue has been empty within ``STANDING_SECONDS``, else the
-        shorter of ``standing`` and ``burst``."""
-        if time.monotonic() - self.empty_at <= STANDING_SECONDS:
+        """``burst``, or the shorter of ``standing`` and ``burst`` while standing."""
+        if time.monotonic() - self.moved_at <= STANDING_SECONDS:
             return burst
         return min(burst, standing)
 
@@ -105,11 +123,15 @@ class Gate:
             return False
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
+        queued_at = time.monotonic()
         try:
             await asyncio.wait_for(waiter, wait_seconds)
         except TimeoutError:
             # wait_for cancelled the waiter, so leave() skips it; it returns a result
             # instead when the slot was handed over just as time ran out.
+            if standing_wait is not None:
+                # Refused for its wait: it counts as one that waited too long.
+                self.queue.left(math.inf, standing_wait)
             self._drop(waiter)
             return False
         except asyncio.CancelledError:  # the client or the server went away
@@ -117,6 +139,8 @@ class Gate:
             if waiter.done() and not waiter.cancelled():
                 self.leave()  # a slot was handed to us: pass it on
             raise
+        if standing_wait is not None:
+            self.queue.left(time.monotonic() - queued_at, standing_wait)
         return True  # the slot was handed over by leave(): inflight already counts it
 
     def _drop(self, waiter: asyncio.Future[None]) -> None:

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import queue
 import re
 import threading
@@ -153,11 +154,11 @@ class Writer:
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.pending = 0  # submitted and not yet answered; read and written on the loop
-        self.backlog = Standing()  # when the writer last found its queue empty
+        self.backlog = Standing()  # whether the steps it takes have waited long
 
     # Admission control as api.admission has it, for steps that hold no thread while they
-    # wait: a step waits for the writer at most ETHER_ADMISSION_WAIT_MS (or, when the
-    # writer has not emptied its queue for 100 ms, ETHER_ADMISSION_STANDING_WAIT_MS) and is
+    # wait: a step waits for the writer at most ETHER_ADMISSION_WAIT_MS (or, when for 100 ms
+    # every step it took had waited longer, ETHER_ADMISSION_STANDING_WAIT_MS) and is
     # then refused, having done nothing (``_run``); and at most QUEUE_FACTOR times as many steps
     # as admission lets into Django (writes in flight + queued: 1,088 by default) wait at
     # all, past which a step is refused at once. The wait bounds the latency of the steps
@@ -211,15 +212,23 @@ class Writer:
     def _run(self) -> None:
         while True:
             taken = [self.queue.get()]
+            drained = False
             while len(taken) < self.BATCH:
                 try:
                     taken.append(self.queue.get_nowait())
                 except queue.Empty:
-                    # This batch takes every step waiting: a step queued from now on joins
-                    # a queue that was just empty.
-                    self.backlog.empty()
+                    drained = True
                     break
             late = [self.overdue(job) for job, _ in taken]
+            # Oldest first, so that the newest step taken says whether the queue stands.
+            now, standing = time.monotonic(), standing_wait()
+            for (job, _), overdue in zip(taken, late, strict=True):
+                # A step refused for its wait counts as one that waited too long.
+                self.backlog.left(math.inf if overdue else now - job.queued_at, standing)
+            if drained:
+                # This batch takes every step waiting: a step queued from now on joins a
+                # queue that was just empty.
+                self.backlog.empty()
             try:
                 written = iter(
                     _steps([job for (job, _), o in zip(taken, late, strict=True) if not o])

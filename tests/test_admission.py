@@ -198,22 +198,26 @@ def test_the_gate_hands_slots_over_in_order_and_bounds_its_queue():
 
 
 def test_a_standing_queue_gives_a_newcomer_the_short_wait_and_a_burst_the_whole_one():
-    """CoDel's rule: a request that joins a queue which has held someone for more than
-    STANDING_SECONDS may wait only the standing wait; once the queue has emptied, the
-    first to join it again gets the whole wait."""
+    """CoDel's rule: once every request leaving the queue for STANDING_SECONDS had waited
+    longer than the standing wait, a request that joins it may wait only the standing
+    wait; once the queue has emptied, the first to join it again gets the whole wait."""
 
     async def scenario() -> tuple[float, bool, bool]:
         loop = asyncio.get_running_loop()
         gate = Gate(1)
         assert await gate.enter(5, 10, 0.05)  # the one slot
         first = asyncio.create_task(gate.enter(5, 10, 0.05))  # joins an empty queue: 5 s
-        await asyncio.sleep(0.3)  # the queue has held "first" for 300 ms: it stands
+        second = asyncio.create_task(gate.enter(5, 10, 0.05))
+        await asyncio.sleep(0.3)
+        gate.leave()  # "first" leaves the queue after 300 ms
+        assert await first
+        await asyncio.sleep(0.15)  # nobody left sooner for 150 ms: the queue stands
         started = loop.time()
         newcomer = await gate.enter(5, 10, 0.05)
         waited = loop.time() - started
-        first_still_waits = not first.done()
-        gate.leave()  # the slot goes to "first"; the queue is empty
-        assert await first
+        second_still_waits = not second.done()
+        gate.leave()  # the slot goes to "second"; the queue is empty
+        assert await second
         burst = asyncio.create_task(gate.enter(5, 10, 0.05))  # joins an empty queue again
         await asyncio.sleep(0.3)
         burst_still_waits = not burst.done()
@@ -221,9 +225,37 @@ def test_a_standing_queue_gives_a_newcomer_the_short_wait_and_a_burst_the_whole_
         assert await burst
         gate.leave()
         assert gate.inflight == 0 and not gate.waiters
-        return waited, newcomer or not first_still_waits, burst_still_waits
+        return waited, newcomer or not second_still_waits, burst_still_waits
 
-    waited, newcomer_or_first_gone, burst_still_waits = asyncio.run(scenario())
-    assert not newcomer_or_first_gone  # refused, while the first went on waiting
+    waited, newcomer_or_second_gone, burst_still_waits = asyncio.run(scenario())
+    assert not newcomer_or_second_gone  # refused, while "second" went on waiting
     assert 0.04 <= waited < 1, waited  # after the standing wait, not the whole 5 s
     assert burst_still_waits  # 300 ms in, past the standing wait: it had the whole wait
+
+
+def test_a_queue_never_empty_whose_requests_leave_soon_is_not_standing():
+    """Near capacity a queue can hold someone all the time while each request waits a
+    few milliseconds: that is not a standing queue, and a newcomer gets the whole wait
+    (with "not empty for STANDING_SECONDS" as the rule, it was refused after 50 ms)."""
+
+    async def scenario() -> bool:
+        gate = Gate(1)
+        assert await gate.enter(5, 10, 0.05)
+        waiting = asyncio.create_task(gate.enter(5, 10, 0.05))
+        for _ in range(25):  # 250 ms in all, the queue never empty
+            await asyncio.sleep(0.01)
+            following = asyncio.create_task(gate.enter(5, 10, 0.05))
+            await asyncio.sleep(0)  # it has joined the queue behind "waiting"
+            gate.leave()  # "waiting" leaves after about 10 ms and takes the slot
+            assert await waiting
+            waiting = following
+        newcomer = asyncio.create_task(gate.enter(5, 10, 0.05))
+        await asyncio.sleep(0.2)
+        newcomer_still_waits = not newcomer.done()
+        for _ in range(3):
+            gate.leave()
+        assert await waiting and await newcomer
+        assert gate.inflight == 0 and not gate.waiters
+        return newcomer_still_waits
+
+    assert asyncio.run(scenario())
