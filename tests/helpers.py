@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import time_machine
 from asgiref.testing import ApplicationCommunicator
 from channels.testing import WebsocketCommunicator
+from django.db import connection
 from django.test import Client
 
 from tests import factories
@@ -289,3 +291,16 @@ async def asgi_http(
     # connection until the suite ran out of them (80, at ~80% of a full run).
     await communicator.wait(timeout)
     return start["status"], start["headers"], content
+
+
+def raw_connection() -> psycopg.Connection[Any]:
+    """A connection of the test's own, outside Django and its pool, to hold a lock with."""
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+        application_name="ether-fault-test-lock",
+    )

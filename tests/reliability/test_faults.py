@@ -16,14 +16,13 @@ import urllib.request
 import uuid
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import connection
 from websockets.sync.client import connect
 
 from delivery.models import Delivery
 from tasks.models import Event, Step, Task
-from tests.helpers import stored
+from tests.helpers import raw_connection, stored
 from tests.servers import Server, daphne, free_port
 from tests.tasks.test_realtime_server import REDIS_SERVER, private_redis
 
@@ -190,19 +189,6 @@ def send(
         return error.code, dict(error.headers), json.loads(error.read())
 
 
-def raw_connection() -> psycopg.Connection[Any]:
-    """A connection of the test's own, outside Django and its pool, to hold a lock with."""
-    db = connection.settings_dict
-    return psycopg.connect(
-        host=db["HOST"] or None,
-        port=db["PORT"] or None,
-        user=db["USER"] or None,
-        password=db["PASSWORD"] or None,
-        dbname=db["NAME"],
-        application_name="ether-fault-test-lock",
-    )
-
-
 def backends(app_name: str, *, waiting: bool = False) -> list[tuple[int, str]]:
     """The server's backends (pid, query), told apart from the test's own by the
     ``application_name`` the server was started with (libpq reads ``PGAPPNAME``)."""
@@ -316,9 +302,15 @@ def test_backend_killed_under_the_step_lane_hands_the_step_to_the_full_path_once
         status, _, claim = send(server, "POST", f"{base}/claim", world.key, {"app_id": "builder"})
         assert status == 200, claim
         step = {"run_id": claim["run_id"], "phase": "coding_agent", "user_message": "killed"}
-        # The lane's locking read of the task row (tasks/services/steps_direct.py, _guard).
+        # The lane's locking read of the task and run rows (tasks/services/steps_direct.py,
+        # _guard).
         status, headers, first = step_killed_while_blocked(
-            server, app_name, task, world.key, step, f"SELECT id FROM {Task._meta.db_table} "
+            server,
+            app_name,
+            task,
+            world.key,
+            step,
+            f"SELECT t.id, r.id, r.lease_expires_at FROM {Task._meta.db_table} t ",
         )
         assert status == 201, first
         status, headers, again = send(server, "POST", f"{base}/steps", world.key, step, "s1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from api.models import IdempotencyRecord
 from ether_site.fastlane import StepFastLane
 from tasks.models import Event, Run, Step, Task
 from tasks.services.steps_direct import plain_step
-from tests.helpers import asgi_http, room_in_rate_window, row_statements
+from tests.helpers import asgi_http, raw_connection, room_in_rate_window, row_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -340,18 +341,19 @@ def test_a_lane_step_is_within_the_step_query_budget(world):
     with CaptureQueriesContext(connection) as captured:
         assert step_record_direct(app=world.app, write=write, idempotency=None) is not None
     # Counted as tests/tasks/test_query_counts.py counts: statements that read or write
-    # rows (not BEGIN, COMMIT or savepoints). SQLite: the guard, the seqs, the events,
-    # the step; Postgres reads the task's and the run's row locks apart.
+    # rows (not BEGIN, COMMIT or savepoints): the guard (on Postgres taking the task's and
+    # the run's row locks), the seqs, the events, the step.
     statements = row_statements(captured)
-    assert len(statements) == (4 if connection.vendor == "sqlite" else 5), statements
+    assert len(statements) == 4, statements
     assert Step.objects.filter(task=task).count() == 1
 
 
 def test_a_batch_costs_statements_per_task_not_per_step(world):
     """Ten steps on one task and one or two on each of four others, written together: on
     SQLite the batch is four statements whatever the number of tasks (every guard in one
-    read, every seq in one update, the events, the steps); on Postgres the guard and the
-    seqs are paid per task (row locks in task order) and the inserts once. Every step
+    read, every seq in one update, the events, the steps); on Postgres the guard (one
+    statement taking both row locks) and the seqs are paid per task (row locks in task
+    order) and the inserts once. Every step
     still gets its own consecutive pair of events, in the order the steps came."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -373,7 +375,7 @@ def test_a_batch_costs_statements_per_task_not_per_step(world):
         answers = step_record_batch(pending)
     statements = row_statements(captured)
     tasks = 1 + len(others)
-    expected = 4 if connection.vendor == "sqlite" else tasks * (2 + 1) + 2
+    expected = 4 if connection.vendor == "sqlite" else tasks * (1 + 1) + 2
     assert len(statements) == expected, statements
     assert all(answer is not None for answer in answers)
     for task in (busy, *(task for task, _ in others)):
@@ -390,6 +392,72 @@ def test_a_batch_costs_statements_per_task_not_per_step(world):
             assert (step.seq, payload["step_id"]) == (seq, step.public_id)
         by_id = {a["step_id"]: a["seq"] for a in answers}
         assert {s.public_id: s.seq for s in steps}.items() <= by_id.items()
+
+
+def _blocked_guards() -> int:
+    """Backends of this database waiting on a lock in the lane's Postgres guard."""
+    with raw_connection() as probe:
+        row = probe.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE 'SELECT t.id, r.id, %%FOR UPDATE OF t, r'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="row locks; SQLite has one write lock, no order"
+)
+@pytest.mark.parametrize("held", ["task", "run"])
+def test_the_postgres_guard_takes_the_task_lock_before_the_run_lock(world, held):
+    """The lane's guard takes both row locks in one statement. It must take them in the
+    order every writer does (the task's, then the run's: leases.guard_write), or a guard
+    and a full-path write could each hold one and wait for the other. Another transaction
+    holds one of the two rows: while the guard waits for the task, the run is free; while
+    it waits for the run, it holds the task. Then the step is written once."""
+    import psycopg
+
+    from tasks.services.steps_direct import Pending, step_record_batch
+
+    task, run_id = live_task(world)
+    run = Run.objects.get(public_id=run_id)
+    write = plain_step(task.public_id, plain(run_id, user_message="in order"))
+    assert write is not None
+    rows = {"task": (Task._meta.db_table, task.pk), "run": (Run._meta.db_table, run.pk)}
+    answers: list[list[Any]] = []
+
+    def lane() -> None:
+        try:
+            answers.append(
+                step_record_batch([Pending(app=world.app, write=write, idempotency=None)])
+            )
+        finally:
+            connection.close()
+
+    holder = raw_connection()
+    thread = threading.Thread(target=lane)
+    try:
+        table, pk = rows[held]
+        holder.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [pk])
+        thread.start()
+        deadline = time.monotonic() + 15
+        while _blocked_guards() == 0:
+            assert time.monotonic() < deadline, "the guard never waited on the row lock"
+            time.sleep(0.02)
+        other_table, other_pk = rows["run" if held == "task" else "task"]
+        with raw_connection() as probe:
+            lock = f"SELECT id FROM {other_table} WHERE id = %s FOR UPDATE NOWAIT"
+            if held == "task":
+                probe.execute(lock, [other_pk])  # free: the guard holds nothing yet
+            else:
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    probe.execute(lock, [other_pk])  # the guard holds the task
+        holder.rollback()
+        thread.join(timeout=30)
+    finally:
+        holder.close()
+    assert not thread.is_alive()
+    assert len(answers) == 1 and answers[0][0] is not None, answers
+    assert [s.user_message for s in Step.objects.filter(task=task)] == ["in order"]
 
 
 SECURE = {
