@@ -250,11 +250,12 @@ def _guard(cursor: Any, app: HarnessApp, write: StepWrite) -> Guard:
     """The guard on Postgres, in one statement: the read above, locking the task's row and
     then the run's (``FOR UPDATE OF t, r`` locks a row's marks in the order named: the
     order every writer takes them in, so a guard waiting for the task holds no lock on its
-    run; tests/tasks/test_step_fastlane.py holds it to that). Two statements before, one
-    lock each: a round trip per task of a batch, ~0.4 ms of a step's ~3.5 ms on this
-    machine's Postgres (issue 18). The lease is checked against the clock read after the
-    statement, i.e. after any lock wait, as guard_write does; an expired one answers None
-    with the locks held to the batch's end, as a refused guard_write holds the task's.
+    run; tests/tasks/test_step_fastlane.py holds it to that). It was two statements, one
+    lock each: a batch across 50 tasks now pays 50 fewer (756 steps/s against 683 on this
+    machine; a lone step measured the same, docs/performance.md §8 "Sixth pass"). The
+    lease is checked against the clock read after the statement, i.e. after any lock
+    wait, as guard_write does; an expired one answers None with the locks held to the
+    batch's end, as a refused guard_write holds the task's.
     The task's and run's keys and the time of the check, or None."""
     sql, params = _guard_read(app, write, None)
     cursor.execute(f"{sql} FOR UPDATE OF t, r", params)

@@ -16,6 +16,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection, transaction
@@ -353,8 +354,8 @@ def test_a_batch_costs_statements_per_task_not_per_step(world):
     SQLite the batch is four statements whatever the number of tasks (every guard in one
     read, every seq in one update, the events, the steps); on Postgres the guard (one
     statement taking both row locks) and the seqs are paid per task (row locks in task
-    order) and the inserts once. Every step
-    still gets its own consecutive pair of events, in the order the steps came."""
+    order) and the inserts once. Every step still gets its own consecutive pair of
+    events, in the order the steps came."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -414,8 +415,6 @@ def test_the_postgres_guard_takes_the_task_lock_before_the_run_lock(world, held)
     and a full-path write could each hold one and wait for the other. Another transaction
     holds one of the two rows: while the guard waits for the task, the run is free; while
     it waits for the run, it holds the task. Then the step is written once."""
-    import psycopg
-
     from tasks.services.steps_direct import Pending, step_record_batch
 
     task, run_id = live_task(world)
