@@ -188,11 +188,19 @@ def _guards(cursor: Any, items: list[Pending]) -> dict[GuardKey, Guard]:
     now = timezone.now()
     branches, params = [], []
     for position, item in enumerate(distinct.values()):
-        sql, branch_params = _guard_read(item.app, item.write, now)
-        branches.append(sql.replace("SELECT ", f"SELECT {position}, ", 1))
+        columns = f"{position} AS p, t.id AS task, r.id AS run"
+        sql, branch_params = _guard_read(item.app, item.write, now, columns=columns)
+        branches.append(sql)
         params += branch_params
-    cursor.execute(" UNION ALL ".join(branches), params)
-    found = {int(row[0]): (int(row[1]), int(row[2]), now) for row in cursor.fetchall()}
+    # One row, not a row per guard: Python's sqlite3 lets go of the interpreter for every
+    # row it steps and must win it back from the event loop's thread each time, and a
+    # batch across 32 tasks stepped 32 rows here (issue 18, docs/performance.md §8).
+    cursor.execute(
+        f"SELECT json_group_array(json_array(p, task, run)) FROM ({' UNION ALL '.join(branches)})",
+        params,
+    )
+    (rows,) = cursor.fetchone()
+    found = {int(p): (int(task), int(run), now) for p, task, run in json.loads(rows)}
     return {key: found.get(position) for position, key in enumerate(distinct)}
 
 
@@ -229,15 +237,21 @@ def _run_params(app: HarnessApp, write: StepWrite, now: datetime | None) -> list
     return [write.run_id, app.pk, *expiry, app.key_hash, *epoch]
 
 
-def _guard_read(app: HarnessApp, write: StepWrite, now: datetime | None) -> tuple[str, list[Any]]:
+def _guard_read(
+    app: HarnessApp,
+    write: StepWrite,
+    now: datetime | None,
+    *,
+    columns: str = "t.id, r.id, r.lease_expires_at",
+) -> tuple[str, list[Any]]:
     """guard_write's conditions for a plain yes as one read: the task in progress, the run
     this app's live run, its lease unexpired at ``now`` (and its epoch, when sent), the
-    app's key unrevoked. Selects the task's and the run's keys, and the lease's expiry.
-    With ``now`` None the lease is left to the caller (Postgres: checked after the lock
-    wait)."""
+    app's key unrevoked. Selects ``columns``: the task's and the run's keys, and the
+    lease's expiry. With ``now`` None the lease is left to the caller (Postgres: checked
+    after the lock wait)."""
     task_table, run_table, app_table = _TABLES
     sql = (
-        f"SELECT t.id, r.id, r.lease_expires_at FROM {task_table} t "
+        f"SELECT {columns} FROM {task_table} t "
         f"JOIN {run_table} r ON r.task_id = t.id JOIN {app_table} a ON a.id = r.app_id "
         f"WHERE t.org_id = %s AND t.public_id = %s "
         f"AND t.status = {_IN_PROGRESS} AND {_run_clause(write, lease=now is not None)}"
