@@ -222,21 +222,6 @@ def _literal(value: str) -> str:
 _LIVE, _IN_PROGRESS = _literal(RunStatus.LIVE), _literal(TaskStatus.IN_PROGRESS)
 
 
-def _run_clause(write: StepWrite, *, lease: bool = True) -> str:
-    return (
-        f"r.public_id = %s AND r.app_id = %s AND r.status = {_LIVE} "
-        + ("AND r.lease_expires_at > %s " if lease else "")
-        + "AND a.revoked_at IS NULL AND a.key_hash = %s"
-        + (" AND r.lease_epoch = %s" if write.lease_epoch is not None else "")
-    )
-
-
-def _run_params(app: HarnessApp, write: StepWrite, now: datetime | None) -> list[Any]:
-    epoch = [write.lease_epoch] if write.lease_epoch is not None else []
-    expiry = [] if now is None else [connection.ops.adapt_datetimefield_value(now)]
-    return [write.run_id, app.pk, *expiry, app.key_hash, *epoch]
-
-
 def _guard_read(
     app: HarnessApp,
     write: StepWrite,
@@ -250,14 +235,25 @@ def _guard_read(
     lease's expiry. With ``now`` None the lease is left to the caller (Postgres: checked
     after the lock wait)."""
     task_table, run_table, app_table = _TABLES
+    # Each condition beside its parameter, so the optional ones cannot fall out of step.
+    where = [
+        ("t.org_id = %s", app.org_id),
+        ("t.public_id = %s", write.task_public_id),
+        ("r.public_id = %s", write.run_id),
+        ("r.app_id = %s", app.pk),
+    ]
+    if now is not None:
+        where.append(("r.lease_expires_at > %s", connection.ops.adapt_datetimefield_value(now)))
+    where.append(("a.key_hash = %s", app.key_hash))
+    if write.lease_epoch is not None:
+        where.append(("r.lease_epoch = %s", write.lease_epoch))
     sql = (
         f"SELECT {columns} FROM {task_table} t "
         f"JOIN {run_table} r ON r.task_id = t.id JOIN {app_table} a ON a.id = r.app_id "
-        f"WHERE t.org_id = %s AND t.public_id = %s "
-        f"AND t.status = {_IN_PROGRESS} AND {_run_clause(write, lease=now is not None)}"
+        f"WHERE t.status = {_IN_PROGRESS} AND r.status = {_LIVE} AND a.revoked_at IS NULL "
+        f"AND {' AND '.join(condition for condition, _ in where)}"
     )
-    params = [app.org_id, write.task_public_id]
-    return sql, params + _run_params(app, write, now)
+    return sql, [value for _, value in where]
 
 
 def _guard(cursor: Any, app: HarnessApp, write: StepWrite) -> Guard:
