@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -186,22 +187,35 @@ def _guards(cursor: Any, items: list[Pending]) -> dict[GuardKey, Guard]:
     # guard of the batch is one read, and all of them one statement (a batch across 50
     # tasks paid a statement per task here; issue 18).
     now = timezone.now()
-    branches, params = [], []
-    for position, item in enumerate(distinct.values()):
-        columns = f"{position} AS p, t.id AS task, r.id AS run"
-        sql, branch_params = _guard_read(item.app, item.write, now, columns=columns)
-        branches.append(sql)
-        params += branch_params
-    # One row, not a row per guard: Python's sqlite3 lets go of the interpreter for every
-    # row it steps and must win it back from the event loop's thread each time, and a
-    # batch across 32 tasks stepped 32 rows here (issue 18, docs/performance.md §8).
-    cursor.execute(
-        f"SELECT json_group_array(json_array(p, task, run)) FROM ({' UNION ALL '.join(branches)})",
-        params,
-    )
-    (rows,) = cursor.fetchone()
-    found = {int(p): (int(task), int(run), now) for p, task, run in json.loads(rows)}
+    reads = [
+        _guard_read(
+            item.app, item.write, now, columns=f"{position} AS p, t.id AS task, r.id AS run"
+        )
+        for position, item in enumerate(distinct.values())
+    ]
+    found: dict[int, Guard] = {}
+    # SQLite refuses a compound SELECT of more terms than its limit (500 by default): a
+    # batch across more tasks than that is read in several statements.
+    terms = _compound_limit(cursor)
+    for start in range(0, len(reads), terms):
+        chunk = reads[start : start + terms]
+        # One row, not a row per guard: Python's sqlite3 lets go of the interpreter for
+        # every row it steps and must win it back from the event loop's thread each time,
+        # and a batch across 32 tasks stepped 32 rows here (issue 18, docs/performance.md
+        # §8).
+        cursor.execute(
+            "SELECT json_group_array(json_array(p, task, run)) FROM "
+            f"({' UNION ALL '.join(sql for sql, _ in chunk)})",
+            [param for _, params in chunk for param in params],
+        )
+        (rows,) = cursor.fetchone()
+        found.update({int(p): (int(task), int(run), now) for p, task, run in json.loads(rows)})
     return {key: found.get(position) for position, key in enumerate(distinct)}
+
+
+def _compound_limit(cursor: Any) -> int:
+    """How many SELECTs SQLite lets one ``UNION ALL`` join, as this connection has it."""
+    return int(cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT))
 
 
 _TABLES = (Task._meta.db_table, Run._meta.db_table, HarnessApp._meta.db_table)

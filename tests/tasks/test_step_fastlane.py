@@ -395,6 +395,43 @@ def test_a_batch_costs_statements_per_task_not_per_step(world):
         assert {s.public_id: s.seq for s in steps}.items() <= by_id.items()
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's compound SELECT limit")
+def test_a_batch_across_more_tasks_than_one_select_may_join_reads_its_guards_in_parts(world):
+    """The lane's writer takes up to 256 steps a batch, and SQLite's guard for the batch is
+    one UNION ALL, a SELECT per task; SQLite refuses more terms than its compound-select
+    limit (500 by default). Here the connection's own limit is lowered to 3: seven tasks
+    are read in three statements, and each step gets the answer it would get alone, the
+    refused one (a stale lease epoch) included."""
+    import sqlite3
+
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.services.steps_direct import Pending, step_record_batch
+
+    tasks = [live_task(world) for _ in range(7)]
+    pending = []
+    for n, (task, run_id) in enumerate(tasks):
+        more = {"lease_epoch": 99} if n == 4 else {}
+        write = plain_step(task.public_id, plain(run_id, user_message=f"step {n}", **more))
+        assert write is not None
+        pending.append(Pending(app=world.app, write=write, idempotency=None))
+    connection.ensure_connection()
+    raw = connection.connection
+    limit = raw.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, 3)
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            answers = step_record_batch(pending)
+    finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, limit)
+    guards = [q for q in row_statements(captured) if "json_group_array" in q]
+    assert len(guards) == 3, guards
+    assert [answer is not None for answer in answers] == [n != 4 for n in range(7)]
+    for n, (task, _) in enumerate(tasks):
+        steps = list(Step.objects.filter(task=task).values_list("user_message", flat=True))
+        assert steps == ([] if n == 4 else [f"step {n}"])
+
+
 def _blocked_guards() -> int:
     """Backends of this database waiting on a lock in the lane's Postgres guard."""
     with raw_connection() as probe:
