@@ -115,3 +115,48 @@ def test_seq_is_gapless_per_topic_across_tasks(world):
         Event.objects.filter(topic="activity/acme").order_by("seq").values_list("seq", flat=True)
     )
     assert activity == list(range(1, len(activity) + 1)) and len(activity) == 4
+
+
+def test_the_publisher_sends_on_the_memory_layer_only_to_groups_someone_joined():
+    """The process's publisher (``Outbox``) skips a group nobody in the process joined
+    when the layer is the in-memory one: its ``group_send`` walks every channel before
+    looking at the group (issue 18). A watched group still gets its frames, in order."""
+    import asyncio
+
+    from channels.layers import InMemoryChannelLayer
+
+    class Counting(InMemoryChannelLayer):
+        """The real in-memory layer, counting the groups it was asked to send to."""
+
+        sent_to: list[str] = []
+
+        async def group_send(self, group: str, message: dict) -> None:
+            self.sent_to.append(group)
+            await super().group_send(group, message)
+
+    async def scenario() -> tuple[list[str], list[int]]:
+        layer = Counting()
+        channel = await layer.new_channel()
+        await layer.group_add("ev.watched", channel)
+        outbox = events.Outbox(asyncio.get_running_loop())
+        items = [
+            ("ev.nobody", {"type": "event.frame", "frame": {"seq": 1}}, "nobody 1"),
+            ("ev.watched", {"type": "event.frame", "frame": {"seq": 7}}, "watched 7"),
+        ]
+        old = channel_layers.backends.get("default")
+        channel_layers.backends["default"] = layer
+        try:
+            outbox._append(items)
+            assert outbox.task is not None
+            await outbox.task
+            got = await asyncio.wait_for(layer.receive(channel), timeout=5)
+        finally:
+            if old is None:
+                channel_layers.backends.pop("default", None)
+            else:
+                channel_layers.backends["default"] = old
+        return layer.sent_to, [got["frame"]["seq"]]
+
+    sent_to, seqs = asyncio.run(scenario())
+    assert sent_to == ["ev.watched"]
+    assert seqs == [7]
