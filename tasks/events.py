@@ -326,11 +326,12 @@ class Outbox:
 
 
 def _listened(layer: Any, group: str) -> bool:
-    """Whether a frame for ``group`` may reach anyone. No only for the in-memory layer (one
-    process: its groups are all there is) when nobody joined the group: a harness's steps
-    on a task nobody watches. Its ``group_send`` walks every channel and group for expired
-    entries before it looks at the group, 5% of a process serving steps at 2,000/s that
-    nobody watched (issue 18). A layer shared between processes (Redis) is always sent to."""
+    """Whether a frame for ``group`` may reach anyone. False only on the in-memory layer
+    (one process: its groups are all there are) when nobody joined the group, as for a
+    harness's steps on a task nobody watches. That layer's ``group_send`` walks every
+    channel and group for expired entries before it looks at the group: 5% of a process
+    serving steps at 2,000/s that nobody watched (issue 18). A layer shared between
+    processes (Redis) is always sent to."""
     if not isinstance(layer, InMemoryChannelLayer):
         return True
     return bool(layer.groups.get(group))

@@ -17,7 +17,7 @@ only, as SQL written once:
 
 Steps waiting together are written together (``step_record_batch``), at a cost in
 statements per task rather than per step on Postgres, and of four statements whatever
-the tasks on SQLite.
+the tasks on SQLite (one more per 500 tasks of a batch: SQLite's compound-select limit).
 
 Anything else returns ``None`` having written nothing (its checks are reads), and
 the caller takes the full path, ``step_record`` behind the DRF view, which answers it:
