@@ -120,15 +120,17 @@ def test_seq_is_gapless_per_topic_across_tasks(world):
 def test_the_publisher_sends_on_the_memory_layer_only_to_groups_someone_joined():
     """The process's publisher (``Outbox``) skips a group nobody in the process joined
     when the layer is the in-memory one: its ``group_send`` walks every channel before
-    looking at the group (issue 18). A watched group still gets its frames, in order."""
+    looking at the group (issue 18). A watched group still gets its frame."""
     import asyncio
 
     from channels.layers import InMemoryChannelLayer
 
     class Counting(InMemoryChannelLayer):
-        """The real in-memory layer, counting the groups it was asked to send to."""
+        """The real in-memory layer, noting the groups it was asked to send to."""
 
-        sent_to: list[str] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent_to: list[str] = []
 
         async def group_send(self, group: str, message: dict) -> None:
             self.sent_to.append(group)
