@@ -20,6 +20,8 @@ anything in it, is dropped here.
 from __future__ import annotations
 
 import asyncio
+import logging
+from functools import partial
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer
@@ -28,8 +30,25 @@ from redis import asyncio as aioredis
 
 from api.cancellation import stopping
 
+log = logging.getLogger(__name__)
+
+
+# channels-redis's cleanup script (RedisChannelLayer._brpop_with_clean): the backup queue's
+# messages back in front of the channel's queue, in order.
+RESTORE_SCRIPT = """
+    local backed_up = redis.call('ZRANGE', ARGV[2], 0, -1, 'WITHSCORES')
+    for i = #backed_up, 1, -2 do
+        redis.call('ZADD', ARGV[1], backed_up[i], backed_up[i - 1])
+    end
+    redis.call('DEL', ARGV[2])
+"""
+
 
 class EtherRedisChannelLayer(RedisChannelLayer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._restoring: set[asyncio.Task[None]] = set()
+
     def create_pool(self, index: int) -> Any:
         host = dict(self.hosts[index])
         if "address" not in host:
@@ -53,11 +72,42 @@ class EtherRedisChannelLayer(RedisChannelLayer):
         # an event loop's shutdown waited for it (cancelled receives stuck within 5 tries
         # in a stress run; the Postgres+Redis suite hung twice in a test loop's teardown).
         stopping()
-        member = await super()._brpop_with_clean(index, channel, timeout)
-        # A message popped now stays in the backup queue and goes back to the channel's
-        # queue at the next read (channels-redis's cleanup script): nothing is lost.
-        stopping()
+        # The read itself is not cancelled with the receive. A consumer's receive reads
+        # Redis for every channel of the process, and one cancelled in BZPOPMIN (its
+        # socket closed) dropped the command's reply with its connection: a message Redis
+        # had already taken off the queue, often another consumer's, was lost. A
+        # healthy socket then missed the frame of the step posted as a slow reader beside
+        # it was closed (tests/tasks/test_realtime_server.py, 1 run in 10 on a busy
+        # machine). Now the read runs to its end (at most ``brpop_timeout``) and what it
+        # took goes back to the queue at once.
+        pop = asyncio.ensure_future(super()._brpop_with_clean(index, channel, timeout))
+        try:
+            member = await asyncio.shield(pop)
+            stopping()
+        except asyncio.CancelledError:
+            pop.add_done_callback(partial(self._put_back, index, channel))
+            raise
         return member
+
+    def _put_back(self, index: int, channel: str, pop: asyncio.Future[Any]) -> None:
+        """A read whose receive was cancelled took ``pop``'s message (it is in the
+        channel's backup queue): back to the channel's queue now, not at the next read."""
+        if pop.cancelled() or pop.exception() is not None or pop.result() is None:
+            return
+        task = asyncio.ensure_future(self._restore(index, channel))
+        self._restoring.add(task)
+        task.add_done_callback(self._restoring.discard)
+
+    async def _restore(self, index: int, channel: str) -> None:
+        # channels-redis's own cleanup script, which it runs before each read. A message
+        # another reader of the process popped and has not yet cleared from the backup
+        # may go back too and come twice, as channels-redis allows: live frames carry a
+        # seq, and the realtime hub drops one it has already dispatched.
+        try:
+            backup = self._backup_channel_name(channel)
+            await self.connection(index).eval(RESTORE_SCRIPT, 0, channel, backup)
+        except Exception:
+            log.warning("could not put a message back on %s", channel, exc_info=True)
 
     async def ping(self) -> None:
         """Every Redis host answers PING (``/readyz``)."""
