@@ -201,7 +201,7 @@ def record_direct(changes: list[DirectEvents]) -> list[list[LaneEvent]]:
         task = change.task
         events = []
         for seq, (name, payload) in zip(taken, change.items, strict=True):
-            body = {**payload, "task_id": task.public_id}
+            body = _body(payload, task.public_id)
             events.append(LaneEvent(change.org_id, change.topic, seq, name, task, body, now))
             stored = ops.adapt_json_value(body, encoder)  # what JSONField stores
             params += [change.org_id, change.topic, seq, name, task.pk, stored, created_at]
@@ -215,6 +215,93 @@ def record_direct(changes: list[DirectEvents]) -> list[list[LaneEvent]]:
         )
     _announce([event for events in recorded for event in events])
     return recorded
+
+
+@dataclass(frozen=True)
+class StatementEvents:
+    """The events of one change as parts of one Postgres statement: ``ctes`` (``s``, the
+    topic's seqs taken, and ``e``, the events inserted) for its ``WITH``, and ``params``
+    in their order."""
+
+    ctes: str
+    params: list[Any]
+    org_id: int
+    topic: str
+    task_public_id: str
+    items: list[tuple[str, Mapping[str, Any]]]
+
+    def lane_events(self, *, last_seq: int, created_at: datetime, task_pk: int) -> list[LaneEvent]:
+        """The events the statement wrote, from the ``s.last_seq``, time and task key it
+        returned."""
+        task = TaskRef(pk=task_pk, public_id=self.task_public_id)
+        first = last_seq - len(self.items) + 1
+        return [
+            LaneEvent(
+                self.org_id,
+                self.topic,
+                first + k,
+                name,
+                task,
+                _body(payload, self.task_public_id),
+                created_at,
+            )
+            for k, (name, payload) in enumerate(self.items)
+        ]
+
+
+def _body(payload: Mapping[str, Any], task_public_id: str) -> dict[str, Any]:
+    return {**payload, "task_id": task_public_id}
+
+
+# The events a statement may write: a step's narration and its timeline entry. They call
+# for no webhook (outbox.on_event: only ready, answer and cancel do), so nothing of the
+# change is written beside the statement in its transaction.
+_STATEMENT_KINDS = {STEP: None, TIMELINE: "step"}
+
+
+def statement_events(
+    *,
+    org_id: int,
+    topic: str,
+    task_public_id: str,
+    items: list[tuple[str, Mapping[str, Any]]],
+    source: str,
+) -> StatementEvents:
+    """``record_direct`` for one change as common table expressions of one Postgres
+    statement (the step lane's lone step, tasks.services.steps_direct): ``s`` takes the
+    topic's next seqs (its counter row locked to the transaction's end, as
+    ``_next_seqs``) and ``e`` inserts the events, both only when the CTE named ``source``
+    (columns ``task``, the task's key, and ``at``, the events' time) has its one row.
+    Without it, or without the topic's counter row, the statement writes nothing. What
+    it wrote is published by ``announce_written``."""
+    for name, payload in items:
+        kind = _STATEMENT_KINDS.get(name, "")
+        if kind == "" or (kind is not None and payload.get("kind") != kind):
+            raise ValueError(f"{name} {payload.get('kind')!r} may call for a webhook")
+    ops, encoder = connection.ops, Event._meta.get_field("payload").encoder
+    count = len(items)
+    params: list[Any] = [count, topic]
+    selects = []
+    for k, (name, payload) in enumerate(items):
+        selects.append(
+            f"SELECT %s, %s, s.last_seq - {count - 1 - k}, %s, {source}.task, %s, {source}.at "
+            f"FROM s, {source}"
+        )
+        stored = ops.adapt_json_value(_body(payload, task_public_id), encoder)
+        params += [org_id, topic, name, stored]
+    ctes = (
+        f"s AS (UPDATE {EventTopic._meta.db_table} SET last_seq = last_seq + %s "
+        f"WHERE name = %s AND EXISTS (SELECT 1 FROM {source}) RETURNING last_seq), "
+        f"e AS (INSERT INTO {Event._meta.db_table} "
+        f"(org_id, topic, seq, name, task_id, payload, created_at) {' UNION ALL '.join(selects)})"
+    )
+    return StatementEvents(ctes, params, org_id, topic, task_public_id, items)
+
+
+def announce_written(events: list[LaneEvent]) -> None:
+    """Publishes events a statement of ``statement_events`` wrote: once its transaction
+    commits, at once when it ran on its own (autocommit)."""
+    transaction.on_commit(partial(publish_all, events))
 
 
 def _numbered(

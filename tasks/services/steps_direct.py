@@ -18,6 +18,8 @@ only, as SQL written once:
 Steps waiting together are written together (``step_record_batch``), at a cost in
 statements per task rather than per step on Postgres, and of four statements whatever
 the tasks on SQLite (one more per 500 tasks of a batch: SQLite's compound-select limit).
+A step alone on Postgres (every step, at the rates watchers notice) is one statement,
+its own transaction (``_step_in_one_statement``).
 
 Anything else returns ``None`` having written nothing (its checks are reads), and
 the caller takes the full path, ``step_record`` behind the DRF view, which answers it:
@@ -31,6 +33,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -100,6 +103,8 @@ def step_record_batch(pending: list[Pending]) -> list[dict[str, Any] | None]:
     the same order and cannot deadlock each other. If
     anything fails (a database error, a lost race on an ``Idempotency-Key``), the whole
     batch rolls back and every step goes to the full path: nothing half-written."""
+    if len(pending) == 1 and _in_one_statement(pending[0]):
+        return [_step_in_one_statement(pending[0])]
     order = sorted(range(len(pending)), key=lambda i: pending[i].write.task_public_id)
     answers: list[dict[str, Any] | None] = [None] * len(pending)
     try:
@@ -113,6 +118,89 @@ def step_record_batch(pending: list[Pending]) -> list[dict[str, Any] | None]:
         # client_step_id raced its twin: the full path answers each step.
         return [None] * len(pending)
     return answers
+
+
+def _in_one_statement(item: Pending) -> bool:
+    """Whether a lone step is written by one statement (``_step_in_one_statement``):
+    on Postgres, without an ``Idempotency-Key`` (whose record holds the final answer)."""
+    return connection.vendor == "postgresql" and item.idempotency is None
+
+
+def _step_in_one_statement(item: Pending) -> dict[str, Any] | None:
+    """A lone step on Postgres in one statement: the guard, its row locks, the seqs, both
+    events and the step row, each part of it only if the guard said yes.
+
+    Why (issue 18, docs/performance.md §8 "Eighth pass"): at 20 steps/s each step is a
+    batch of one, and the transaction was seven round trips to Postgres (the pool's
+    check, ``BEGIN``, guard, seqs, two ``INSERT``s, ``COMMIT``), each paid in the writer
+    thread while the harness and every watcher waited; in autocommit the statement is its
+    own transaction, one round trip with its commit. The same checks and writes as the
+    batch: the task's and run's rows locked in that order (``FOR UPDATE OF t, r``), then
+    the topic's counter row; the lease checked after any lock wait, at the time the
+    step's events get: ours when the statement was sent, plus the time Postgres spent on
+    it before the check (a difference of Postgres's clock, so a skew between the two
+    hosts does not enter). A replayed ``client_step_id`` or any failed check writes
+    nothing and answers ``None`` (the full path answers it); a race lost on the unique
+    ``client_step_id`` is the same."""
+    app, write = item.app, item.write
+    guard, guard_params = _guard_read(
+        app, write, None, columns="t.id AS task, r.id AS run, r.lease_expires_at AS expires"
+    )
+    replay, replay_params = "", []
+    if write.client_step_id is not None:
+        replay = (
+            f" AND NOT EXISTS (SELECT 1 FROM {Step._meta.db_table} x "
+            "WHERE x.run_id = g.run AND x.client_step_id = %s)"
+        )
+        replay_params = [write.client_step_id]
+    step_id = new_step_id()
+    written = events.statement_events(
+        org_id=app.org_id,
+        topic=f"tasks/{write.task_public_id}",
+        task_public_id=write.task_public_id,
+        items=_step_events(write, app, step_id),
+        source="ok",
+    )
+    sent_at = connection.ops.adapt_datetimefield_value(timezone.now())
+    sql = (
+        f"WITH g AS MATERIALIZED ({guard} FOR UPDATE OF t, r), "
+        "ok AS MATERIALIZED (SELECT task, run, at FROM (SELECT task, run, expires, "
+        "%s::timestamptz + (clock_timestamp() - statement_timestamp()) AS at FROM g) g "
+        f"WHERE expires > at{replay}), "
+        f"{written.ctes}, "
+        f"st AS (INSERT INTO {Step._meta.db_table} (public_id, task_id, run_id, seq, phase, "
+        "user_message, internal_label, client_step_id, created_at) "
+        f"SELECT %s, ok.task, ok.run, s.last_seq - {len(written.items) - 1}, %s, %s, %s, %s, "
+        "ok.at FROM s, ok) "
+        "SELECT s.last_seq, ok.at, ok.task FROM s, ok"
+    )
+    params = [
+        *guard_params,
+        sent_at,
+        *replay_params,
+        *written.params,
+        step_id,
+        write.phase,
+        write.user_message,
+        write.internal_label,
+        write.client_step_id,
+    ]
+    # Inside a caller's transaction (a test's), in a savepoint, so that a lost race on
+    # the unique client_step_id leaves that transaction usable; alone, no transaction of
+    # ours around it: the statement is its own.
+    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with scope, connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    except IntegrityError:
+        return None
+    if row is None:
+        return None
+    last_seq, at, task_pk = int(row[0]), row[1], int(row[2])
+    events.announce_written(written.lane_events(last_seq=last_seq, created_at=at, task_pk=task_pk))
+    metrics.count_on_commit(partial(metrics.STEPS.inc, 1))
+    return {"step_id": step_id, "seq": last_seq - len(written.items) + 1}
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,26 @@ def test_recording_outside_a_transaction_is_refused(world, task):
         events.on_task(task=task, name=events.STEP, payload={})
 
 
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [(events.TIMELINE, "answer"), (events.TIMELINE, "cancel"), (events.ACTIVITY, None)],
+)
+def test_a_statement_writes_only_events_that_call_for_no_webhook(name, kind):
+    """The one-statement write of a step (tasks.services.steps_direct) runs no webhook
+    hook in its transaction, so it refuses events whose hook could enqueue one (an
+    answer, a cancel, a task grid row): they go through ``record``."""
+    payload = {"kind": kind} if kind else {"status": "ready"}
+    with pytest.raises(ValueError, match="webhook"):
+        events.statement_events(
+            org_id=1, topic="tasks/t", task_public_id="t", items=[(name, payload)], source="ok"
+        )
+    step = [(events.STEP, {}), (events.TIMELINE, {"kind": "step"})]
+    written = events.statement_events(
+        org_id=1, topic="tasks/t", task_public_id="t", items=step, source="ok"
+    )
+    assert written.ctes.count("UNION ALL") == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_channel_layer_failure_is_logged_and_the_request_succeeds(
     world, task, harness, settings, caplog

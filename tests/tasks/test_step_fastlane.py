@@ -331,7 +331,8 @@ def test_a_batch_stores_the_plain_steps_and_leaves_out_the_rest(world):
 
 def test_a_lane_step_is_within_the_step_query_budget(world):
     """Issue 18's budget for a step is 6 statements (tests/tasks/test_query_counts.py holds
-    the full path to it, at 5); the lane's is 4 on SQLite and 5 on Postgres."""
+    the full path to it, at 5); the lane's is 4 on SQLite, and on Postgres a lone step is
+    one statement, its own transaction (steps_direct._step_in_one_statement)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -342,11 +343,23 @@ def test_a_lane_step_is_within_the_step_query_budget(world):
     with CaptureQueriesContext(connection) as captured:
         assert step_record_direct(app=world.app, write=write, idempotency=None) is not None
     # Counted as tests/tasks/test_query_counts.py counts: statements that read or write
-    # rows (not BEGIN, COMMIT or savepoints): the guard (on Postgres taking the task's and
-    # the run's row locks), the seqs, the events, the step.
+    # rows (not BEGIN, COMMIT or savepoints). SQLite: the guard, the seqs, the events, the
+    # step. Postgres: all of them in one, outside any transaction of Django's.
     statements = row_statements(captured)
-    assert len(statements) == 4, statements
-    assert Step.objects.filter(task=task).count() == 1
+    if connection.vendor == "postgresql":
+        assert len(statements) == 1, statements
+        assert [q["sql"] for q in captured.captured_queries] == statements  # no BEGIN
+    else:
+        assert len(statements) == 4, statements
+    step = Step.objects.get(task=task)
+    assert (step.phase, step.user_message) == ("coding_agent", "Ran the tests")
+    events = Event.objects.filter(topic=f"tasks/{task.public_id}", seq__gte=step.seq)
+    assert [(e.seq, e.name, e.payload["step_id"]) for e in events.order_by("seq")] == [
+        (step.seq, "os.harness.step", step.public_id),
+        (step.seq + 1, "task.timeline", step.public_id),
+    ]
+    if connection.vendor == "postgresql":  # one time for the whole statement
+        assert events.get(name="task.timeline").created_at == step.created_at
 
 
 def test_a_batch_costs_statements_per_task_not_per_step(world):
@@ -437,7 +450,7 @@ def _blocked_guards() -> int:
     with raw_connection() as probe:
         row = probe.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE 'SELECT t.id, r.id, %%FOR UPDATE OF t, r'"
+            "AND wait_event_type = 'Lock' AND query LIKE '%%SELECT t.id%%FOR UPDATE OF t, r%%'"
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -494,6 +507,49 @@ def test_the_postgres_guard_takes_the_task_lock_before_the_run_lock(world, held)
     assert not thread.is_alive()
     assert len(answers) == 1 and answers[0][0] is not None, answers
     assert [s.user_message for s in Step.objects.filter(task=task)] == ["in order"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks")
+def test_a_lease_that_expires_while_the_step_waits_for_the_task_lock_refuses_it(world):
+    """The guard checks the lease after any wait for the task's row lock, as guard_write
+    does: a step sent while its lease had a second left, held up for two seconds by
+    another writer of the task, is not written by the lane (``None``: the full path
+    answers the refusal), and the lane wrote nothing of it."""
+    from tasks.services.steps_direct import Pending, step_record_batch
+
+    task, run_id = live_task(world)
+    Run.objects.filter(public_id=run_id).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=1)
+    )
+    write = plain_step(task.public_id, plain(run_id, user_message="too late"))
+    before = Event.objects.filter(topic=f"tasks/{task.public_id}").count()
+    answers: list[list[Any]] = []
+
+    def lane() -> None:
+        try:
+            answers.append(
+                step_record_batch([Pending(app=world.app, write=write, idempotency=None)])
+            )
+        finally:
+            connection.close()
+
+    holder = raw_connection()
+    thread = threading.Thread(target=lane)
+    try:
+        holder.execute(f"SELECT id FROM {Task._meta.db_table} WHERE id = %s FOR UPDATE", [task.pk])
+        thread.start()
+        deadline = time.monotonic() + 15
+        while _blocked_guards() == 0:
+            assert time.monotonic() < deadline, "the guard never waited on the row lock"
+            time.sleep(0.02)
+        time.sleep(2)
+        holder.rollback()
+        thread.join(timeout=30)
+    finally:
+        holder.close()
+    assert answers == [[None]]
+    assert not Step.objects.filter(task=task).exists()
+    assert Event.objects.filter(topic=f"tasks/{task.public_id}").count() == before
 
 
 SECURE = {
