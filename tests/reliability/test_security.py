@@ -7,12 +7,17 @@ import os
 import secrets
 import subprocess
 import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.test import Client
 
 from accounts.models import AccessToken
+from api import ratelimit
 from tasks.models import Run, Task
 from tests.helpers import problem, room_in_rate_window, stored
 from tests.servers import ROOT
@@ -231,6 +236,24 @@ def test_claims_past_the_limit_are_429_with_retry_after_and_store_nothing(
     throttled(harness.step(task.public_id, run_id))
     throttled(harness.get(harness.url(task.public_id, "execution")))
     assert stored() == before
+
+
+def test_a_window_counter_counts_each_of_many_concurrent_hits_once_and_expires():
+    """The counter under rate limits (``ratelimit._counted``), on the settings' cache: Redis
+    in the Postgres + Redis suite (one MULTI of SET NX EX and INCR), the process's memory
+    otherwise. 200 hits from 16 threads at once, on a counter none of them made: every
+    hit gets its own count, the counter reads 200 through the cache API, and on Redis it
+    expires with its window."""
+    key = f"test:{uuid.uuid4().hex}"
+    with ThreadPoolExecutor(16) as pool:
+        counts = list(pool.map(lambda _: ratelimit._counted(key, timeout=30), range(200)))
+    assert sorted(counts) == list(range(1, 201))
+    cache = caches["ratelimit"]
+    assert cache.get(key) == 200
+    if isinstance(cache, RedisCache):
+        name = cache.make_and_validate_key(key)
+        assert 0 < cache._cache.get_client(name).ttl(name) <= 30
+    cache.delete(key)
 
 
 def test_each_app_has_its_own_count(world, task, low_limits):
