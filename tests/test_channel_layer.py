@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 
 import pytest
@@ -117,3 +118,39 @@ async def test_a_message_read_as_its_reader_leaves_reaches_its_consumer():
         assert await lost_when_the_reader_leaves(layer, 40) == 0
     finally:
         await layer.flush()
+
+
+async def test_group_send_reaches_every_member_as_channels_redis_does():
+    """``group_send`` in two round trips keeps channels-redis's rules: every member
+    channel gets the message (process-local ones of two processes, and a plain one), a
+    member past ``group_expiry`` is dropped from the group and gets nothing, a channel's
+    expired messages are dropped before its capacity is checked, and a channel at
+    capacity gets nothing more."""
+    prefix = f"t{uuid.uuid4().hex}"
+    one, two = (
+        EtherRedisChannelLayer(hosts=[settings.REDIS_URL], prefix=prefix, capacity=1)
+        for _ in range(2)
+    )
+    group, message = "ev.tasks.t1", {"type": "event.frame", "n": 7}
+    try:
+        a, b = await one.new_channel(), await two.new_channel()
+        for channel in (a, b, "stale.messages", "full.queue"):
+            await one.group_add(group, channel)
+        redis = one.connection(0)
+        # A member that joined before group_expiry and never renewed.
+        await redis.zadd(one._group_key(group), {"gone.member": time.time() - 2 * 86400})
+        # An expired message in one plain channel, a fresh one filling the other.
+        await redis.zadd(f"{prefix}stale.messages", {b"old": time.time() - 1000})
+        await one.send("full.queue", {"type": "event.frame", "n": 1})
+
+        await one.group_send(group, message)
+
+        for layer, channel in ((one, a), (two, b), (one, "stale.messages")):
+            got = await asyncio.wait_for(layer.receive(channel), 10)
+            assert got == message, (channel, got)
+        assert (await asyncio.wait_for(one.receive("full.queue"), 10))["n"] == 1
+        assert await redis.zcard(f"{prefix}full.queue") == 0  # the group's message was not queued
+        members = {m.decode() for m in await redis.zrange(one._group_key(group), 0, -1)}
+        assert members == {a, b, "stale.messages", "full.queue"}
+    finally:
+        await one.flush()
