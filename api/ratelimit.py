@@ -134,12 +134,11 @@ def _counted(key: str, *, timeout: int) -> int:
     """Adds one to ``key``'s counter in the ``ratelimit`` cache, made at 0 with
     ``timeout`` if missing; its new value.
 
-    On Redis, one round trip: ``SET NX EX`` and ``INCR`` in one ``MULTI``. Through
-    Django's cache API the same count was three (``add``; ``incr`` asks ``EXISTS`` before
-    its ``INCR``), paid by every harness request, and by the step lane's one writer
-    thread for every step it takes: with Redis 10 and more steps a second to one task
-    watched live, that was 0.3-0.5 ms of each step's time to its frame (issue 18,
-    docs/performance.md §8 "Eighth pass"). The counter is a plain integer either way
+    On Redis, one round trip: ``SET NX EX`` and ``INCR`` in one ``MULTI`` (atomic, so the
+    counter cannot expire between the two). Through Django's cache API the same count was
+    three (``add``; ``incr`` asks ``EXISTS`` before its ``INCR``), paid by every harness
+    request, and by the step lane's one writer thread before each step it writes (issue
+    18, docs/performance.md §8 "Eighth pass"). The counter is a plain integer either way
     (Django's Redis serializer stores ints unpickled), so ``cache.get`` still reads it."""
     cache = caches["ratelimit"]
     if isinstance(cache, RedisCache):

@@ -131,17 +131,17 @@ def _step_in_one_statement(item: Pending) -> dict[str, Any] | None:
     events and the step row, each part of it only if the guard said yes.
 
     Why (issue 18, docs/performance.md §8 "Eighth pass"): at 20 steps/s each step is a
-    batch of one, and the transaction was seven round trips to Postgres (the pool's
-    check, ``BEGIN``, guard, seqs, two ``INSERT``s, ``COMMIT``), each paid in the writer
-    thread while the harness and every watcher waited; in autocommit the statement is its
-    own transaction, one round trip with its commit. The same checks and writes as the
-    batch: the task's and run's rows locked in that order (``FOR UPDATE OF t, r``), then
-    the topic's counter row; the lease checked after any lock wait, at the time the
-    step's events get: ours when the statement was sent, plus the time Postgres spent on
-    it before the check (a difference of Postgres's clock, so a skew between the two
-    hosts does not enter). A replayed ``client_step_id`` or any failed check writes
-    nothing and answers ``None`` (the full path answers it); a race lost on the unique
-    ``client_step_id`` is the same."""
+    batch of one, and its transaction was six round trips to Postgres after the pool's
+    check (``BEGIN``, guard, seqs, two ``INSERT``s, ``COMMIT``), paid in the writer thread
+    while the harness and every watcher waited. In autocommit the statement is its own
+    transaction: one round trip, its commit included. It makes the batch's checks and
+    writes: the task's and the run's rows locked in that order (``FOR UPDATE OF t, r``),
+    then the topic's counter row. The lease is checked after any lock wait, against the
+    time the statement was sent (our clock) plus the time Postgres spent on it before the
+    check (a difference of Postgres's clock, so a skew between the hosts does not enter);
+    that time is also the step's and its events' ``created_at``. A replayed
+    ``client_step_id``, any failed check and a race lost on the unique ``client_step_id``
+    write nothing and answer ``None``: the full path answers them."""
     app, write = item.app, item.write
     guard, guard_params = _guard_read(
         app, write, None, columns="t.id AS task, r.id AS run, r.lease_expires_at AS expires"
