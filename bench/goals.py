@@ -52,7 +52,7 @@ def steps_goal(out: dict[str, Any] | None) -> list[list[str]]:
         ("served directly", lambda r: [r["overload_1_5"], r["overload"]]),
         ("through haproxy", lambda r: r["behind_haproxy"]),
     ):
-        refusal, accepted, failed, missing = 0.0, 0.0, 0, 0
+        refusal, accepted, failed, missing, lag = 0.0, 0.0, 0, 0, 0.0
         seen = False
         for r in results.values():
             for run_ in runs(r):
@@ -62,6 +62,8 @@ def steps_goal(out: dict[str, Any] | None) -> list[list[str]]:
                 refused = run_["statuses"].get("503", 0) + run_["statuses"].get("429", 0)
                 failed += run_["offered"] - run_["ok"] - refused
                 missing += run_["retry_after_missing"]
+                # Not judged: how late the load generator itself sent (bench_steps).
+                lag = max(lag, _ms(run_.get("send_lag", {}).get("p99_ms", 0.0)))
         if not seen:
             rows.append([f"3. past capacity, {how}", "—", "not run"])
             continue
@@ -75,7 +77,8 @@ def steps_goal(out: dict[str, Any] | None) -> list[list[str]]:
             [
                 f"3. past capacity (1.5x and 2x), {how}",
                 f"refusal p99 ≤ {refusal:,.0f} ms, accepted p99 ≤ {accepted:,.0f} ms, "
-                f"{failed} failed, {missing} refusals without Retry-After",
+                f"{failed} failed, {missing} refusals without Retry-After "
+                f"(the generator's own lag p99 ≤ {lag:,.0f} ms)",
                 _verdict(ok),
             ]
         )
