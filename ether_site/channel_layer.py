@@ -15,6 +15,10 @@ the process). Then the queue stays forever: one per closed WebSocket (about 8 KB
 connection in our soak run; channels_redis issues #212 and #384). A cancelled receive
 means the consumer is gone and its channel name is never used again, so its queue, and
 anything in it, is dropped here.
+
+And fewer round trips to Redis on a live frame's way (issue 18): ``group_send`` in two
+instead of four, and a process's own queue read with ``BZPOPMIN`` alone, without the
+backup queue that only guards a message another reader could take (``_read``).
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ GROUP_SEND_SCRIPT = """
 """
 
 
+def _process_queue(key: str) -> bool:
+    """Whether a Redis key is a process's own queue (``prefix`` + ``specific.…!``)."""
+    return key.endswith("!")
+
+
 class EtherRedisChannelLayer(RedisChannelLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,29 +111,71 @@ class EtherRedisChannelLayer(RedisChannelLayer):
         # it was closed (tests/tasks/test_realtime_server.py, 1 run in 10 on a busy
         # machine). Now the read runs to its end (at most ``brpop_timeout``) and what it
         # took goes back to the queue at once.
-        pop = asyncio.ensure_future(super()._brpop_with_clean(index, channel, timeout))
+        pop = asyncio.ensure_future(self._read(index, channel, timeout))
         try:
-            member = await asyncio.shield(pop)
+            popped = await asyncio.shield(pop)
             stopping()
         except asyncio.CancelledError:
             pop.add_done_callback(partial(self._put_back, index, channel))
             raise
-        return member
+        return None if popped is None else popped[0]
+
+    async def _read(self, index: int, channel: str, timeout: int) -> tuple[bytes, float] | None:
+        """One read of ``channel``'s queue: the message and its score, or None.
+
+        channels-redis reads every queue in four round trips: a script that puts back
+        what its backup queue holds, ``BZPOPMIN``, a ``ZADD`` of the message to the
+        backup before handing it over, and a ``ZPOPMIN`` of the backup after. The backup
+        is there for a reader that dies holding a message another reader could take. A
+        process's own queue (``specific.…!``, where every channel of ``new_channel``
+        lives: the realtime hub's, the claim-next waiters', the health check's) has no
+        other reader, and dies with its process; the ``ZADD`` only sat between Redis
+        handing a live frame over and its dispatch to the watchers (issue 18,
+        docs/performance.md §8 "Eighth pass"). So that queue is read with ``BZPOPMIN``
+        alone, and a read whose receive was cancelled puts its message back itself
+        (``_put_back``). Any other queue is read as channels-redis reads it."""
+        if not _process_queue(channel):
+            member = await super()._brpop_with_clean(index, channel, timeout)
+            return None if member is None else (member, 0.0)  # its backup holds it
+        result = await self.connection(index).bzpopmin(channel, timeout=timeout)
+        if result is None:
+            return None
+        _, member, score = result
+        return member, float(score)
+
+    async def _clean_receive_backup(self, index: int, channel: str) -> None:
+        if not _process_queue(channel):  # a process's own queue keeps no backup (_read)
+            await super()._clean_receive_backup(index, channel)
 
     def _put_back(self, index: int, channel: str, pop: asyncio.Future[Any]) -> None:
-        """A read whose receive was cancelled took ``pop``'s message (it is in the
-        channel's backup queue): back to the channel's queue now, not at the next read."""
+        """A read whose receive was cancelled took ``pop``'s message: back to the
+        channel's queue now, not at the next read."""
         if pop.cancelled() or pop.exception() is not None or pop.result() is None:
             return
-        task = asyncio.ensure_future(self._restore(index, channel))
+        member, score = pop.result()
+        if _process_queue(channel):
+            restoring = self._requeue(index, channel, member, score)
+        else:
+            restoring = self._restore(index, channel)
+        task = asyncio.ensure_future(restoring)
         self._restoring.add(task)
         task.add_done_callback(self._restoring.discard)
+
+    async def _requeue(self, index: int, channel: str, member: bytes, score: float) -> None:
+        # At its own score: in front of anything sent after it, as it was. With the
+        # queue's expiry, which a send sets and a queue emptied by the read had lost.
+        try:
+            async with self.connection(index).pipeline(transaction=True) as pipe:
+                pipe.zadd(channel, {member: score})
+                pipe.expire(channel, int(self.expiry))
+                await pipe.execute()
+        except Exception:
+            log.warning("could not put a message back on %s", channel, exc_info=True)
 
     async def _restore(self, index: int, channel: str) -> None:
         # channels-redis's own cleanup script, which it runs before each read. A message
         # another reader of the process popped and has not yet cleared from the backup
-        # may go back too and come twice, as channels-redis allows: live frames carry a
-        # seq, and the realtime hub drops one it has already dispatched.
+        # may go back too and come twice, as channels-redis allows.
         try:
             backup = self._backup_channel_name(channel)
             await self.connection(index).eval(RESTORE_SCRIPT, 0, channel, backup)

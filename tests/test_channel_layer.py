@@ -154,3 +154,30 @@ async def test_group_send_reaches_every_member_as_channels_redis_does():
         assert members == {a, b, "stale.messages", "full.queue"}
     finally:
         await one.flush()
+
+
+async def test_a_process_queue_is_read_without_a_backup_and_a_message_put_back_keeps_its_place():
+    """A process's own queue (every ``new_channel``) is read with BZPOPMIN alone: after
+    its messages are received no backup queue exists. A message taken by a read whose
+    receive was cancelled goes back at its own score, ahead of a message sent after it,
+    with the queue's expiry."""
+    layer = EtherRedisChannelLayer(hosts=[settings.REDIS_URL], prefix=f"t{uuid.uuid4().hex}")
+    try:
+        channel = await layer.new_channel()
+        key = layer.prefix + layer.non_local_name(channel)
+        redis = layer.connection(0)
+        for n in (1, 2):
+            await layer.send(channel, {"type": "event.frame", "n": n})
+        assert [(await asyncio.wait_for(layer.receive(channel), 10))["n"] for _ in "ab"] == [1, 2]
+        assert not await redis.exists(layer._backup_channel_name(key))
+
+        for n in (3, 4):
+            await layer.send(channel, {"type": "event.frame", "n": n})
+        taken = await layer._read(0, key, 1)  # as a read whose receive is then cancelled
+        assert taken is not None
+        await layer._requeue(0, key, *taken)
+        assert 0 < await redis.ttl(key) <= layer.expiry
+        assert [(await asyncio.wait_for(layer.receive(channel), 10))["n"] for _ in "ab"] == [3, 4]
+        assert not await redis.exists(key)
+    finally:
+        await layer.flush()
