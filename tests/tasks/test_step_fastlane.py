@@ -10,9 +10,11 @@ shows which requests the lane left to Django; every case is also sent to Django 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -455,6 +457,40 @@ def _blocked_guards() -> int:
     return int(row[0]) if row else 0
 
 
+@contextlib.contextmanager
+def lane_waiting_on(world: Any, write: Any, table: str, pk: int) -> Iterator[list[list[Any]]]:
+    """Another transaction holds the row ``pk`` of ``table`` (``FOR UPDATE``) and the lane
+    writes ``write`` in a thread of its own. Inside, the lane's guard waits on that lock;
+    on leaving, the holder lets go, the lane finishes and its answers are in the list."""
+    from tasks.services.steps_direct import Pending, step_record_batch
+
+    answers: list[list[Any]] = []
+
+    def lane() -> None:
+        try:
+            answers.append(
+                step_record_batch([Pending(app=world.app, write=write, idempotency=None)])
+            )
+        finally:
+            connection.close()
+
+    holder = raw_connection()
+    thread = threading.Thread(target=lane)
+    try:
+        holder.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [pk])
+        thread.start()
+        deadline = time.monotonic() + 15
+        while _blocked_guards() == 0:
+            assert time.monotonic() < deadline, "the guard never waited on the row lock"
+            time.sleep(0.02)
+        yield answers
+        holder.rollback()
+        thread.join(timeout=30)
+    finally:
+        holder.close()
+    assert not thread.is_alive()
+
+
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="row locks; SQLite has one write lock, no order"
 )
@@ -465,33 +501,12 @@ def test_the_postgres_guard_takes_the_task_lock_before_the_run_lock(world, held)
     and a full-path write could each hold one and wait for the other. Another transaction
     holds one of the two rows: while the guard waits for the task, the run is free; while
     it waits for the run, it holds the task. Then the step is written once."""
-    from tasks.services.steps_direct import Pending, step_record_batch
-
     task, run_id = live_task(world)
     run = Run.objects.get(public_id=run_id)
     write = plain_step(task.public_id, plain(run_id, user_message="in order"))
     assert write is not None
     rows = {"task": (Task._meta.db_table, task.pk), "run": (Run._meta.db_table, run.pk)}
-    answers: list[list[Any]] = []
-
-    def lane() -> None:
-        try:
-            answers.append(
-                step_record_batch([Pending(app=world.app, write=write, idempotency=None)])
-            )
-        finally:
-            connection.close()
-
-    holder = raw_connection()
-    thread = threading.Thread(target=lane)
-    try:
-        table, pk = rows[held]
-        holder.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [pk])
-        thread.start()
-        deadline = time.monotonic() + 15
-        while _blocked_guards() == 0:
-            assert time.monotonic() < deadline, "the guard never waited on the row lock"
-            time.sleep(0.02)
+    with lane_waiting_on(world, write, *rows[held]) as answers:
         other_table, other_pk = rows["run" if held == "task" else "task"]
         with raw_connection() as probe:
             lock = f"SELECT id FROM {other_table} WHERE id = %s FOR UPDATE NOWAIT"
@@ -500,11 +515,6 @@ def test_the_postgres_guard_takes_the_task_lock_before_the_run_lock(world, held)
             else:
                 with pytest.raises(psycopg.errors.LockNotAvailable):
                     probe.execute(lock, [other_pk])  # the guard holds the task
-        holder.rollback()
-        thread.join(timeout=30)
-    finally:
-        holder.close()
-    assert not thread.is_alive()
     assert len(answers) == 1 and answers[0][0] is not None, answers
     assert [s.user_message for s in Step.objects.filter(task=task)] == ["in order"]
 
@@ -515,38 +525,14 @@ def test_a_lease_that_expires_while_the_step_waits_for_the_task_lock_refuses_it(
     does: a step sent while its lease had a second left, held up for two seconds by
     another writer of the task, is not written by the lane (``None``: the full path
     answers the refusal), and the lane wrote nothing of it."""
-    from tasks.services.steps_direct import Pending, step_record_batch
-
     task, run_id = live_task(world)
     Run.objects.filter(public_id=run_id).update(
         lease_expires_at=timezone.now() + timedelta(seconds=1)
     )
     write = plain_step(task.public_id, plain(run_id, user_message="too late"))
     before = Event.objects.filter(topic=f"tasks/{task.public_id}").count()
-    answers: list[list[Any]] = []
-
-    def lane() -> None:
-        try:
-            answers.append(
-                step_record_batch([Pending(app=world.app, write=write, idempotency=None)])
-            )
-        finally:
-            connection.close()
-
-    holder = raw_connection()
-    thread = threading.Thread(target=lane)
-    try:
-        holder.execute(f"SELECT id FROM {Task._meta.db_table} WHERE id = %s FOR UPDATE", [task.pk])
-        thread.start()
-        deadline = time.monotonic() + 15
-        while _blocked_guards() == 0:
-            assert time.monotonic() < deadline, "the guard never waited on the row lock"
-            time.sleep(0.02)
+    with lane_waiting_on(world, write, Task._meta.db_table, task.pk) as answers:
         time.sleep(2)
-        holder.rollback()
-        thread.join(timeout=30)
-    finally:
-        holder.close()
     assert answers == [[None]]
     assert not Step.objects.filter(task=task).exists()
     assert Event.objects.filter(topic=f"tasks/{task.public_id}").count() == before
