@@ -91,11 +91,12 @@ class Standing:
         if sojourn <= standing:
             self.moved_at = time.monotonic()
 
+    def standing(self) -> bool:
+        return time.monotonic() - self.moved_at > STANDING_SECONDS
+
     def wait(self, burst: float, standing: float) -> float:
         """``burst``, or the shorter of ``standing`` and ``burst`` while standing."""
-        if time.monotonic() - self.moved_at <= STANDING_SECONDS:
-            return burst
-        return min(burst, standing)
+        return min(burst, standing) if self.standing() else burst
 
 
 class Gate:
@@ -199,8 +200,14 @@ def refusal_headers(length: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
+@functools.cache
+def _refusals(where: str) -> Any:
+    # The labelled counter, looked up once per place: refusals come by the thousand.
+    return metrics.OVERLOAD_REFUSALS.labels(where)
+
+
 async def refuse(send: Send, *, writes: bool, where: str = "admission") -> None:
-    metrics.OVERLOAD_REFUSALS.labels(where).inc()
+    _refusals(where).inc()
     payload = refusal(writes)
     await send(
         {

@@ -31,6 +31,7 @@ nothing once connected. Neither are pages, health checks or metrics.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -39,7 +40,7 @@ from typing import Any
 from django.conf import settings
 
 from api import metrics
-from api.admission import READ_METHODS, refusal, refusal_headers
+from api.admission import READ_METHODS, Standing, refusal, refusal_headers, standing_wait
 from api.problems import is_api_path
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,16 @@ class LoopLag:
 
     INTERVAL = 0.01
 
-    def __init__(self, limit: float, crowd: int = 0) -> None:
+    def __init__(self, limit: float, crowd: int = 0, ceiling: int = 0) -> None:
         self.limit = limit
         # Refuse only while at least this many sheddable requests are in flight.
         self.crowd = crowd
+        # ...and, behind or not, while this many are and they stand (0: no ceiling).
+        self.ceiling = ceiling
+        # The requests in flight as one queue: standing when for a while none of them was
+        # answered within ``standing_wait`` (api.admission.Standing, CoDel's measure).
+        self.queue = Standing()
+        self.standing_wait = 0.025
         # Sheddable requests handed to the application and not yet answered or gone.
         self.inflight = 0
         self.lag = 0.0  # of the last tick, in seconds
@@ -122,13 +129,37 @@ class LoopLag:
             )
             self.refused = 0
 
-    def refuse(self) -> bool:
-        """Whether to refuse a sheddable request now (and count it if so)."""
-        if not self.behind or self.inflight < self.crowd:
+    def shedding(self) -> bool:
+        """Whether sheddable requests are being refused now."""
+        if self.behind and self.inflight >= self.crowd:
+            return True
+        return 0 < self.ceiling <= self.inflight and self.queue.standing()
+
+    def admitted(self) -> float:
+        """A sheddable request goes to the application now; returns when."""
+        self.inflight += 1
+        return time.monotonic()
+
+    def answered(self, since: float) -> None:
+        """A request admitted at ``since`` was answered, or its client left."""
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.queue.empty()
+        else:
+            self.queue.left(time.monotonic() - since, self.standing_wait)
+
+    def refuse(self, count: int = 1) -> bool:
+        """Whether to refuse a sheddable request now (and count ``count`` if so)."""
+        if not self.shedding():
             return False
-        self.refused += 1
-        metrics.OVERLOAD_REFUSALS.labels("event_loop").inc()
+        self.refused += count
+        # The labelled child, looked up once: ``labels()`` per refusal was 5% of a
+        # process refusing thousands a second (issue 18).
+        _REFUSALS.inc(count)
         return True
+
+
+_REFUSALS = metrics.OVERLOAD_REFUSALS.labels("event_loop")
 
 
 # The process's one monitor, started with the server (ether_site.serve).
@@ -139,6 +170,8 @@ def start() -> None:
     """Starts the monitor on the running event loop, with ETHER_SHED_LAG_MS."""
     MONITOR.limit = max(0, settings.ETHER_SHED_LAG_MS) / 1000
     MONITOR.crowd = max(0, settings.ETHER_SHED_MIN_INFLIGHT)
+    MONITOR.ceiling = max(0, settings.ETHER_SHED_MAX_INFLIGHT)
+    MONITOR.standing_wait = standing_wait()
     # Called as the reactor starts, before its asyncio loop runs: the loop daphne set.
     MONITOR.start(asyncio.get_event_loop())
 
@@ -150,7 +183,7 @@ def shed(request: Any) -> bool:
     if not sheddable(request.path.decode("latin-1")):
         return False
     if not MONITOR.refuse():
-        MONITOR.inflight += 1
+        request.ether_admitted = MONITOR.admitted()
         metrics.API_INFLIGHT.inc()
         request.ether_inflight = True
         return False
@@ -167,5 +200,83 @@ def done(request: Any) -> None:
     """``request`` was answered, or its client went away: no longer in flight."""
     if getattr(request, "ether_inflight", False):
         request.ether_inflight = False
-        MONITOR.inflight -= 1
+        MONITOR.answered(request.ether_admitted)
         metrics.API_INFLIGHT.dec()
+
+
+# Refusing as the bytes arrive. Past what the process can read, the refusal above still
+# cost what Twisted spends on any request: its line-by-line parse of the head, a Request,
+# daphne's WebRequest, the reply's headers and the cleanup, about half the event loop's
+# time in a profile at 4,500 steps/s offered to one process (py-spy, issue 18). A refusal
+# that costs nearly what a step does cannot keep up with twice the steps a process takes,
+# and the loop fell seconds behind refusing. So while the process is shedding, a
+# connection between requests hands its bytes to ``refuse_raw`` first: it finds whole
+# requests with a few searches in C (the head's end, the fields that decide where the
+# request ends) and answers each sheddable one with the same 503 document, written
+# straight to the socket. Anything it is not sure of (a request not yet whole, chunked
+# bodies, ``Expect``, an upgrade, HTTP/1.0, HEAD, a head Twisted would refuse as too
+# large, a path that must not be refused) stops it, and those bytes and all after them
+# go to Twisted's parser as they would have: both read a request's end from the same
+# Content-Length, so the two can never disagree on where a request ends.
+
+# The fields that decide where a request ends or how it must be answered; each one at the
+# start of a line and with no space before its colon, as RFC 9112 requires (a field with a
+# space there is Twisted's to refuse with 400).
+_FIELDS = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|expect|upgrade):[ \t]*([^\r\n]*)",
+    re.IGNORECASE,
+)
+# A head's fields, each a token, a colon and a value with no NUL in it (what daphne checks
+# before it answers 400): one match over the fields, or the request is Twisted's to read.
+_WELL_FORMED = re.compile(rb"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*)*")
+# Twisted refuses a head (request line and fields) past this many bytes with 400.
+_MAX_HEAD = 16384
+
+
+@functools.cache
+def _raw_refusal(writes: bool) -> bytes:
+    payload = refusal(writes)
+    # Field names as Twisted writes them (Content-Type), so both refusals read the same.
+    head = b"HTTP/1.1 503 Service Unavailable\r\n" + b"".join(
+        b"-".join(part.capitalize() for part in name.split(b"-")) + b": " + value + b"\r\n"
+        for name, value in refusal_headers(len(payload))
+    )
+    return head + b"\r\n" + payload
+
+
+def refuse_raw(data: bytes) -> tuple[int, list[bytes], bool]:
+    """The whole sheddable requests at the start of ``data``: how many bytes they take,
+    the answer to each, and whether the last asked to close the connection (nothing
+    after it is read). ``(0, [], False)`` when the first request is not one to refuse
+    here."""
+    pos, answers = 0, []
+    while True:
+        end = data.find(b"\r\n\r\n", pos, pos + _MAX_HEAD)
+        if end < 0:
+            break
+        line_end = data.find(b"\r\n", pos, end + 2)
+        parts = data[pos:line_end].split(b" ")
+        if len(parts) != 3 or parts[2] != b"HTTP/1.1" or parts[0] == b"HEAD":
+            break
+        method, target = parts[0], parts[1]
+        if not sheddable(target.partition(b"?")[0].decode("latin-1")):
+            break
+        if _WELL_FORMED.fullmatch(data, line_end, end) is None:
+            break
+        length, close, plain = None, False, True
+        for name, value in _FIELDS.findall(data, line_end, end):
+            name = name.lower()
+            if name == b"content-length" and length is None and value.strip().isdigit():
+                length = int(value)
+            elif name == b"connection":
+                close = close or b"close" in value.lower()
+            else:  # chunked, Expect, an upgrade, a second Content-Length: Twisted's
+                plain = False
+        body_end = end + 4 + (length or 0)
+        if not plain or body_end > len(data):
+            break
+        answers.append(_raw_refusal(method.decode("latin-1") not in READ_METHODS))
+        pos = body_end
+        if close:
+            return pos, answers, True
+    return pos, answers, False

@@ -11,6 +11,7 @@ option is daphne's own (``python -m ether_site.serve --help``).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -23,12 +24,14 @@ from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol
+from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
 
 from ether_site.redaction import REDACTED, redact
 
 __all__ = [
     "REDACTED",
     "EtherCommandLine",
+    "EtherHTTPChannel",
     "EtherHTTPFactory",
     "EtherWebRequest",
     "RedactingServer",
@@ -103,6 +106,11 @@ def with_backlog(endpoint: str, backlog: int) -> str:
 # in flight; and notes that a request is no longer in flight.
 _shed: Callable[[WebRequest], bool] | None = None
 _done: Callable[[WebRequest], None] | None = None
+# While the process is shedding: the bytes of whole sheddable requests at the start of
+# some data, their answers, and whether to close (ether_site.loadshed.refuse_raw).
+_shedding: Callable[[], bool] | None = None
+_refuse_raw: Callable[[bytes], tuple[int, list[bytes], bool]] | None = None
+_counted: Callable[[int], bool] | None = None
 
 
 def freeze_startup_objects() -> None:
@@ -155,8 +163,77 @@ class EtherWebRequest(WebRequest):
         super().connectionLost(reason)
 
 
+class EtherHTTPChannel(HTTPChannel):
+    """Twisted's HTTP/1.1 connection, which, while the process sheds load, answers the
+    sheddable requests at the start of what it reads without parsing them into requests
+    (ether_site.loadshed, "Refusing as the bytes arrive")."""
+
+    def dataReceived(self, data: bytes) -> None:
+        if _shedding is not None and _shedding() and self._between_requests():
+            assert _refuse_raw is not None and _counted is not None
+            taken, answers, close = _refuse_raw(data)
+            if taken:
+                _counted(len(answers))
+                self.resetTimeout()
+                self._send_now(b"".join(answers))
+                if close:
+                    # As Twisted does after a response to "Connection: close": the rest
+                    # is not read.
+                    self.persistent = False
+                    self.transport.loseConnection()  # type: ignore[union-attr]
+                    return
+                data = data[taken:]
+                if not data:
+                    return
+        super().dataReceived(data)
+
+    def _send_now(self, data: bytes) -> None:
+        """``transport.write(data)``, sent at once when nothing waits before it.
+
+        Twisted's write only buffers: the bytes leave on the loop's next turn, after two
+        changes to the poller's interest in the socket, each a system call. A refusal's few
+        hundred bytes to a socket with nothing queued fit its send buffer; sending them
+        now skips both calls and the turn. What the socket does not take, or any error,
+        goes through Twisted's write as before (plain TCP only: TLS has its own)."""
+        transport: Any = self.transport
+        if (
+            getattr(transport, "TLS", True) is False
+            and transport.connected
+            and not transport.disconnecting
+            and not transport._tempDataLen
+            and transport.offset == len(transport.dataBuffer)
+        ):
+            # Would block, or gone: Twisted's write finds out which.
+            with contextlib.suppress(OSError):
+                data = data[transport.socket.send(data) :]
+        if data:
+            transport.write(data)
+
+    def _between_requests(self) -> bool:
+        """No request of this connection is being read, handled or answered, and Twisted
+        holds none of its bytes: the next byte starts a request."""
+        return (
+            not self.requests
+            and self.line_mode
+            and not self._buffer
+            and not self._busyReceiving
+            and self.persistent
+            and not self._waitingForTransport  # its client is not reading our answers
+            and self._HTTPChannel__first_line == 1  # type: ignore[attr-defined]
+        )
+
+
+def _ether_channel(factory: HTTPFactory) -> _GenericHTTPChannelProtocol:
+    # Twisted's own factory function, with our channel: _GenericHTTPChannelProtocol picks
+    # HTTP/2 or HTTP/1.1 for a connection, and only the latter reads through the channel.
+    return _GenericHTTPChannelProtocol(EtherHTTPChannel())
+
+
 class EtherHTTPFactory(HTTPFactory):
-    """daphne's HTTP factory, its connections building ``EtherWebRequest``s."""
+    """daphne's HTTP factory, its connections building ``EtherWebRequest``s on
+    ``EtherHTTPChannel``s."""
+
+    protocol = _ether_channel  # type: ignore[assignment]
 
     def buildProtocol(self, addr: IAddress) -> Protocol | None:
         protocol = super().buildProtocol(addr)
@@ -187,12 +264,14 @@ class RedactingServer(Server):
 
     def run(self) -> None:
         freeze_startup_objects()
-        global _shed, _done
+        global _shed, _done, _shedding, _refuse_raw, _counted
         from twisted.internet import reactor
 
         from ether_site import loadshed, walcheckpoint
 
         _shed, _done = loadshed.shed, loadshed.done
+        _shedding, _refuse_raw = loadshed.MONITOR.shedding, loadshed.refuse_raw
+        _counted = loadshed.MONITOR.refuse
         reactor.callWhenRunning(loadshed.start)  # type: ignore[attr-defined]
         walcheckpoint.start()  # SQLite's checkpoints in a thread, not in a step's commit
         super().run()

@@ -416,6 +416,9 @@ ETHER_SHED_LAG_MS = env_int("ETHER_SHED_LAG_MS", 50, minimum=0)
 # ...and only while at least this many API requests (not streams) are in flight in the
 # process: a loop behind on sending frames to watchers, with few requests, refuses none.
 ETHER_SHED_MIN_INFLIGHT = env_int("ETHER_SHED_MIN_INFLIGHT", 16, minimum=0)
+# ...and, the loop behind or not, while this many are in flight and none of them has been
+# answered within ETHER_ADMISSION_STANDING_WAIT_MS for 100 ms (a standing queue). 0: never.
+ETHER_SHED_MAX_INFLIGHT = env_int("ETHER_SHED_MAX_INFLIGHT", 128, minimum=0)
 # A served SQLite database is checkpointed this often by a thread of its own, not in the
 # commit that fills the log (ether_site/walcheckpoint.py). 0: only by the commits.
 ETHER_SQLITE_CHECKPOINT_MS = env_int("ETHER_SQLITE_CHECKPOINT_MS", 500, minimum=0)

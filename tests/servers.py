@@ -123,6 +123,7 @@ def daphne(tmp_path: Path, *, redis_url: str | None = None, **env: str) -> Itera
         # Nor is an event loop a loaded machine keeps waiting (ether_site.loadshed;
         # tests/operating/test_loadshed.py sets its own).
         "ETHER_SHED_LAG_MS": "0",
+        "ETHER_SHED_MAX_INFLIGHT": "0",
         **database_env(),
         **env,
     }
@@ -209,6 +210,7 @@ def cluster(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[Cluster]:
         # loops waiting; that is not an overload to refuse (ether_site.loadshed), nor is a
         # queue it keeps for a while (api.admission: the whole default wait, 250 ms).
         "ETHER_SHED_LAG_MS": "0",
+        "ETHER_SHED_MAX_INFLIGHT": "0",
         "ETHER_ADMISSION_STANDING_WAIT_MS": "250",
         **database_env(),
         **env,

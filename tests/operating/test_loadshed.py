@@ -8,16 +8,21 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import socket
 import threading
 import time
 import urllib.request
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from ether_site.loadshed import LoopLag, sheddable
-from tasks.models import Step
+from ether_site.loadshed import LoopLag, refuse_raw, sheddable
+from tasks.models import Step, Task
 from tests.servers import Server, daphne
 
 
@@ -90,6 +95,31 @@ def test_behind_it_refuses_only_in_a_crowd_of_requests_in_flight():
         return seen
 
     assert asyncio.run(main()) == [False, False, True, True]
+
+
+def test_at_the_ceiling_it_refuses_only_while_the_requests_in_flight_stand():
+    """A ceiling of 2, the loop never behind: two requests in flight refuse nothing until
+    neither has been answered within the standing wait for STANDING_SECONDS; one answered
+    quickly makes the queue move again, and below the ceiling nothing is refused."""
+    from api.admission import STANDING_SECONDS
+
+    lag = LoopLag(0, ceiling=2)
+    lag.standing_wait = 0.05
+    first, second = lag.admitted(), lag.admitted()
+    seen = [lag.shedding()]
+    time.sleep(STANDING_SECONDS * 1.5)
+    seen.append(lag.refuse())  # standing: refused, and counted
+    third = lag.admitted()
+    lag.answered(time.monotonic())  # one answered at once: the queue moves
+    seen.append(lag.shedding())
+    time.sleep(STANDING_SECONDS * 1.5)
+    seen.append(lag.shedding())
+    lag.answered(first)  # after a long wait: below the ceiling all the same
+    seen.append(lag.shedding())
+    lag.answered(second)
+    del third
+    assert seen == [False, True, False, True, False]
+    assert (lag.inflight, lag.refused) == (0, 1)
 
 
 def test_a_limit_of_zero_never_starts_the_monitor():
@@ -228,4 +258,203 @@ def test_a_loop_behind_with_fewer_requests_in_flight_than_the_crowd_refuses_none
     statuses = [status for status, _, _ in answers]
     assert len(statuses) > 100 and set(statuses) == {201}, (len(statuses), set(statuses))
     assert Step.objects.filter(run__public_id=run_id).count() == len(statuses)
+    assert after == 0
+
+
+# Refusing as the bytes arrive (ether_site.loadshed.refuse_raw, serve.EtherHTTPChannel).
+
+
+def request(
+    method: str = "POST",
+    path: str = "/api/harness/tasks/task_1/steps",
+    body: bytes = b'{"run_id": "run_1"}',
+    version: str = "HTTP/1.1",
+    fields: tuple[str, ...] = (),
+) -> bytes:
+    head = [f"{method} {path} {version}", "Host: 127.0.0.1", "Authorization: Bearer k"]
+    if method not in ("GET", "HEAD"):
+        head.append(f"Content-Length: {len(body)}")
+    head += fields
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + (b"" if method in ("GET", "HEAD") else body)
+
+
+def parse_answers(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Every HTTP/1.1 answer in ``data``, read as a client would."""
+    answers = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode().split("\r\n")
+        fields = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        length = int(fields["content-length"])
+        answers.append((int(status_line.split(" ")[1]), fields, rest[:length]))
+        data = rest[length:]
+    return answers
+
+
+def test_whole_sheddable_requests_are_answered_with_our_problem_and_nothing_else_is_read():
+    steps = request() + request(path="/api/tasks?status=live", method="GET") + request()
+    taken, answers, close = refuse_raw(steps + b"POST /api/harness/tasks/t/steps HTTP/1.1\r\n")
+
+    assert (taken, len(answers), close) == (len(steps), 3, False)
+    parsed = parse_answers(b"".join(answers))
+    for status, fields, body in parsed:
+        assert status == 503
+        assert fields["content-type"] == "application/problem+json"
+        assert (fields["retry-after"], fields["cache-control"]) == ("1", "no-store")
+        problem = json.loads(body)
+        assert (problem["status"], problem["code"]) == (503, "overloaded")
+    # The GET is told of requests, the steps of writes, as the other refusals do.
+    assert [("writes" in json.loads(b)["detail"]) for _, _, b in parsed] == [True, False, True]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        request(path="/api/realtime"),  # a stream
+        request(path="/api/harness/claim-next"),
+        request(path="/healthz", method="GET"),
+        request(path="/tasks/task_1", method="GET"),  # a page
+        request(method="HEAD", path="/api/tasks"),  # its answer has no body
+        request(version="HTTP/1.0"),
+        request(fields=("Transfer-Encoding: chunked",)),
+        request(fields=("Expect: 100-continue",)),
+        request(fields=("Upgrade: websocket",)),
+        request(fields=("Content-Length: 19",)),  # a second one: Twisted's to refuse
+        request().replace(b"Content-Length:", b"Content-Length :"),  # malformed: 400 is Twisted's
+        request(fields=("X-Folded: a", " b")),  # a field folded over two lines
+        request(fields=("X-Nul: a\x00b",)),
+        b"\r\n" + request(),  # the blank line some clients send: Twisted skips it
+    ],
+)
+def test_anything_it_is_not_sure_of_is_left_to_twisted_with_everything_after_it(first):
+    assert refuse_raw(first + request()) == (0, [], False)
+    # ...and after whole refusals it stops there.
+    taken, answers, _ = refuse_raw(request() + first + request())
+    assert (taken, len(answers)) == (len(request()), 1)
+
+
+class _AnyRefusal:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, bytes) and other.startswith(b"HTTP/1.1 503 ")
+
+
+ANY_REFUSAL = _AnyRefusal()
+
+
+@pytest.mark.parametrize("cut", [40, len(request()) - 1])
+def test_a_request_not_yet_whole_is_left_for_the_rest_of_it(cut):
+    assert refuse_raw(request()[:cut]) == (0, [], False)
+    assert refuse_raw(request() + request()[:cut])[:2] == (len(request()), [ANY_REFUSAL])
+
+
+def test_connection_close_ends_what_is_read():
+    closing = request(fields=("Connection: close",))
+    assert refuse_raw(request() + closing + request()) == (
+        len(request()) + len(closing),
+        [ANY_REFUSAL, ANY_REFUSAL],
+        True,
+    )
+
+
+@given(
+    st.lists(
+        st.sampled_from(["step", "list", "stream", "health", "chunked"]), min_size=1, max_size=6
+    ),
+    st.data(),
+)
+def test_what_it_takes_always_ends_where_a_request_ends(kinds, data):
+    """Any run of requests, cut anywhere: it takes exactly the whole sheddable requests
+    before the first one it must leave, and never part of one."""
+    made = {
+        # A body holding what looks like the end of a head and another request.
+        "step": request(body=b'{"a": 1}\r\n\r\nPOST /api/tasks HTTP/1.1\r\n\r\n'),
+        "list": request(method="GET", path="/v1/harnesses"),
+        "stream": request(method="GET", path="/api/tasks/t/events"),
+        "health": request(method="GET", path="/readyz"),
+        "chunked": request(fields=("Transfer-Encoding: chunked",)),
+    }
+    stream = b"".join(made[k] for k in kinds)
+    cut = data.draw(st.integers(min_value=0, max_value=len(stream)))
+    taken, answers, close = refuse_raw(stream[:cut])
+
+    ends, expected = 0, 0
+    for kind in kinds:
+        if kind not in ("step", "list") or ends + len(made[kind]) > cut:
+            break
+        ends += len(made[kind])
+        expected += 1
+    assert (taken, len(answers), close) == (ends, expected, False)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_past_the_ceiling_requests_are_refused_as_their_bytes_arrive(world, tmp_path):
+    """With a ceiling of one request in flight (and no lag limit: the loop is never
+    "behind"), one step waits on its task's lock. Another connection sends two steps and a
+    health check at once: the steps are answered 503 from their bytes (no ``Server``
+    field: neither Twisted nor daphne made a request of them), the health check, which is
+    never refused, by the application. When the lock goes, the waiting step is stored, and
+    only it."""
+    task = world.task()
+    env = {
+        "ETHER_SHED_MAX_INFLIGHT": "1",
+        "ETHER_RATE_HARNESS": "off",
+        "ETHER_DB_LOCK_TIMEOUT": "30",
+    }
+    with daphne(tmp_path, **env) as server:
+        claim = f"/api/harness/tasks/{task.public_id}/claim"
+        status, claimed = server.call("POST", claim, world.key, {"app_id": world.app.app_id})
+        assert status == 200, claimed
+        steps = f"/api/harness/tasks/{task.public_id}/steps"
+        step = {"run_id": claimed["run_id"], "phase": "coding_agent", "user_message": "wait"}
+        locked, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            try:
+                with transaction.atomic():  # SQLite: BEGIN IMMEDIATE takes the write lock
+                    Task.objects.select_for_update().get(pk=task.pk)
+                    Task.objects.filter(pk=task.pk).update(updated_at=timezone.now())
+                    locked.set()
+                    release.wait(30)
+            finally:
+                connection.close()
+
+        waited: list[tuple[int, Any]] = []
+        holder = threading.Thread(target=hold)
+        waiter = threading.Thread(
+            target=lambda: waited.append(server.call("POST", steps, world.key, step))
+        )
+        holder.start()
+        assert locked.wait(30)
+        waiter.start()
+        deadline = time.monotonic() + 30
+        while in_flight(server) < 1:
+            assert time.monotonic() < deadline, "the step never waited"
+            time.sleep(0.05)
+        time.sleep(0.3)  # unanswered for longer than STANDING_SECONDS: the queue stands
+
+        body = json.dumps({**step, "user_message": "refused"}).encode()
+        post = request(path=steps, body=body, fields=(f"Authorization: Bearer {world.key}",))
+        health = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(post + post + health)
+            answers = parse_answers(read_until_closed(sock))
+        release.set()
+        holder.join(30)
+        waiter.join(30)
+        after = in_flight(server)
+
+    assert [status for status, _, _ in answers] == [503, 503, 200]
+    for _, fields, body in answers[:2]:
+        assert "server" not in fields
+        assert (fields["retry-after"], json.loads(body)["code"]) == ("1", "overloaded")
+    assert answers[2][1]["server"] == "daphne"
+    assert [status for status, _ in waited] == [201]
+    assert list(Step.objects.filter(task=task).values_list("user_message", flat=True)) == ["wait"]
     assert after == 0
