@@ -42,6 +42,7 @@ from django.conf import settings
 from api import metrics
 from api.admission import READ_METHODS, Standing, refusal, refusal_headers, standing_wait
 from api.problems import is_api_path
+from ether_site import wire
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,7 @@ def shed(request: Any) -> bool:
     if not sheddable(request.path.decode("latin-1")):
         return False
     if not MONITOR.refuse():
-        request.ether_admitted = MONITOR.admitted()
-        metrics.API_INFLIGHT.inc()
+        request.ether_admitted = admit()
         request.ether_inflight = True
         return False
     request.request_start = time.time()  # what daphne's duration() reads
@@ -200,8 +200,19 @@ def done(request: Any) -> None:
     """``request`` was answered, or its client went away: no longer in flight."""
     if getattr(request, "ether_inflight", False):
         request.ether_inflight = False
-        MONITOR.answered(request.ether_admitted)
-        metrics.API_INFLIGHT.dec()
+        release(request.ether_admitted)
+
+
+def admit() -> float:
+    """A sheddable request goes to the application: counted in flight; returns when."""
+    metrics.API_INFLIGHT.inc()
+    return MONITOR.admitted()
+
+
+def release(since: float) -> None:
+    """A request ``admit`` counted at ``since`` was answered, or its client left."""
+    MONITOR.answered(since)
+    metrics.API_INFLIGHT.dec()
 
 
 # Refusing as the bytes arrive. Past what the process can read, the refusal above still
@@ -210,27 +221,10 @@ def done(request: Any) -> None:
 # time in a profile at 4,500 steps/s offered to one process (py-spy, issue 18). A refusal
 # that costs nearly what a step does cannot keep up with twice the steps a process takes,
 # and the loop fell seconds behind refusing. So while the process is shedding, a
-# connection between requests hands its bytes to ``refuse_raw`` first: it finds whole
-# requests with a few searches in C (the head's end, the fields that decide where the
-# request ends) and answers each sheddable one with the same 503 document, written
-# straight to the socket. Anything it is not sure of (a request not yet whole, chunked
-# bodies, ``Expect``, an upgrade, HTTP/1.0, HEAD, a head Twisted would refuse as too
-# large, a path that must not be refused) stops it, and those bytes and all after them
-# go to Twisted's parser as they would have: both read a request's end from the same
-# Content-Length, so the two can never disagree on where a request ends.
-
-# The fields that decide where a request ends or how it must be answered; each one at the
-# start of a line and with no space before its colon, as RFC 9112 requires (a field with a
-# space there is Twisted's to refuse with 400).
-_FIELDS = re.compile(
-    rb"\r\n(content-length|transfer-encoding|connection|expect|upgrade):[ \t]*([^\r\n]*)",
-    re.IGNORECASE,
-)
-# A head's fields, each a token, a colon and a value with no NUL in it (what daphne checks
-# before it answers 400): one match over the fields, or the request is Twisted's to read.
-_WELL_FORMED = re.compile(rb"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*)*")
-# Twisted refuses a head (request line and fields) past this many bytes with 400.
-_MAX_HEAD = 16384
+# connection between requests hands its bytes to ``refuse_raw`` first: it reads the whole
+# requests there (ether_site.wire) and answers each sheddable one with the same 503
+# document, written straight to the socket. The first it may not refuse, or cannot read,
+# goes to Twisted's parser with every byte after it, as it would have.
 
 
 @functools.cache
@@ -250,33 +244,11 @@ def refuse_raw(data: bytes) -> tuple[int, list[bytes], bool]:
     after it is read). ``(0, [], False)`` when the first request is not one to refuse
     here."""
     pos, answers = 0, []
-    while True:
-        end = data.find(b"\r\n\r\n", pos, pos + _MAX_HEAD)
-        if end < 0:
+    while (request := wire.whole_request(data, pos)) is not None:
+        if not sheddable(request.target.partition(b"?")[0].decode("latin-1")):
             break
-        line_end = data.find(b"\r\n", pos, end + 2)
-        parts = data[pos:line_end].split(b" ")
-        if len(parts) != 3 or parts[2] != b"HTTP/1.1" or parts[0] == b"HEAD":
-            break
-        method, target = parts[0], parts[1]
-        if not sheddable(target.partition(b"?")[0].decode("latin-1")):
-            break
-        if _WELL_FORMED.fullmatch(data, line_end, end) is None:
-            break
-        length, close, plain = None, False, True
-        for name, value in _FIELDS.findall(data, line_end, end):
-            name = name.lower()
-            if name == b"content-length" and length is None and value.strip().isdigit():
-                length = int(value)
-            elif name == b"connection":
-                close = close or b"close" in value.lower()
-            else:  # chunked, Expect, an upgrade, a second Content-Length: Twisted's
-                plain = False
-        body_end = end + 4 + (length or 0)
-        if not plain or body_end > len(data):
-            break
-        answers.append(_raw_refusal(method.decode("latin-1") not in READ_METHODS))
-        pos = body_end
-        if close:
+        answers.append(_raw_refusal(request.method.decode("latin-1") not in READ_METHODS))
+        pos = request.end
+        if request.close:
             return pos, answers, True
     return pos, answers, False

@@ -111,6 +111,8 @@ _done: Callable[[WebRequest], None] | None = None
 _shedding: Callable[[], bool] | None = None
 _refuse_raw: Callable[[bytes], tuple[int, list[bytes], bool]] | None = None
 _counted: Callable[[int], bool] | None = None
+# ether_site.direct when plain steps are read from their bytes (ETHER_DIRECT_STEPS).
+_direct: Any = None
 
 
 def freeze_startup_objects() -> None:
@@ -164,18 +166,34 @@ class EtherWebRequest(WebRequest):
 
 
 class EtherHTTPChannel(HTTPChannel):
-    """Twisted's HTTP/1.1 connection, which, while the process sheds load, answers the
-    sheddable requests at the start of what it reads without parsing them into requests
-    (ether_site.loadshed, "Refusing as the bytes arrive")."""
+    """Twisted's HTTP/1.1 connection, which reads two kinds of request from their bytes
+    without making Twisted requests of them: while the process sheds load, the sheddable
+    requests at the start of what it reads are answered 503 (ether_site.loadshed,
+    "Refusing as the bytes arrive"); otherwise a plain step is handed to the application
+    as daphne would (ether_site.direct)."""
+
+    # A request read from its bytes and not yet answered (ether_site.direct), and what
+    # the client sent after it meanwhile, read once the answer is written.
+    exchange: Any = None
+    _held = b""
 
     def dataReceived(self, data: bytes) -> None:
-        if _shedding is not None and _shedding() and self._between_requests():
+        if self.exchange is not None:
+            self._held += data
+            if len(self._held) > self._optimisticEagerReadSize:
+                # As Twisted does with pipelined requests: the client waits for now.
+                self._networkProducer.pauseProducing()
+            return
+        if not self._between_requests():
+            super().dataReceived(data)
+            return
+        if _shedding is not None and _shedding():
             assert _refuse_raw is not None and _counted is not None
             taken, answers, close = _refuse_raw(data)
             if taken:
                 _counted(len(answers))
                 self.resetTimeout()
-                self._send_now(b"".join(answers))
+                self.send_now(b"".join(answers))
                 if close:
                     # As Twisted does after a response to "Connection: close": the rest
                     # is not read.
@@ -185,9 +203,39 @@ class EtherHTTPChannel(HTTPChannel):
                 data = data[taken:]
                 if not data:
                     return
+        elif _direct is not None and (request := _direct.plain_step(data)) is not None:
+            exchange = _direct.Exchange(self, data, request)
+            scope = exchange.scope()
+            if scope is not None:
+                self.exchange, self._held = exchange, data[request.end :]
+                self._saved_timeout = self.setTimeout(None)  # as Twisted, while answering
+                exchange.start(scope)
+                return
         super().dataReceived(data)
 
-    def _send_now(self, data: bytes) -> None:
+    def exchange_done(self, exchange: Any, keep: bool) -> None:
+        """``exchange`` has written its answer: go on reading, or close."""
+        if exchange is not self.exchange:
+            return
+        self.exchange = None
+        if not keep:
+            self.persistent = False
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self.setTimeout(self._saved_timeout)
+        if not self._waitingForTransport:  # as Twisted: not while the client reads nothing
+            self._networkProducer.resumeProducing()
+        held, self._held = self._held, b""
+        if held:
+            self.dataReceived(held)
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.exchange is not None:
+            self.exchange.gone()
+            self.exchange = None
+        super().connectionLost(reason)
+
+    def send_now(self, data: bytes) -> None:
         """``transport.write(data)``, sent at once when nothing waits before it.
 
         Twisted's write only buffers: the bytes leave on the loop's next turn, after two
@@ -264,14 +312,17 @@ class RedactingServer(Server):
 
     def run(self) -> None:
         freeze_startup_objects()
-        global _shed, _done, _shedding, _refuse_raw, _counted
+        global _shed, _done, _shedding, _refuse_raw, _counted, _direct
+        from django.conf import settings
         from twisted.internet import reactor
 
-        from ether_site import loadshed, walcheckpoint
+        from ether_site import direct, loadshed, walcheckpoint
 
         _shed, _done = loadshed.shed, loadshed.done
         _shedding, _refuse_raw = loadshed.MONITOR.shedding, loadshed.refuse_raw
         _counted = loadshed.MONITOR.refuse
+        if settings.ETHER_DIRECT_STEPS and settings.ETHER_STEP_FAST_LANE:
+            _direct = direct
         reactor.callWhenRunning(loadshed.start)  # type: ignore[attr-defined]
         walcheckpoint.start()  # SQLite's checkpoints in a thread, not in a step's commit
         super().run()

@@ -389,6 +389,9 @@ ETHER_AUTH_CACHE_SECONDS = env_float("ETHER_AUTH_CACHE_SECONDS", 5.0)
 # Plain steps skip Django's request machinery (ether_site/fastlane.py); 0: every step
 # goes through the DRF view.
 ETHER_STEP_FAST_LANE = env_bool("ETHER_STEP_FAST_LANE", True)
+# A served process reads a plain step straight from its connection's bytes, without
+# Twisted's or daphne's request objects (ether_site/direct.py); 0: through them.
+ETHER_DIRECT_STEPS = env_bool("ETHER_DIRECT_STEPS", True)
 # Admission (api/admission.py): at most this many API writes and API requests run in
 # Django at once per process; another waits in the event loop (no thread, connection or
 # lock held) at most ETHER_ADMISSION_WAIT_MS, then is refused 503 `overloaded` with

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ether_site.loadshed import LoopLag, refuse_raw, sheddable
 from tasks.models import Step, Task
 from tests.servers import Server, daphne
+from tests.wire import parse_answers, read_until_closed, request
 
 
 class Recording(LoopLag):
@@ -264,33 +265,6 @@ def test_a_loop_behind_with_fewer_requests_in_flight_than_the_crowd_refuses_none
 # Refusing as the bytes arrive (ether_site.loadshed.refuse_raw, serve.EtherHTTPChannel).
 
 
-def request(
-    method: str = "POST",
-    path: str = "/api/harness/tasks/task_1/steps",
-    body: bytes = b'{"run_id": "run_1"}',
-    version: str = "HTTP/1.1",
-    fields: tuple[str, ...] = (),
-) -> bytes:
-    head = [f"{method} {path} {version}", "Host: 127.0.0.1", "Authorization: Bearer k"]
-    if method not in ("GET", "HEAD"):
-        head.append(f"Content-Length: {len(body)}")
-    head += fields
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + (b"" if method in ("GET", "HEAD") else body)
-
-
-def parse_answers(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
-    """Every HTTP/1.1 answer in ``data``, read as a client would."""
-    answers = []
-    while data:
-        head, _, rest = data.partition(b"\r\n\r\n")
-        status_line, *lines = head.decode().split("\r\n")
-        fields = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
-        length = int(fields["content-length"])
-        answers.append((int(status_line.split(" ")[1]), fields, rest[:length]))
-        data = rest[length:]
-    return answers
-
-
 def test_whole_sheddable_requests_are_answered_with_our_problem_and_nothing_else_is_read():
     steps = request() + request(path="/api/tasks?status=live", method="GET") + request()
     taken, answers, close = refuse_raw(steps + b"POST /api/harness/tasks/t/steps HTTP/1.1\r\n")
@@ -384,13 +358,6 @@ def test_what_it_takes_always_ends_where_a_request_ends(kinds, data):
         ends += len(made[kind])
         expected += 1
     assert (taken, len(answers), close) == (ends, expected, False)
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @pytest.mark.django_db(transaction=True)
