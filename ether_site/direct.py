@@ -86,7 +86,10 @@ class Exchange:
             headers.append((name, value))
         transport = self.channel.transport
         peer, host = transport.getPeer(), transport.getHost()
-        client: Any = [str(peer.host), peer.port]
+        client: Any = None
+        server_addr: Any = None
+        if hasattr(peer, "host") and hasattr(peer, "port"):  # not on a unix socket
+            client, server_addr = [str(peer.host), peer.port], [str(host.host), host.port]
         scheme = "https" if self.channel.isSecure() else "http"
         if server.proxy_forwarded_address_header:
             grouped: dict[bytes, list[bytes]] = {}
@@ -113,7 +116,7 @@ class Exchange:
             "query_string": b"",
             "headers": headers,
             "client": client,
-            "server": [str(host.host), host.port],
+            "server": server_addr,
         }
 
     def start(self, scope: dict[str, Any]) -> None:
