@@ -278,7 +278,7 @@ def test_lane_and_full_path_writers_on_one_task_keep_seqs_gapless(world, stack):
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(12)]
     # A burst of a test on a loaded machine is not an overload to refuse (as tests/servers.py).
-    with override_settings(ETHER_ADMISSION_WAIT_MS=20000, ETHER_ADMISSION_STANDING_WAIT_MS=100):
+    with override_settings(ETHER_ADMISSION_WAIT_MS=20000, ETHER_ADMISSION_STANDING_WAIT_MS=20000):
         for thread in threads:
             thread.start()
         for thread in threads:
