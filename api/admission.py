@@ -92,6 +92,7 @@ class Standing:
             self.moved_at = time.monotonic()
 
     def standing(self) -> bool:
+        """Whether the queue has stood for ``STANDING_SECONDS``."""
         return time.monotonic() - self.moved_at > STANDING_SECONDS
 
     def wait(self, burst: float, standing: float) -> float:

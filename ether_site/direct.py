@@ -72,6 +72,7 @@ class Exchange:
         self.lost: asyncio.Future[None] | None = None
         self._body_read = False
         self._since = 0.0
+        self.task: asyncio.Future[None] | None = None  # the application, running
 
     def scope(self) -> dict[str, Any] | None:
         """What daphne's WebRequest.process hands the application; None when this

@@ -17,7 +17,14 @@ the ``503 overloaded`` problem and ``Retry-After`` before daphne builds an appli
 it: no scope, no Django, no database. A refusal then costs a fraction of a request, and
 the loop catches up.
 
-Why both: a loop can be behind with no queue of requests at all. Sending each step's
+And a ceiling (``ETHER_SHED_MAX_INFLIGHT``): behind or not, a process refuses while that
+many such requests are in flight and their queue stands (none of them answered within
+the standing wait for a while; api.admission.Standing). The lag alone let a loop that had
+just caught up take whatever it read next, and fall behind again: refusals and accepted
+steps alternated at p50s of 100 ms and 600 ms (docs/performance.md §8, seventh and ninth
+passes). A burst above the ceiling that keeps moving is let in.
+
+Why the crowd: a loop can be behind with no queue of requests at all. Sending each step's
 frame to 1,000 WebSockets kept one process's loop over 50 ms late on a slow machine
 while steps came at 20 a second, and the lag alone refused 31 of 200 steps that the
 process had time for (docs/performance.md §8, run F). Refusing helps only when requests
