@@ -6,7 +6,10 @@ Fixtures live in ``tests/conftest.py``; everything a test imports lives here.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,9 +18,11 @@ import psycopg
 import time_machine
 from asgiref.testing import ApplicationCommunicator
 from channels.testing import WebsocketCommunicator
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
+from django.utils import timezone
 
+from tasks.models import Task
 from tests import factories
 
 
@@ -304,3 +309,30 @@ def raw_connection() -> psycopg.Connection[Any]:
         dbname=db["NAME"],
         application_name="ether-fault-test-lock",
     )
+
+
+@contextmanager
+def holding_task_lock(task: Any) -> Iterator[threading.Event]:
+    """Another thread holds ``task``'s lock from the start of the block: its row ``FOR
+    UPDATE`` and an update of it, so on SQLite the one write lock too (``BEGIN
+    IMMEDIATE``). It lets go when the event yielded is set, or when the block ends."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Task.objects.select_for_update().get(pk=task.pk)
+                Task.objects.filter(pk=task.pk).update(updated_at=timezone.now())
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(30), "the task's lock was never taken"
+        yield release
+    finally:
+        release.set()
+        holder.join(30)

@@ -87,6 +87,32 @@ class Server:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS line")
 
+    def in_flight(self) -> float:
+        """The process's ``ether_api_requests_in_flight``, from its /metrics."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.http + "/metrics", timeout=30) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "ether_api_requests_in_flight":
+                    return sample.value
+        raise AssertionError("no ether_api_requests_in_flight in /metrics")
+
+    def wait_in_flight(self, done: Any, what: str) -> None:
+        """Until ``done(in_flight)`` holds, for at most 30 s."""
+        deadline = time.monotonic() + 30
+        while not done(self.in_flight()):
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    def claimed_run(self, world: Any, task: Any) -> str:
+        """``world``'s harness claims ``task``: the live run's id."""
+        claim = f"/api/harness/tasks/{task.public_id}/claim"
+        status, claimed = self.call("POST", claim, world.key, {"app_id": world.app.app_id})
+        assert status == 200, claimed
+        return claimed["run_id"]
+
     def call(self, method: str, path: str, secret: str, body: Any = None) -> tuple[int, Any]:
         """One JSON request with a bearer credential: the status and the parsed body."""
         data = None if body is None else json.dumps(body).encode()

@@ -7,28 +7,17 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
-from django.utils import timezone
 
 from ether_site.direct import plain_step
-from tasks.models import Step, Task
-from tests.operating.test_loadshed import in_flight
+from tasks.models import Step
+from tests.helpers import holding_task_lock
 from tests.servers import daphne
 from tests.wire import exchange, request
 
 CLOSE = ("Connection: close",)
-
-
-def live_run(server: Any, world: Any, task: Any) -> str:
-    claim = f"/api/harness/tasks/{task.public_id}/claim"
-    status, claimed = server.call("POST", claim, world.key, {"app_id": world.app.app_id})
-    assert status == 200, claimed
-    return claimed["run_id"]
 
 
 def step(task: Any, run_id: str, key: str, message: str, *fields: str, query: str = "") -> bytes:
@@ -55,7 +44,7 @@ def test_a_step_read_from_its_bytes_is_answered_as_through_twisted(world, tmp_pa
     the body, both stored, in order."""
     task = world.task()
     with daphne(tmp_path, ETHER_RATE_HARNESS="off") as server:
-        run_id = live_run(server, world, task)
+        run_id = server.claimed_run(world, task)
         direct = exchange(server.port, step(task, run_id, world.key, "one", *CLOSE))
         twisted = exchange(server.port, step(task, run_id, world.key, "two", *CLOSE, query="?a=1"))
 
@@ -84,7 +73,7 @@ def test_pipelined_requests_are_answered_in_order_and_django_answers_what_the_la
     check that asks to close. Four answers in that order; the two good steps stored."""
     task = world.task()
     with daphne(tmp_path, ETHER_RATE_HARNESS="off") as server:
-        run_id = live_run(server, world, task)
+        run_id = server.claimed_run(world, task)
         answers = exchange(
             server.port,
             step(task, run_id, world.key, "first")
@@ -107,35 +96,15 @@ def test_a_client_that_leaves_while_its_step_waits_leaves_nothing_in_flight(worl
     connection. When the lock goes, the step is stored (the lane had it), nothing is
     left counted in flight, and the server answers the next step."""
     task = world.task()
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():  # SQLite: BEGIN IMMEDIATE takes the write lock
-                Task.objects.select_for_update().get(pk=task.pk)
-                Task.objects.filter(pk=task.pk).update(updated_at=timezone.now())
-                locked.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
     with daphne(tmp_path, ETHER_RATE_HARNESS="off", ETHER_DB_LOCK_TIMEOUT="30") as server:
-        run_id = live_run(server, world, task)
-        holder = threading.Thread(target=hold)
-        holder.start()
-        assert locked.wait(30)
-        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        run_id = server.claimed_run(world, task)
+        with (
+            holding_task_lock(task),
+            socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock,
+        ):
             sock.sendall(step(task, run_id, world.key, "left"))
-            deadline = time.monotonic() + 30
-            while in_flight(server) < 1:
-                assert time.monotonic() < deadline, "the step never waited"
-                time.sleep(0.05)
-        release.set()
-        holder.join(30)
-        deadline = time.monotonic() + 30
-        while in_flight(server) > 0:
-            assert time.monotonic() < deadline, "still counted in flight"
-            time.sleep(0.05)
+            server.wait_in_flight(lambda n: n >= 1, "the step never waited")
+        server.wait_in_flight(lambda n: n == 0, "still counted in flight")
         after = exchange(server.port, step(task, run_id, world.key, "after", *CLOSE))
 
     assert [status for status, _, _ in after] == [201]

@@ -8,23 +8,19 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import socket
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
-from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
 
 from ether_site.loadshed import LoopLag, refuse_raw, sheddable
-from tasks.models import Step, Task
+from tasks.models import Step
+from tests.helpers import holding_task_lock
 from tests.servers import Server, daphne
-from tests.wire import parse_answers, read_until_closed, request
+from tests.wire import exchange, parse_answers, request
 
 
 class Recording(LoopLag):
@@ -158,25 +154,11 @@ def test_what_may_be_refused(path, refused):
 Answer = tuple[int, dict, bytes]
 
 
-def in_flight(server: Server) -> float:
-    """The served process's ``ether_api_requests_in_flight``, from its /metrics."""
-    with urllib.request.urlopen(server.http + "/metrics", timeout=30) as response:
-        text = response.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "ether_api_requests_in_flight":
-                return sample.value
-    raise AssertionError("no ether_api_requests_in_flight in /metrics")
-
-
 def flood(server: Server, world: Any, task: Any, seconds: float) -> tuple[list[Answer], str]:
     """24 threads posting steps to ``task`` for ``seconds``, each on its own keep-alive
     connection, as fast as answers come; returns every answer and the run's id."""
     auth = {"Authorization": f"Bearer {world.key}", "Content-Type": "application/json"}
-    claim = f"/api/harness/tasks/{task.public_id}/claim"
-    status, claimed = server.call("POST", claim, world.key, {"app_id": world.app.app_id})
-    assert status == 200, claimed
-    run_id = claimed["run_id"]
+    run_id = server.claimed_run(world, task)
     steps_path = f"/api/harness/tasks/{task.public_id}/steps"
     answers: list[Answer] = []
     stop = time.monotonic() + seconds
@@ -227,7 +209,7 @@ def test_a_flooded_server_refuses_with_our_problem_writes_nothing_and_keeps_stre
         watcher.start()
         answers, run_id = flood(server, world, task, 4)
         watcher.join()
-        after = in_flight(server)
+        after = server.in_flight()
 
     statuses = [status for status, _, _ in answers]
     refused = [(headers, body) for status, headers, body in answers if status == 503]
@@ -252,7 +234,7 @@ def test_a_loop_behind_with_fewer_requests_in_flight_than_the_crowd_refuses_none
     env = {"ETHER_SHED_LAG_MS": "1", "ETHER_SHED_MIN_INFLIGHT": "25", "ETHER_RATE_HARNESS": "off"}
     with daphne(tmp_path, **env) as server:
         answers, run_id = flood(server, world, task, 3)
-        after = in_flight(server)
+        after = server.in_flight()
         output = server.output()
 
     assert "the event loop is" in output and "ms behind" in output, output[-2000:]
@@ -375,47 +357,24 @@ def test_past_the_ceiling_requests_are_refused_as_their_bytes_arrive(world, tmp_
         "ETHER_DB_LOCK_TIMEOUT": "30",
     }
     with daphne(tmp_path, **env) as server:
-        claim = f"/api/harness/tasks/{task.public_id}/claim"
-        status, claimed = server.call("POST", claim, world.key, {"app_id": world.app.app_id})
-        assert status == 200, claimed
         steps = f"/api/harness/tasks/{task.public_id}/steps"
-        step = {"run_id": claimed["run_id"], "phase": "coding_agent", "user_message": "wait"}
-        locked, release = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            try:
-                with transaction.atomic():  # SQLite: BEGIN IMMEDIATE takes the write lock
-                    Task.objects.select_for_update().get(pk=task.pk)
-                    Task.objects.filter(pk=task.pk).update(updated_at=timezone.now())
-                    locked.set()
-                    release.wait(30)
-            finally:
-                connection.close()
-
+        run_id = server.claimed_run(world, task)
+        step = {"run_id": run_id, "phase": "coding_agent", "user_message": "wait"}
         waited: list[tuple[int, Any]] = []
-        holder = threading.Thread(target=hold)
         waiter = threading.Thread(
             target=lambda: waited.append(server.call("POST", steps, world.key, step))
         )
-        holder.start()
-        assert locked.wait(30)
-        waiter.start()
-        deadline = time.monotonic() + 30
-        while in_flight(server) < 1:
-            assert time.monotonic() < deadline, "the step never waited"
-            time.sleep(0.05)
-        time.sleep(0.3)  # unanswered for longer than STANDING_SECONDS: the queue stands
+        with holding_task_lock(task):
+            waiter.start()
+            server.wait_in_flight(lambda n: n >= 1, "the step never waited")
+            time.sleep(0.3)  # unanswered for longer than STANDING_SECONDS: the queue stands
 
-        body = json.dumps({**step, "user_message": "refused"}).encode()
-        post = request(path=steps, body=body, fields=(f"Authorization: Bearer {world.key}",))
-        health = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-            sock.sendall(post + post + health)
-            answers = parse_answers(read_until_closed(sock))
-        release.set()
-        holder.join(30)
+            body = json.dumps({**step, "user_message": "refused"}).encode()
+            post = request(path=steps, body=body, fields=(f"Authorization: Bearer {world.key}",))
+            health = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            answers = exchange(server.port, post + post + health)
         waiter.join(30)
-        after = in_flight(server)
+        after = server.in_flight()
 
     assert [status for status, _, _ in answers] == [503, 503, 200]
     for _, fields, body in answers[:2]:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 from asgiref.sync import async_to_sync
-from django.db import connection, transaction
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -30,7 +30,13 @@ from api.models import IdempotencyRecord
 from ether_site.fastlane import StepFastLane
 from tasks.models import Event, Run, Step, Task
 from tasks.services.steps_direct import plain_step
-from tests.helpers import asgi_http, raw_connection, room_in_rate_window, row_statements
+from tests.helpers import (
+    asgi_http,
+    holding_task_lock,
+    raw_connection,
+    room_in_rate_window,
+    row_statements,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -594,21 +600,6 @@ def test_steps_joining_a_standing_queue_wait_only_the_standing_wait(world, monke
     monkeypatch.setattr(admission, "STANDING_SECONDS", 1.0)
     lane = StepFastLane(ProblemASGIHandler())  # a writer of its own, its queue empty
     task, run_id = live_task(world)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():  # SQLite: BEGIN IMMEDIATE takes the write lock
-                Task.objects.select_for_update().get(pk=task.pk)
-                Task.objects.filter(pk=task.pk).update(updated_at=timezone.now())
-                locked.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert locked.wait(30)
     headers = {
         "Host": "127.0.0.1",
         "Authorization": f"Bearer {world.key}",
@@ -620,7 +611,7 @@ def test_steps_joining_a_standing_queue_wait_only_the_standing_wait(world, monke
         sent = {**headers, "Content-Length": str(len(body))}
         return await _post(lane, f"/api/harness/tasks/{task.public_id}/steps", body, sent)
 
-    async def scenario() -> tuple[list[tuple], list[tuple]]:
+    async def scenario(release: threading.Event) -> tuple[list[tuple], list[tuple]]:
         first = [asyncio.create_task(send("first"))]
         await asyncio.sleep(0.05)  # the writer took "first" and waits for the lock
         early = [asyncio.create_task(send(f"early {i}")) for i in range(5)]
@@ -630,9 +621,11 @@ def test_steps_joining_a_standing_queue_wait_only_the_standing_wait(world, monke
         release.set()
         return await asyncio.gather(*first, *early), await asyncio.gather(*late)
 
-    with override_settings(ETHER_ADMISSION_WAIT_MS=20000, ETHER_ADMISSION_STANDING_WAIT_MS=100):
-        taken, refused = async_to_sync(scenario)()
-    holder.join(30)
+    with (
+        holding_task_lock(task) as release,
+        override_settings(ETHER_ADMISSION_WAIT_MS=20000, ETHER_ADMISSION_STANDING_WAIT_MS=100),
+    ):
+        taken, refused = async_to_sync(scenario)(release)
     assert [status for status, _h, _b in taken] == [201] * 6
     assert [(s, b["code"], h["retry-after"]) for s, h, b in refused] == [
         (503, "overloaded", "1")
