@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 from daphne.utils import parse_x_forwarded_for
 from twisted.web.http import NO_BODY_CODES, RESPONSES
-from twisted.web.http_headers import _nameEncoder, _sanitizeLinearWhitespace
+from twisted.web.http_headers import _sanitizeLinearWhitespace
 
 from api.problems import STATUS_PROBLEMS, problem_body
 from ether_site import loadshed, wire
@@ -179,7 +179,7 @@ class Exchange:
         lines = [b"HTTP/1.1 %d %s\r\n" % (status, RESPONSES.get(status, b"Unknown Status"))]
         length = server = False
         for name, value in headers:
-            encoded = _nameEncoder.encode(name)  # Header-Case; refuses what is not a token
+            encoded = wire.header_case(name)
             length = length or encoded == b"Content-Length"
             server = server or encoded == b"Server"
             lines.append(encoded + b": " + _sanitizeLinearWhitespace(value) + b"\r\n")

@@ -239,7 +239,7 @@ def _raw_refusal(writes: bool) -> bytes:
     payload = refusal(writes)
     # Field names as Twisted writes them (Content-Type), so both refusals read the same.
     head = b"HTTP/1.1 503 Service Unavailable\r\n" + b"".join(
-        b"-".join(part.capitalize() for part in name.split(b"-")) + b": " + value + b"\r\n"
+        wire.header_case(name) + b": " + value + b"\r\n"
         for name, value in refusal_headers(len(payload))
     )
     return head + b"\r\n" + payload

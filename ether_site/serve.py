@@ -101,17 +101,11 @@ def with_backlog(endpoint: str, backlog: int) -> str:
     return f"{endpoint}:backlog={backlog}"
 
 
-# Set when serving starts (ether_site.loadshed needs Django set up, and is not imported
-# before): answers a request 503 when the event loop is behind, or says no and counts it
-# in flight; and notes that a request is no longer in flight.
-_shed: Callable[[WebRequest], bool] | None = None
-_done: Callable[[WebRequest], None] | None = None
-# While the process is shedding: the bytes of whole sheddable requests at the start of
-# some data, their answers, and whether to close (ether_site.loadshed.refuse_raw).
-_shedding: Callable[[], bool] | None = None
-_refuse_raw: Callable[[bytes], tuple[int, list[bytes], bool]] | None = None
-_counted: Callable[[int], bool] | None = None
-# ether_site.direct when plain steps are read from their bytes (ETHER_DIRECT_STEPS).
+# Set when serving starts (both need Django set up, and are not imported before):
+# ether_site.loadshed, which refuses requests while the process sheds load and counts
+# those it lets in; ether_site.direct when plain steps are read from their bytes
+# (ETHER_DIRECT_STEPS).
+_loadshed: Any = None
 _direct: Any = None
 
 
@@ -150,18 +144,18 @@ class EtherWebRequest(WebRequest):
     def process(self) -> Any:
         # Past what the event loop can read, an API request is refused here, before
         # daphne builds an application for it (ether_site.loadshed).
-        if _shed is not None and _shed(self):
+        if _loadshed is not None and _loadshed.shed(self):
             return None
         return super().process()
 
     def finish(self) -> Any:
-        if _done is not None:
-            _done(self)
+        if _loadshed is not None:
+            _loadshed.done(self)
         return super().finish()
 
     def connectionLost(self, reason: Any) -> None:
-        if _done is not None:
-            _done(self)
+        if _loadshed is not None:
+            _loadshed.done(self)
         super().connectionLost(reason)
 
 
@@ -187,11 +181,10 @@ class EtherHTTPChannel(HTTPChannel):
         if not self._between_requests():
             super().dataReceived(data)
             return
-        if _shedding is not None and _shedding():
-            assert _refuse_raw is not None and _counted is not None
-            taken, answers, close = _refuse_raw(data)
+        if _loadshed is not None and _loadshed.MONITOR.shedding():
+            taken, answers, close = _loadshed.refuse_raw(data)
             if taken:
-                _counted(len(answers))
+                _loadshed.MONITOR.refuse(len(answers))
                 self.resetTimeout()
                 self.send_now(b"".join(answers))
                 if close:
@@ -312,15 +305,13 @@ class RedactingServer(Server):
 
     def run(self) -> None:
         freeze_startup_objects()
-        global _shed, _done, _shedding, _refuse_raw, _counted, _direct
+        global _loadshed, _direct
         from django.conf import settings
         from twisted.internet import reactor
 
         from ether_site import direct, loadshed, walcheckpoint
 
-        _shed, _done = loadshed.shed, loadshed.done
-        _shedding, _refuse_raw = loadshed.MONITOR.shedding, loadshed.refuse_raw
-        _counted = loadshed.MONITOR.refuse
+        _loadshed = loadshed
         if settings.ETHER_DIRECT_STEPS and settings.ETHER_STEP_FAST_LANE:
             _direct = direct
         reactor.callWhenRunning(loadshed.start)  # type: ignore[attr-defined]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from twisted.web.http_headers import _nameEncoder
+
 # The fields that decide where a request ends or how it must be answered; each one at the
 # start of a line and with no space before its colon, as RFC 9112 requires.
 _DECIDING = re.compile(
@@ -86,3 +88,9 @@ def fields(data: bytes, whole: Whole) -> list[tuple[bytes, bytes]]:
         (name.lower(), value.strip(b" \t"))
         for name, value in _FIELD.findall(data, whole.fields_at[0], whole.fields_at[1])
     ]
+
+
+def header_case(name: bytes) -> bytes:
+    """A field name as Twisted writes it in an answer (``Content-Type``), so that what is
+    written here reads the same; refuses a name that is not a token."""
+    return _nameEncoder.encode(name)
